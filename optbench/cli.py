@@ -1,0 +1,132 @@
+"""The `optbench` command: thin Typer commands that parse, call one library function and render."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from optbench import __version__
+from optbench.errors import OptbenchError
+
+app = typer.Typer(
+    help="Compare neural-network optimizers: train configs, compare runs, plot cost curves.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"optbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    """optbench: train MLPs with many optimizers at once and compare them."""
+
+
+def _fail(msg: str, code: int = 2):
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM behaves like Ctrl-C: open runs are flushed and marked interrupted."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def train(
+    configs: List[Path] = typer.Argument(..., help="Experiment YAML files (or a run's config.yaml to rerun it)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a key before expansion: KEY.PATH=VALUE (YAML-typed); repeatable."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run only this seed (replaces seed/seeds)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are written."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final table."),
+):
+    """Train every run the configs describe (variants x seeds) and write one run directory per run."""
+    from optbench.config import load_experiment
+    from optbench.execute import execute
+    from optbench.report import TrainProgress, print_train_table
+
+    cfgs = []
+    for c in configs:
+        cfgs.extend(load_experiment(c, sets=set_, seed=seed))
+    _sigterm_as_interrupt()
+    progress = TrainProgress(quiet=quiet)
+    with progress:
+        outcomes, interrupted = execute(cfgs, runs_dir, progress)
+    print_train_table(outcomes)
+    if interrupted:
+        typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)
+        raise typer.Exit(130)
+
+
+@app.command("list")
+def list_(
+    family: Optional[str] = typer.Argument(
+        None, help="optimizers, schedules, momentum_schedules, datasets, initializers, activations or losses (default: all)."
+    ),
+):
+    """List what a config can name, with each entry's hyperparameters and defaults."""
+    from optbench.report import FAMILIES, print_registry
+
+    if family is not None and family not in FAMILIES:
+        _fail(f"unknown family {family!r} (accepted: {', '.join(FAMILIES)})")
+    for name in [family] if family else list(FAMILIES):
+        print_registry(name)
+
+
+@app.command()
+def gradcheck(
+    config: Path = typer.Argument(..., help="An experiment YAML file."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
+    examples: int = typer.Option(16, "--examples", min=1, help="Training examples in the checked batch."),
+):
+    """Numeric gradient check of each configured net: max relative error per parameter."""
+    from optbench.config import load_experiment
+    from optbench.report import print_gradcheck
+    from optbench.checks import gradcheck_runs
+
+    cfgs = load_experiment(config, sets=set_)
+    rows = gradcheck_runs(cfgs, examples=examples)
+    ok = print_gradcheck(rows)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def main():
+    """Console entry point: bad input is one line on stderr with exit code 2, never a traceback."""
+    import click
+
+    try:
+        rc = app(standalone_mode=False)
+    except OptbenchError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.ClickException as err:  # usage errors: click's own message, exit 2
+        err.show()
+        sys.exit(err.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # a bug: one line, the traceback only on request
+        if os.environ.get("OPTBENCH_DEBUG"):
+            raise
+        typer.echo(f"internal error: {err.__class__.__name__}: {err} (set OPTBENCH_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,359 @@
+"""Experiment configs: YAML loading, `--set` overrides, validation, and expansion of variants x seeds into runs.
+
+Every run gets one fully resolved config (all defaults filled in, the loss inferred, data paths made
+absolute); written to its run directory, that config reruns the run exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from optbench.errors import OptbenchError
+from optbench.registry import NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; accept it (and `1E5`, `.5e-2`) as a float, as users mean."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """yaml.safe_load with float-friendly numbers; syntax errors become one line naming the source and line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source} line {mark.line + 1}" if mark is not None else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise OptbenchError(f"{where}: YAML syntax error: {problem}") from None
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EarlyStopping(_Strict):
+    metric: Literal["val_cost", "train_cost", "val_acc", "train_acc"] = "val_cost"
+    patience: PositiveInt = 20
+    min_delta: NonNegative = 0.0
+
+
+class Regularization(_Strict):
+    l2: NonNegative = 0.0  # 0.5 * l2 * sum(W^2), weights only
+    early_stopping: EarlyStopping | None = None
+    input_noise: NonNegative = 0.0  # std of Gaussian noise added to training inputs
+    label_smoothing: Unit = 0.0
+    mixup: NonNegative = 0.0  # alpha of Beta(alpha, alpha); 0 is off
+    polyak: OpenUnit | None = None  # decay of the parameter average used for evaluation
+
+
+class Model(_Strict):
+    hidden: list[PositiveInt] = []
+    activation: dict[str, Any] = {"name": "relu"}
+    init: dict[str, Any] = {"name": "he"}
+    norm: Literal["none", "batch", "layer"] = "none"
+    drop_prob: Unit = 0.0  # probability of DROPPING a hidden unit; the keep probability is 1 - drop_prob
+
+
+class Train(_Strict):
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt | Literal["full"] = 64
+    sampling: Literal["epoch", "random"] = "epoch"
+    iterations_per_epoch: PositiveInt | None = None
+    dtype: Literal["float64", "float32"] = "float64"
+    log_iterations: bool = False
+    diverge_factor: Positive | None = 3.0
+
+
+class _Sections(_Strict):
+    """Top-level keys of a run config whose contents are checked by pydantic models or registries."""
+
+    name: str
+    label: str | None = None
+    seed: int = 0
+    data: dict[str, Any]
+    model: Model = Model()
+    loss: Literal["bce", "softmax_ce", "mse"] | None = None
+    regularization: Regularization = Regularization()
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any] = {"name": "constant"}
+    momentum_schedule: dict[str, Any] = {"name": "constant"}
+    train: Train = Train()
+
+
+RUN_KEYS = list(_Sections.model_fields)
+EXPERIMENT_KEYS = [k for k in RUN_KEYS if k != "seed"] + ["seed", "seeds", "variants"]
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """A new dict: `over` merged into `base`, mappings recursively, everything else replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and "name" not in v:
+            out[k] = deep_merge(out[k], v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict) and v.get("name") == out[k].get("name"):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def apply_set(raw: dict, assignment: str) -> None:
+    """`a.b.c=value` (value parsed as YAML) into the nested mapping `raw`, creating mappings on the way."""
+    if "=" not in assignment:
+        raise OptbenchError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01")
+    path, text = assignment.split("=", 1)
+    keys = [k for k in path.strip().split(".")]
+    if not all(keys):
+        raise OptbenchError(f"--set {assignment!r}: empty key in {path!r}")
+    value = parse_yaml(text, f"--set {path}") if text.strip() else None
+    node = raw
+    for i, k in enumerate(keys[:-1]):
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        elif isinstance(nxt, str) and k in ("optimizer", "schedule", "activation", "init", "momentum_schedule"):
+            nxt = node[k] = {"name": nxt}
+        elif not isinstance(nxt, dict):
+            raise OptbenchError(f"--set {path}: {'.'.join(keys[: i + 1])} is {format_value(nxt)}, not a mapping")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _named(section: Any, path: str, default: str | None = None) -> dict:
+    """A registry section given as `adam` or `{name: adam, ...}` -> a new dict with `name`."""
+    if section is None and default is not None:
+        return {"name": default}
+    if isinstance(section, str):
+        return {"name": section}
+    if isinstance(section, dict):
+        if "name" not in section:
+            if default is None:
+                raise OptbenchError(f"{path}.name: required key is missing")
+            return {"name": default, **section}
+        return dict(section)
+    raise OptbenchError(f"{path}: {format_value(section)} is invalid: expected a name or a mapping with `name`")
+
+
+def _validate_named(registry, section: Any, path: str, default: str | None = None, **engine) -> dict:
+    sec = _named(section, path, default)
+    name = sec.pop("name")
+    if not isinstance(name, str):
+        raise OptbenchError(f"{path}.name: {format_value(name)} is invalid: expected a string")
+    return {"name": name, **registry.validate(name, sec, path)}
+
+
+def resolve_run(raw: dict, *, base_dir: Path) -> dict:
+    """Validate one run's raw config and return it fully resolved (plain data, ready for YAML)."""
+    from optbench import data as data_mod
+    from optbench.init import INITIALIZERS
+    from optbench.layers import ACTIVATIONS
+    from optbench.optim import OPTIMIZERS
+    from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+
+    if not isinstance(raw, dict):
+        raise OptbenchError(f"config: expected a mapping of keys, got {format_value(raw)}")
+    for key in raw:
+        if key not in RUN_KEYS:
+            raise OptbenchError(f"{key}: unknown key (accepted: {', '.join(EXPERIMENT_KEYS)})")
+    for key in ("data", "optimizer"):
+        if raw.get(key) is None:
+            raise OptbenchError(f"{key}: required key is missing")
+    raw = dict(raw)
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise OptbenchError(f"model: {format_value(model)} is invalid: expected a mapping")
+    model = dict(model)
+    model["activation"] = _validate_named(ACTIVATIONS, model.get("activation"), "model.activation", "relu")
+    model["init"] = _validate_named(INITIALIZERS, model.get("init"), "model.init", "he")
+    raw["model"] = model
+    raw["optimizer"] = _validate_named(OPTIMIZERS, raw["optimizer"], "optimizer")
+    raw["schedule"] = _validate_named(SCHEDULES, raw.get("schedule"), "schedule", "constant")
+    raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
+    data_sec = _named(raw["data"], "data")
+    if isinstance(data_sec.get("path"), str) and not Path(data_sec["path"]).is_absolute():
+        data_sec["path"] = str((base_dir / data_sec["path"]).resolve())
+    raw["data"] = data_sec
+    try:
+        sec = _Sections.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise OptbenchError(pydantic_message(err, "")) from None
+    out = sec.model_dump()
+    out["label"] = out["label"] or out["name"]
+
+    split = load_data(out["data"])
+    out["data"] = resolved_data(out["data"])
+    loss = out["loss"] or data_mod.expected_loss(split.train.task)
+    data_mod.check_labels(split.train, loss, "loss")
+    out["loss"] = loss
+    _check_combination(out, n_train=len(split.train.X), has_val=split.val is not None)
+    return out
+
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _data_key(section: dict) -> str:
+    return dump_yaml(section)
+
+
+def load_data(section: dict):
+    """data.load with a cache: every run of an experiment that shares a data section shares the arrays."""
+    from optbench import data as data_mod
+
+    key = _data_key(section)
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) > 32:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[key] = data_mod.load(dict(section))
+    return _DATA_CACHE[key]
+
+
+def resolved_data(section: dict) -> dict:
+    """The data section with the generator's and the common defaults filled in (config.yaml says what was made)."""
+    from optbench import data as data_mod
+
+    sec = dict(section)
+    name = sec.pop("name")
+    common = data_mod.CommonOptions.model_validate({k: sec.pop(k) for k in list(sec) if k in data_mod.COMMON})
+    return {"name": name, **data_mod.DATASETS.validate(name, sec, "data"), **common.model_dump()}
+
+
+def _check_combination(cfg: dict, *, n_train: int, has_val: bool) -> None:
+    """Rules that involve more than one key."""
+    tr = cfg["train"]
+    bs = tr["batch_size"]
+    if bs != "full" and bs > n_train:
+        raise OptbenchError(
+            f"train.batch_size: {bs} is larger than the {n_train} training examples (accepted: 1..{n_train} or full)"
+        )
+    if tr["iterations_per_epoch"] is not None and tr["sampling"] != "random":
+        raise OptbenchError("train.iterations_per_epoch: only used with sampling: random (set train.sampling: random)")
+    opt = cfg["optimizer"]["name"]
+    if opt == "lbfgs":
+        if bs != "full":
+            raise OptbenchError(f"train.batch_size: {bs} is invalid for lbfgs: L-BFGS takes full batches (accepted: full)")
+        if cfg["schedule"]["name"] != "constant":
+            raise OptbenchError("schedule: lbfgs takes no learning-rate schedule (accepted: constant)")
+        if cfg["model"]["drop_prob"] > 0:
+            raise OptbenchError("model.drop_prob: lbfgs needs a deterministic cost; dropout is not supported with it (accepted: 0)")
+    if cfg["momentum_schedule"]["name"] != "constant" and opt not in ("momentum", "nesterov"):
+        raise OptbenchError(
+            f"momentum_schedule: {cfg['momentum_schedule']['name']} needs a momentum optimizer (accepted: momentum, nesterov), not {opt}"
+        )
+    es = cfg["regularization"]["early_stopping"]
+    if es is not None and es["metric"].startswith("val") and not has_val:
+        raise OptbenchError(
+            f"regularization.early_stopping.metric: {es['metric']} needs a validation split (set data.val_fraction > 0)"
+        )
+    if cfg["loss"] == "mse" and cfg["regularization"]["label_smoothing"] > 0:
+        raise OptbenchError("regularization.label_smoothing: only for classification losses (bce, softmax_ce)")
+
+
+def read_config(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise OptbenchError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise OptbenchError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise OptbenchError(f"{path}: cannot read config file ({err.__class__.__name__})") from None
+    raw = parse_yaml(text, str(path))
+    if raw is None:
+        raise OptbenchError(f"{path}: config file is empty")
+    if not isinstance(raw, dict):
+        raise OptbenchError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _error_in_variant(err: OptbenchError, variant: dict, vname: str) -> OptbenchError:
+    """Point an error at `variants.<name>.` when the key it names was written in that variant."""
+    msg = str(err)
+    path = msg.split(":", 1)[0]
+    node: Any = variant
+    for k in path.split("."):
+        if isinstance(node, dict) and k in node:
+            node = node[k]
+        else:
+            return err
+    return OptbenchError(f"variants.{vname}.{msg}")
+
+
+def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), sets=(), seed: int | None = None) -> list[dict]:
+    """All runs an experiment describes: one resolved config per variant x seed, in file order."""
+    raw = copy.deepcopy(raw)
+    for s in sets:
+        apply_set(raw, s)
+    for key in raw:
+        if key not in EXPERIMENT_KEYS:
+            raise OptbenchError(f"{key}: unknown key (accepted: {', '.join(EXPERIMENT_KEYS)})")
+    raw.setdefault("name", Path(source).stem)
+    if not isinstance(raw["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", raw["name"]):
+        raise OptbenchError(f"name: {format_value(raw['name'])} is invalid: use letters, digits, '.', '_' or '-'")
+    seeds = raw.pop("seeds", None)
+    if seed is not None:
+        seeds = [seed]
+    elif seeds is None:
+        seeds = [raw.get("seed", 0)]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise OptbenchError(f"seeds: {format_value(seeds)} is invalid: expected a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise OptbenchError(f"seeds: {format_value(seeds)} has duplicates")
+    raw.pop("seed", None)
+    variants = raw.pop("variants", None)
+    if variants is None:
+        variants = {None: {}}
+    elif not isinstance(variants, dict) or not variants:
+        raise OptbenchError(f"variants: {format_value(variants)} is invalid: expected a mapping of label: partial config")
+    label = raw.pop("label", None) or raw["name"]
+    runs = []
+    for vname, vdict in variants.items():
+        if vname is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(vname)):
+            raise OptbenchError(f"variants.{vname}: invalid label: use letters, digits, '.', '_' or '-'")
+        if vdict is None:
+            vdict = {}
+        if not isinstance(vdict, dict):
+            raise OptbenchError(f"variants.{vname}: {format_value(vdict)} is invalid: expected a mapping")
+        for key in vdict:
+            if key not in RUN_KEYS or key in ("name", "seed", "label"):
+                raise OptbenchError(f"variants.{vname}.{key}: unknown key for a variant")
+        merged = deep_merge(raw, vdict)
+        merged["label"] = label if vname is None else f"{label}/{vname}"
+        for s in seeds:
+            try:
+                runs.append(resolve_run({**merged, "seed": s}, base_dir=base_dir))
+            except OptbenchError as err:
+                raise (_error_in_variant(err, vdict, vname) if vname is not None else err) from None
+    return runs
+
+
+def load_experiment(path: str | Path, *, sets=(), seed: int | None = None) -> list[dict]:
+    """Read a YAML experiment file and expand it into resolved run configs."""
+    p = Path(path)
+    return expand(read_config(p), source=str(p), base_dir=p.parent, sets=sets, seed=seed)

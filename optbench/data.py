@@ -1,0 +1,430 @@
+"""Datasets: synthetic generators and local CSV/NPZ files, split and standardized with training statistics.
+
+Examples are rows: X (N, D) float64; y (N,) int64 class labels or (N, K) float64 regression targets.
+No network access ever: every dataset is generated from an explicit rng or read from a local file.
+"""
+
+from __future__ import annotations
+
+import csv as csvlib
+import zipfile
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pydantic
+from pydantic import ConfigDict, Field
+
+from optbench.errors import OptbenchError
+from optbench.registry import NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
+
+DATASETS = Registry("dataset")
+
+Task = Literal["binary", "multiclass", "regression"]
+TaskOption = Literal["auto", "binary", "multiclass", "regression"]
+Samples = Annotated[int, Field(ge=2)]
+Classes = Annotated[int, Field(ge=2)]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Examples as rows: X (N, D) float64; y (N,) int64 class labels, or (N, K) float64 regression targets."""
+
+    X: np.ndarray
+    y: np.ndarray
+    task: Task
+    n_classes: int  # 0 for regression
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and validation parts, standardized with training statistics."""
+
+    train: Dataset
+    val: Dataset | None
+    mean: np.ndarray | None  # (D,) statistics used, or None when not standardized
+    std: np.ndarray | None
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """New inputs (M, D) -> (X - mean) / std with the training statistics (e.g. a decision-boundary grid)."""
+        X = np.asarray(X, dtype=np.float64)
+        return X if self.mean is None else (X - self.mean) / self.std
+
+
+class _DataError(OptbenchError):
+    """Bad value of one dataset option; `load` prefixes the key with the config section's path."""
+
+    def __init__(self, key: str, detail: str):
+        super().__init__(f"{key}: {detail}")
+        self.key, self.detail = key, detail
+
+
+# ---------------------------------------------------------------- synthetic generators
+
+
+def _even_labels(n: int, k: int) -> np.ndarray:
+    """Labels 0..k-1 in blocks whose sizes differ by at most one (the first n % k blocks get the extra example)."""
+    if n < k:
+        raise _DataError("n_samples", f"{n} is invalid: needs at least one example per class (accepted: >= {k})")
+    return np.repeat(np.arange(k, dtype=np.int64), n // k + (np.arange(k) < n % k))
+
+
+def _shuffled(X: np.ndarray, y: np.ndarray, task: Task, n_classes: int, rng: np.random.Generator) -> Dataset:
+    perm = rng.permutation(len(y))
+    return Dataset(np.ascontiguousarray(X[perm], dtype=np.float64), y[perm].astype(np.int64), task, n_classes)
+
+
+@DATASETS.register()
+def moons(*, n_samples: Samples = 300, noise: NonNegative = 0.2, rng: np.random.Generator) -> Dataset:
+    """Two interleaving half circles (sklearn's make_moons), 2 features, binary."""
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
+    X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]])
+    X += noise * rng.standard_normal(X.shape)
+    return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
+
+
+@DATASETS.register()
+def circles(
+    *, n_samples: Samples = 300, noise: NonNegative = 0.1, factor: Unit = 0.5, rng: np.random.Generator
+) -> Dataset:
+    """Two concentric circles, the inner one `factor` times the outer radius (sklearn's make_circles), binary."""
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], factor * np.c_[np.cos(t_in), np.sin(t_in)]])
+    X += noise * rng.standard_normal(X.shape)
+    return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
+
+
+@DATASETS.register()
+def spiral(
+    *, n_samples: Samples = 300, classes: Classes = 3, noise: NonNegative = 0.2, rng: np.random.Generator
+) -> Dataset:
+    """CS231n's spiral: `classes` arms, radius 0..1, angle 4 rad per arm plus noise, multiclass."""
+    y = _even_labels(n_samples, classes)
+    counts = np.bincount(y, minlength=classes)
+    r = np.concatenate([np.linspace(0, 1, c) for c in counts])
+    t = np.concatenate([np.linspace(4 * j, 4 * (j + 1), c) for j, c in enumerate(counts)])
+    t += noise * rng.standard_normal(n_samples)
+    return _shuffled(np.c_[r * np.sin(t), r * np.cos(t)], y, "multiclass", classes, rng)
+
+
+@DATASETS.register()
+def blobs(
+    *, n_samples: Samples = 300, classes: Classes = 3, dim: PositiveInt = 2, spread: NonNegative = 1.0,
+    rng: np.random.Generator,
+) -> Dataset:
+    """Gaussian clusters (std `spread`) around random centers in [-5, 5]^dim; binary if classes == 2."""
+    y = _even_labels(n_samples, classes)
+    centers = rng.uniform(-5, 5, (classes, dim))
+    X = centers[y] + spread * rng.standard_normal((n_samples, dim))
+    return _shuffled(X, y, "binary" if classes == 2 else "multiclass", classes, rng)
+
+
+@DATASETS.register()
+def xor(*, n_samples: Samples = 300, noise: NonNegative = 0.1, rng: np.random.Generator) -> Dataset:
+    """Four clusters at (±1, ±1), label 1 where the signs differ (XOR), binary."""
+    # Round-robin over clusters with alternating labels: balanced classes for any n_samples >= 2.
+    centers = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    c = centers[np.arange(n_samples) % 4]
+    X = c + noise * rng.standard_normal(c.shape)
+    return _shuffled(X, (c[:, 0] * c[:, 1] < 0).astype(np.int64), "binary", 2, rng)
+
+
+@DATASETS.register()
+def sine(*, n_samples: Samples = 300, noise: NonNegative = 0.1, rng: np.random.Generator) -> Dataset:
+    """1-D regression: x uniform on [-pi, pi], y = sin(x) + Gaussian noise."""
+    X = rng.uniform(-np.pi, np.pi, (n_samples, 1))
+    y = np.sin(X) + noise * rng.standard_normal((n_samples, 1))
+    return Dataset(X, y, "regression", 0)
+
+
+# ---------------------------------------------------------------- local files
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _names(values: Any, limit: int = 20) -> str:
+    items = [format_value(v) for v in list(values)[:limit]]
+    return ", ".join(items) + (", ..." if len(values) > limit else "")
+
+
+def _read_rows(path: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped cells) of every non-blank CSV row."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csvlib.reader(f)
+            return [(reader.line_num, [c.strip() for c in row]) for row in reader if any(c.strip() for c in row)]
+    except FileNotFoundError:
+        raise _DataError("path", f"file not found: {path!r}") from None
+    except IsADirectoryError:
+        raise _DataError("path", f"{path!r} is a directory, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise _DataError("path", f"cannot read {path!r}: not a UTF-8 text file") from None
+    except csvlib.Error as err:
+        raise _DataError("path", f"cannot read {path!r} as CSV: {err}") from None
+    except OSError as err:
+        raise _DataError("path", f"cannot read {path!r}: {err.strerror or err}") from None
+
+
+def _label_column(label: str | int, names: list[str] | None, width: int, path: str) -> int:
+    span = f"an index {-width}..{width - 1}"
+    accepted = f"{_names(names)}, or {span}" if names else f"{span} (the file has no header row)"
+    if isinstance(label, str) and names and label in names:
+        if names.count(label) > 1:
+            raise _DataError("label", f"{label!r} names {names.count(label)} columns of {path} (accepted: {span})")
+        return names.index(label)
+    if isinstance(label, str):
+        try:
+            label = int(label)
+        except ValueError:
+            raise _DataError("label", f"{label!r} is not a column of {path} (accepted: {accepted})") from None
+    if not -width <= label < width:
+        raise _DataError("label", f"{label} is out of range for {path} with {width} columns (accepted: {accepted})")
+    return label % width
+
+
+@DATASETS.register()
+def csv(
+    *, path: str, label: str | int = -1, header: bool | None = None, task: TaskOption = "auto",
+    rng: np.random.Generator,
+) -> Dataset:
+    """Numeric features and one label column (by header name or index) from a local CSV file."""
+    rows = _read_rows(path)
+    if not rows:
+        raise _DataError("path", f"{path} is empty (accepted: rows of numbers, optionally after a header row)")
+    first_line, first = rows[0]
+    if header is None:
+        header = not all(_is_number(c) for c in first)
+    names, data = (first, rows[1:]) if header else (None, rows)
+    if not data:
+        raise _DataError("path", f"{path} has a header row but no data rows")
+    width = len(first)
+    for line, cells in rows:
+        if len(cells) != width:
+            raise _DataError(
+                "path", f"{path} line {line}: {len(cells)} columns, expected {width} as on line {first_line}"
+            )
+    if width < 2:
+        raise _DataError("path", f"{path} has 1 column (accepted: feature columns and a label column)")
+    col = _label_column(label, names, width, path)
+    try:
+        values = np.array([[float(c) for c in cells] for _, cells in data], dtype=np.float64)
+    except ValueError:
+        for line, cells in data:
+            for j, c in enumerate(cells):
+                if not _is_number(c):
+                    hint = " (the first row is data because header: false)" if line == first_line else ""
+                    where = f"{path} line {line}, column {j + 1}"
+                    raise _DataError("path", f"{where}: {c!r} is not a number{hint}") from None
+        raise  # unreachable: some cell failed to parse
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        i, j = bad[0]
+        raise _DataError("path", f"{path} line {data[i][0]}, column {j + 1}: {data[i][1][j]!r} is not a finite number")
+    return _from_arrays(np.delete(values, col, axis=1), values[:, col], task, path)
+
+
+def _npz_array(f: Any, key: str, option: str, path: str) -> np.ndarray:
+    if key not in f.files:
+        raise _DataError(option, f"{key!r} is not an array in {path} (keys present: {_names(f.files) or 'none'})")
+    try:
+        a = f[key]
+    except ValueError:  # object arrays need pickle, which is refused
+        raise _DataError("path", f"array {key!r} in {path} holds Python objects (accepted: numeric arrays)") from None
+    if a.dtype.kind not in "biuf" or a.ndim == 0 or len(a) == 0:
+        raise _DataError("path", f"array {key!r} in {path} has dtype {a.dtype} and shape {a.shape} "
+                                 "(accepted: a non-empty numeric array, one row per example)")
+    return a
+
+
+@DATASETS.register()
+def npz(
+    *, path: str, x_key: str = "X", y_key: str = "y", task: TaskOption = "auto", rng: np.random.Generator,
+) -> Dataset:
+    """Features and labels from two arrays of a local .npz file (np.savez; no pickle)."""
+    try:
+        f = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _DataError("path", f"file not found: {path!r}") from None
+    except IsADirectoryError:
+        raise _DataError("path", f"{path!r} is a directory, not an .npz file") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        raise _DataError(
+            "path", f"cannot read {path!r}: not an .npz archive (accepted: a file written by np.savez)"
+        ) from None
+    except OSError as err:
+        raise _DataError("path", f"cannot read {path!r}: {err.strerror or err}") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise _DataError("path", f"{path} holds a single .npy array (accepted: an .npz archive written by np.savez)")
+    try:
+        with f:
+            X, y = _npz_array(f, x_key, "x_key", path), _npz_array(f, y_key, "y_key", path)
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise _DataError("path", f"cannot read {path!r}: corrupt archive ({err})") from None
+    if y.ndim > 2 or len(y) != len(X):
+        raise _DataError("path", f"array {y_key!r} in {path} has shape {y.shape} but {x_key!r} has {len(X)} rows "
+                                 "(accepted: one label or target row per example)")
+    X = X.reshape(len(X), -1).astype(np.float64)  # 1-D -> one feature; images -> flattened
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        raise _DataError("path", f"array {x_key!r} in {path} holds {X[tuple(bad[0])]} at row {bad[0][0]} "
+                                 "(accepted: finite features)")
+    return _from_arrays(X, y, task, path)
+
+
+def _from_arrays(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Dataset:
+    """Infer or check the task from the labels; remap class labels to 0..C-1 in sorted order."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    yf = y.astype(np.float64)
+    if not np.all(np.isfinite(yf)):
+        raise _DataError("path", f"the labels in {source} are not all finite (accepted: finite numbers)")
+    if yf.ndim == 2 and yf.shape[1] > 1:
+        if task in ("auto", "regression"):
+            return Dataset(X, np.ascontiguousarray(yf), "regression", 0)
+        raise _DataError("task", f"{task} needs one class label per example, but the labels in {source} have shape "
+                                 f"{yf.shape} (accepted: regression; store one-hot labels as y.argmax(1))")
+    yf = yf.reshape(-1)
+    values = np.unique(yf)
+    integral = bool(np.all(values == np.round(values)))
+    if task == "auto":
+        if not integral:
+            task = "regression"
+        elif len(values) < 2:
+            raise _DataError("task", f"auto found a single label value {values[0]:g} in {source} "
+                                     "(accepted: at least 2 classes, or task regression)")
+        else:
+            task = "binary" if len(values) == 2 else "multiclass"
+    if task == "regression":
+        return Dataset(X, yf.reshape(-1, 1), "regression", 0)
+    if not integral:
+        odd = values[values != np.round(values)][0]
+        raise _DataError("task", f"{task} needs integer class labels, but {source} has label {odd:g} "
+                                 "(accepted: regression, or auto)")
+    if task == "binary":
+        if len(values) > 2:
+            shown = _names(values.astype(np.int64).tolist(), 10)
+            raise _DataError("task", f"binary does not fit the labels of {source}: {len(values)} distinct values "
+                                     f"({shown}) (accepted: multiclass, or auto)")
+        if np.all((values == 0) | (values == 1)):
+            return Dataset(X, yf.astype(np.int64), "binary", 2)
+        if len(values) < 2:
+            raise _DataError("task", f"binary needs labels 0/1 or two distinct values, but {source} has only "
+                                     f"{values[0]:g}")
+        return Dataset(X, (yf == values[1]).astype(np.int64), "binary", 2)
+    if len(values) < 2:
+        raise _DataError("task", f"multiclass needs at least 2 distinct labels, but {source} has only {values[0]:g}")
+    return Dataset(X, np.searchsorted(values, yf).astype(np.int64), "multiclass", len(values))
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+class CommonOptions(pydantic.BaseModel):
+    """Options of every `data:` section besides `name` and the generator's own."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: NonNegativeInt = 0  # the data's own seed, independent of the run seed
+    val_fraction: Unit = 0.0
+    standardize: bool = True
+
+
+COMMON = tuple(CommonOptions.model_fields)
+
+
+def load(section: dict, *, path_prefix: str = "data") -> Split:
+    """The `data:` config section -> generated or read dataset, split and standardized; bit-identical per seed."""
+    if not isinstance(section, dict):
+        raise OptbenchError(
+            f"{path_prefix}: {format_value(section)} is invalid: expected a mapping with a dataset name"
+        )
+    if "name" not in section:
+        raise OptbenchError(f"{path_prefix}.name: required key is missing (accepted: {', '.join(DATASETS.names())})")
+    name = section["name"]
+    if not isinstance(name, str):
+        raise OptbenchError(f"{path_prefix}.name: {format_value(name)} is not a dataset name "
+                            f"(accepted: {', '.join(DATASETS.names())})")
+    DATASETS.get(name, f"{path_prefix}.name")
+    own = list(DATASETS.params(name))
+    for key in section:
+        if key != "name" and key not in own and key not in COMMON:
+            accepted = ", ".join(own + list(COMMON))
+            raise OptbenchError(f"{path_prefix}.{key}: unknown option for {name} (accepted: {accepted})")
+    try:
+        common = CommonOptions.model_validate({k: section[k] for k in COMMON if k in section})
+    except pydantic.ValidationError as err:
+        raise OptbenchError(pydantic_message(err, path_prefix)) from None
+    options = DATASETS.validate(name, {k: v for k, v in section.items() if k in own}, path_prefix)
+    gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
+    try:
+        ds = DATASETS.build(name, options, rng=gen_rng)
+    except _DataError as err:
+        raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
+    return split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
+                 path=f"{path_prefix}.val_fraction")
+
+
+def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
+    return Dataset(np.ascontiguousarray(ds.X[idx]), np.ascontiguousarray(ds.y[idx]), ds.task, ds.n_classes)
+
+
+def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | None:
+    return None if ds is None else Dataset((ds.X - mean) / std, ds.y, ds.task, ds.n_classes)
+
+
+def split(
+    ds: Dataset, *, val_fraction: float = 0.0, standardize: bool = True, rng: np.random.Generator,
+    path: str = "val_fraction",
+) -> Split:
+    """Random permutation; the last round(val_fraction * N) examples validate; standardize with training statistics."""
+    n = len(ds.y)
+    n_val = round(val_fraction * n)
+    if val_fraction > 0 and n_val < 1:
+        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no validation example of {n} "
+                            f"(accepted: 0, or more than {0.5 / n:.3g})")
+    if n - n_val < 1:
+        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no training example of {n} "
+                            "(accepted: a smaller fraction)")
+    if n_val:
+        perm = rng.permutation(n)
+        train, val = _take(ds, perm[: n - n_val]), _take(ds, perm[n - n_val :])
+    else:
+        train, val = ds, None  # no validation: keep the dataset's own order
+    if not standardize:
+        return Split(train, val, None, None)
+    mean = train.X.mean(axis=0)
+    std = train.X.std(axis=0)
+    std[np.ptp(train.X, axis=0) == 0] = 1.0  # constant feature: centre only
+    return Split(_scaled(train, mean, std), _scaled(val, mean, std), mean, std)
+
+
+# ---------------------------------------------------------------- labels vs. loss
+
+_LOSS_TASKS = {"bce": ("binary",), "softmax_ce": ("binary", "multiclass"), "mse": ("regression",)}
+_EXPECTED_LOSS = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
+
+
+def expected_loss(task: str) -> str:
+    """The natural loss of a task: binary -> bce, multiclass -> softmax_ce, regression -> mse."""
+    return _EXPECTED_LOSS[task]
+
+
+def check_labels(ds: Dataset, loss: str, path: str = "loss") -> None:
+    """Raise OptbenchError when the dataset's labels do not fit `loss` (mse on class labels is rejected too)."""
+    if loss not in _LOSS_TASKS:
+        raise OptbenchError(f"{path}: unknown loss {format_value(loss)} (accepted: {', '.join(_LOSS_TASKS)})")
+    if ds.task in _LOSS_TASKS[loss]:
+        return
+    what = "regression targets" if ds.task == "regression" else f"{ds.task} labels ({ds.n_classes} classes)"
+    fits = ", ".join(k for k, tasks in _LOSS_TASKS.items() if ds.task in tasks)
+    hint = " (for numeric targets read from a file, set data.task: regression)" if loss == "mse" else ""
+    raise OptbenchError(f"{path}: {loss} does not fit {what}; accepted for this data: {fits}{hint}")

@@ -1,0 +1,110 @@
+"""Losses on output logits Z (R, C, B) and targets Y (R, C, B): per-replica cost sums and dZ of the mean cost."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from optbench.registry import Registry
+
+LOSSES = Registry("loss")
+
+
+class Loss(NamedTuple):
+    """value_grad(Z, Y, dZ) -> (R,) sum over the batch of per-example costs; writes d(mean cost)/dZ into dZ.
+
+    grad(Z, Y, dZ): the gradient alone (the training hot path); value(Z, Y) -> the sums alone;
+    correct(Z, Y) -> (R,) correct predictions (or None); proba(Z) -> probabilities (or predictions).
+    """
+
+    value_grad: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    grad: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    value: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    correct: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+    proba: Callable[[np.ndarray], np.ndarray]
+
+
+@LOSSES.register()
+def bce() -> Loss:
+    """Sigmoid + binary cross-entropy on one output: softplus(z) - y z; dz = sigmoid(z) - y."""
+
+    def value(Z, Y):
+        return np.logaddexp(0.0, Z).sum(axis=(1, 2)) - np.einsum("rcb,rcb->r", *np.broadcast_arrays(Y, Z))
+
+    def grad(Z, Y, dZ):
+        # sigmoid(z) - y = (tanh(z/2) + 1 - 2y) / 2: no overflow warnings for large |z|
+        np.multiply(Z, 0.5, out=dZ)
+        np.tanh(dZ, out=dZ)
+        dZ += 1.0
+        dZ -= Y
+        dZ -= Y
+        dZ *= 0.5 / Z.shape[-1]
+
+    def value_grad(Z, Y, dZ):
+        grad(Z, Y, dZ)
+        return value(Z, Y)
+
+    def correct(Z, Y):
+        return ((Z > 0) == (Y > 0.5)).sum(axis=(1, 2))
+
+    def proba(Z):
+        return 0.5 * (1.0 + np.tanh(0.5 * Z))
+
+    return Loss(value_grad, grad, value, correct, proba)
+
+
+@LOSSES.register()
+def softmax_ce() -> Loss:
+    """Softmax cross-entropy: logsumexp(z) - sum_c y_c z_c; dz = softmax(z) - y."""
+
+    def grad(Z, Y, dZ):
+        np.subtract(Z, Z.max(axis=1, keepdims=True), out=dZ)  # shifted logits: exp cannot overflow
+        np.exp(dZ, out=dZ)
+        dZ /= dZ.sum(axis=1, keepdims=True)
+        dZ -= Y
+        dZ *= 1.0 / Z.shape[-1]
+
+    def value_grad(Z, Y, dZ):
+        grad(Z, Y, dZ)
+        return value(Z, Y)
+
+    def value(Z, Y):
+        s = Z - Z.max(axis=1, keepdims=True)
+        # sum_c y_c = 1 (also when smoothed), so -sum_c y_c log p_c = logsumexp(s) - sum_c y_c s_c
+        return np.log(np.exp(s).sum(axis=1)).sum(axis=1) - (Y * s).sum(axis=(1, 2))
+
+    def correct(Z, Y):
+        return (Z.argmax(axis=1) == Y.argmax(axis=1)).sum(axis=1)
+
+    def proba(Z):
+        e = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return Loss(value_grad, grad, value, correct, proba)
+
+
+@LOSSES.register()
+def mse() -> Loss:
+    """Mean squared error over the K outputs: mean_k (z_k - y_k)^2; dz = 2 (z - y) / K."""
+
+    def value(Z, Y):
+        return ((Z - Y) ** 2).sum(axis=(1, 2)) / Z.shape[1]
+
+    def grad(Z, Y, dZ):
+        np.subtract(Z, Y, out=dZ)
+        dZ *= 2.0 / (Z.shape[1] * Z.shape[-1])
+
+    def value_grad(Z, Y, dZ):
+        grad(Z, Y, dZ)
+        return value(Z, Y)
+
+    def proba(Z):
+        return Z
+
+    return Loss(value_grad, grad, value, None, proba)
+
+
+def l2_penalty(theta: np.ndarray, mask: np.ndarray, l2) -> np.ndarray:
+    """0.5 * l2 * sum(W^2) over the weights (mask), per replica: (R,)."""
+    return 0.5 * np.asarray(l2).reshape(-1) * np.einsum("rp,rp,p->r", theta, theta, mask)

@@ -1,0 +1,259 @@
+"""The multilayer perceptron over R replicas, features-major: activations (R, D, B), parameters in theta (R, P).
+
+Each dense layer's bias is the last column of its block (out, in+1) and every layer input carries a
+row of ones, so a layer is one batched matmul. Per-batch-size workspaces hold every buffer the
+forward and backward passes write, so a training step allocates (almost) nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optbench.init import INITIALIZERS
+from optbench.layers import ACTIVATIONS, BN_MOMENTUM, Activation, norm_backward, norm_forward
+from optbench.losses import LOSSES, Loss
+from optbench.params import Layout
+
+NORM_AXIS = {"batch": -1, "layer": -2}  # batch norm: statistics over examples; layer norm: over features
+
+
+@dataclass
+class Workspace:
+    """Buffers for one batch size B: layer inputs with their ones row, outputs, gradients, caches."""
+
+    B: int
+    inputs: list  # inputs[l] (R, n_in+1, B) for l >= 1; inputs[0] is set per call
+    pre: list  # pre[l] (R, n_out, B): the matmul result of layer l
+    post: list  # post[l]: the activation output (before dropout) of hidden layer l
+    dH: list  # dH[l] (R, n_out, B): gradient wrt hidden layer l's output
+    dZ: np.ndarray  # (R, C, B)
+    masks: list = field(default_factory=list)
+    caches: list = field(default_factory=list)
+    U: list = field(default_factory=list)
+
+
+class MLP:
+    """dims = [D, h1, ..., C]; hidden layers: dense -> [norm] -> activation -> [dropout]; output: dense -> loss."""
+
+    def __init__(self, dims, activation: Activation, loss: Loss, *, norm="none", dropout=False, R=1, dtype=np.float64):
+        self.dims = list(dims)
+        self.L = len(self.dims) - 1
+        self.act = activation
+        self.loss = loss
+        self.norm = norm
+        self.dropout = dropout
+        self.R = R
+        self.dtype = np.dtype(dtype)
+        self.layout = Layout.mlp(self.dims, norm != "none")
+        self._dense = [b for b in self.layout.blocks if b.kind == "dense"]
+        self._norms = {b.layer: b for b in self.layout.blocks if b.kind == "norm"}
+        self._ws: dict[tuple[int, bool], Workspace] = {}
+        self._views: dict[int, tuple] = {}
+
+    # ---- parameters and buffers -------------------------------------------------------------
+
+    def init_params(self, inits: list[tuple[str, dict]], gens: list[np.random.Generator]) -> np.ndarray:
+        """theta (R, P): weights from each replica's initializer and generator, biases 0, gamma 1, beta 0."""
+        theta = np.zeros((self.R, self.layout.P), dtype=self.dtype)
+        for r, ((name, opts), rng) in enumerate(zip(inits, gens)):
+            for blk in self.layout.blocks:
+                v = self.layout.view(theta, blk)[r]
+                if blk.kind == "dense":
+                    v[:, :-1] = INITIALIZERS.build(name, opts, shape=(blk.shape[0], blk.shape[1] - 1), rng=rng)
+                else:
+                    v[0] = 1.0
+        return theta
+
+    def new_buffers(self) -> dict[str, np.ndarray]:
+        """Batch-norm running statistics (R, dim, 1): state the optimizer never sees."""
+        if self.norm != "batch":
+            return {}
+        out = {}
+        for l in self._norms:
+            out[f"running_mean{l}"] = np.zeros((self.R, self.dims[l], 1), dtype=self.dtype)
+            out[f"running_var{l}"] = np.ones((self.R, self.dims[l], 1), dtype=self.dtype)
+        return out
+
+    def _param_views(self, buf: np.ndarray):
+        """Dense blocks (R, out, in+1) and norm (gamma, beta) pairs (R, dim, 1) of a flat buffer, cached by identity."""
+        key = id(buf)
+        hit = self._views.get(key)
+        if hit is not None and hit[0] is buf:
+            return hit[1], hit[2]
+        dense = [self.layout.view(buf, b) for b in self._dense]
+        norms = {}
+        for l, b in self._norms.items():
+            v = self.layout.view(buf, b)
+            norms[l] = (v[:, 0, :, None], v[:, 1, :, None])
+        if len(self._views) > 16:
+            self._views.clear()
+        self._views[key] = (buf, dense, norms)
+        return dense, norms
+
+    def workspace(self, B: int, train: bool) -> Workspace:
+        ws = self._ws.get((B, train))
+        if ws is None:
+            R, dt = self.R, self.dtype
+            inputs, pre, post, dH = [None], [None], [None], [None]
+            for l in range(1, self.L):
+                n = self.dims[l]
+                inp = np.empty((R, n + 1, B), dtype=dt)
+                inp[:, n, :] = 1.0
+                inputs.append(inp)
+                # without dropout the activation is the next layer's input; without norm the matmul
+                # writes straight into the activation buffer and the activation works in place
+                post_l = np.empty((R, n, B), dtype=dt) if (self.dropout and train) else inp[:, :n, :]
+                post.append(post_l)
+                pre.append(post_l if self.norm == "none" else np.empty((R, n, B), dtype=dt))
+                dH.append(np.empty((R, n, B), dtype=dt))
+            dZ = np.empty((R, self.dims[-1], B), dtype=dt)
+            pre.append(np.empty((R, self.dims[-1], B), dtype=dt))
+            ws = Workspace(B, inputs, pre, post, dH, dZ, [None] * self.L, [None] * self.L, [None] * self.L)
+            self._ws[(B, train)] = ws
+        return ws
+
+    # ---- passes -------------------------------------------------------------------------------
+
+    def forward(self, theta, A0, *, train: bool, buffers=None, keep=None, drop_gens=None) -> np.ndarray:
+        """Logits (R, C, B) for inputs A0 (R or broadcast, D+1, B) whose last row is ones."""
+        B = A0.shape[-1]
+        ws = self.workspace(B, train)
+        dense, norms = self._param_views(theta)
+        ws.inputs[0] = A0
+        A = A0
+        for l in range(1, self.L):
+            Z = ws.pre[l]
+            np.matmul(dense[l - 1], A, out=Z)
+            H = ws.post[l]
+            if self.norm != "none":
+                gamma, beta = norms[l]
+                stats = None
+                if self.norm == "batch" and not train:
+                    stats = (buffers[f"running_mean{l}"], buffers[f"running_var{l}"])
+                out, cache = norm_forward(Z, gamma, beta, NORM_AXIS[self.norm], stats)
+                if self.norm == "batch" and train and buffers is not None:
+                    for key, stat in ((f"running_mean{l}", cache[2]), (f"running_var{l}", cache[3])):
+                        run = buffers[key]
+                        run *= BN_MOMENTUM
+                        run += (1.0 - BN_MOMENTUM) * stat
+                ws.caches[l] = cache
+                H[...] = out
+            self.act.forward(H)
+            if self.dropout and train:
+                U = ws.U[l]
+                if U is None:
+                    U = ws.U[l] = np.empty_like(H)
+                for r, g in enumerate(drop_gens):
+                    g.random(out=U[r])
+                mask = ws.masks[l] = (U < keep) / keep
+                np.multiply(H, mask, out=ws.inputs[l][:, : self.dims[l], :])
+            A = ws.inputs[l]
+        out = ws.pre[self.L]
+        np.matmul(dense[self.L - 1], A, out=out)
+        return out
+
+    def backward(self, theta, grad, ws: Workspace) -> None:
+        """Fill grad (R, P) from ws.dZ, the gradient of the mean batch cost wrt the logits."""
+        dense, norms = self._param_views(theta)
+        gdense, gnorms = self._param_views(grad)
+        dZ = ws.dZ
+        for l in range(self.L, 0, -1):
+            np.matmul(dZ, ws.inputs[l - 1].swapaxes(-1, -2), out=gdense[l - 1])
+            if l == 1:
+                break
+            dH = ws.dH[l - 1]
+            np.matmul(dense[l - 1][:, :, :-1].swapaxes(-1, -2), dZ, out=dH)
+            if self.dropout and ws.masks[l - 1] is not None:
+                dH *= ws.masks[l - 1]
+            self.act.backward(dH, ws.post[l - 1])
+            if self.norm != "none":
+                gamma, _ = norms[l - 1]
+                dH, dgamma, dbeta = norm_backward(dH, gamma, ws.caches[l - 1], NORM_AXIS[self.norm])
+                gnorms[l - 1][0][...] = dgamma
+                gnorms[l - 1][1][...] = dbeta
+            dZ = dH
+
+    def compile_step(self, theta, grad, A0, Y, Z, *, buffers=None, keep=None, drop_gens=None):
+        """A no-argument training pass for fixed buffers: logits into Z (R, C, B), grad <- d(mean cost)/d theta.
+
+        The hot path of training: every view is bound once, so a step is the NumPy calls and
+        nothing else. The cost is not computed here; the loop gets it from Z once per epoch.
+        """
+        grad_fn = self.loss.grad
+        if self.norm != "none" or self.dropout:
+            ws = self.workspace(A0.shape[-1], True)
+
+            def general_step():
+                np.copyto(Z, self.forward(theta, A0, train=True, buffers=buffers, keep=keep, drop_gens=drop_gens))
+                grad_fn(Z, Y, ws.dZ)
+                self.backward(theta, grad, ws)
+
+            return general_step
+
+        ws = self.workspace(A0.shape[-1], True)
+        dense, _ = self._param_views(theta)
+        gdense, _ = self._param_views(grad)
+        L = self.L
+        inputs = [A0] + ws.inputs[1:]
+        inputs_T = [a.swapaxes(-1, -2) for a in inputs]
+        W_T = [None] + [dense[l][:, :, :-1].swapaxes(-1, -2) for l in range(1, L)]
+        pre, dH, dZ = ws.pre, ws.dH, ws.dZ
+        fwd, bwd = self.act
+        matmul = np.matmul
+        layers = list(range(1, L))
+        back = list(range(L - 1, 0, -1))
+
+        def step():
+            for l in layers:
+                matmul(dense[l - 1], inputs[l - 1], out=pre[l])
+                fwd(pre[l])
+            matmul(dense[L - 1], inputs[L - 1], out=Z)
+            grad_fn(Z, Y, dZ)
+            d = dZ
+            for l in back:  # gradient of layer l+1's weights, then back through its input
+                matmul(d, inputs_T[l], out=gdense[l])
+                matmul(W_T[l], d, out=dH[l])
+                bwd(dH[l], pre[l])
+                d = dH[l]
+            matmul(d, inputs_T[0], out=gdense[0])
+
+        return step
+
+    def loss_grad(self, theta, grad, A0, Y, *, buffers=None, keep=None, drop_gens=None) -> np.ndarray:
+        """Training pass: (R,) sums of per-example costs over the batch; grad <- d(mean cost)/d theta."""
+        Z = self.forward(theta, A0, train=True, buffers=buffers, keep=keep, drop_gens=drop_gens)
+        ws = self.workspace(A0.shape[-1], True)
+        cost = self.loss.value_grad(Z, Y, ws.dZ)
+        self.backward(theta, grad, ws)
+        return cost
+
+    def hidden(self, theta, A0, *, buffers=None) -> list[np.ndarray]:
+        """Test-mode hidden activations, one (R, h_l, B) copy per hidden layer (for activation histograms)."""
+        self.forward(theta, A0, train=False, buffers=buffers)
+        ws = self.workspace(A0.shape[-1], False)
+        return [ws.post[l].copy() for l in range(1, self.L)]
+
+
+def expected_initial_cost(loss: str, n_outputs: int) -> float | None:
+    """The cost of an uninformed classifier (CS231n: ln C; ln 2 for binary cross-entropy)."""
+    if loss == "bce":
+        return float(np.log(2.0))
+    if loss == "softmax_ce":
+        return float(np.log(n_outputs))
+    return None
+
+
+def build(model_cfg: dict, loss_name: str, n_in: int, n_out: int, *, R: int, dtype) -> MLP:
+    """An MLP from a validated `model` config section."""
+    act = model_cfg["activation"]
+    return MLP(
+        [n_in, *model_cfg["hidden"], n_out],
+        ACTIVATIONS.build(act["name"], {k: v for k, v in act.items() if k != "name"}),
+        LOSSES.build(loss_name, {}),
+        norm=model_cfg["norm"],
+        dropout=model_cfg["drop_prob"] > 0,
+        R=R,
+        dtype=dtype,
+    )

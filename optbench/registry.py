@@ -1,0 +1,123 @@
+"""Named families of factories (optimizers, schedules, datasets, ...) whose signatures are their config schemas."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Callable
+
+import pydantic
+from pydantic import ConfigDict, Field
+
+from optbench.errors import OptbenchError
+
+# Constrained types for factory signatures; pydantic validates config values against them.
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Unit = Annotated[float, Field(ge=0, lt=1)]  # decay rates, momentum coefficients: [0, 1)
+OpenUnit = Annotated[float, Field(gt=0, lt=1)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+# Arguments the engine passes itself; never part of a config section.
+RESERVED = ("rng", "dtype", "epochs", "shape")
+
+
+def format_value(value: Any) -> str:
+    """Short repr for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = None) -> str:
+    """The first error of a pydantic ValidationError as `path: value is invalid (reason)`."""
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after", "function-before"))
+    path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "config")
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    if e["type"] == "missing":
+        return f"{path}: required key is missing"
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    if "input" in e and e["type"] not in ("missing",):
+        return f"{path}: {format_value(e['input'])} is invalid: {msg}"
+    return f"{path}: {msg}"
+
+
+class Registry:
+    """name -> factory; `validate` checks a config section against the factory's keyword-only signature."""
+
+    def __init__(self, family: str):
+        self.family = family
+        self._items: dict[str, Callable[..., Any]] = {}
+        self._models: dict[str, type[pydantic.BaseModel]] = {}
+
+    def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()):
+        """Decorator: add a factory under `name` (default: its function name) and its aliases."""
+
+        def deco(fn):
+            for n in (name or fn.__name__, *aliases):
+                self._items[n] = fn
+            return fn
+
+        return deco
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def get(self, name: str, path: str = "") -> Callable[..., Any]:
+        if name not in self._items:
+            where = f"{path}: " if path else ""
+            raise OptbenchError(
+                f"{where}unknown {self.family} {format_value(name)} (accepted: {', '.join(self.names())})"
+            )
+        return self._items[name]
+
+    def params(self, name: str) -> dict[str, inspect.Parameter]:
+        """The configurable keyword parameters of a factory, in order."""
+        sig = inspect.signature(self.get(name))
+        return {k: p for k, p in sig.parameters.items() if k not in RESERVED}
+
+    def defaults(self, name: str) -> dict[str, Any]:
+        return {k: p.default for k, p in self.params(name).items() if p.default is not inspect.Parameter.empty}
+
+    def summary(self, name: str) -> str:
+        """First line of the factory's docstring."""
+        doc = inspect.getdoc(self.get(name)) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    def _model(self, name: str) -> type[pydantic.BaseModel]:
+        if name not in self._models:
+            fields = {}
+            for k, p in self.params(name).items():
+                ann = p.annotation if p.annotation is not inspect.Parameter.empty else Any
+                if isinstance(ann, str):
+                    ann = eval(ann, self.get(name).__globals__)  # noqa: S307 - our own annotations
+                default = ... if p.default is inspect.Parameter.empty else p.default
+                fields[k] = (ann, default)
+            self._models[name] = pydantic.create_model(
+                f"{self.family}_{name}", __config__=ConfigDict(extra="forbid", strict=False), **fields
+            )
+        return self._models[name]
+
+    def validate(self, name: str, options: dict[str, Any], path: str) -> dict[str, Any]:
+        """Check `options` against factory `name`; return them completed with defaults, or raise OptbenchError."""
+        self.get(name, f"{path}.name" if path else "name")
+        accepted = list(self.params(name))
+        for key in options:
+            if key not in accepted:
+                raise OptbenchError(
+                    f"{path}.{key}: unknown option for {name} (accepted: {', '.join(accepted) or 'none'})"
+                )
+        try:
+            model = self._model(name).model_validate(options)
+        except pydantic.ValidationError as err:
+            raise OptbenchError(pydantic_message(err, path)) from None
+        return model.model_dump()
+
+    def build(self, name: str, options: dict[str, Any], **engine_args: Any) -> Any:
+        """Call the factory with validated options plus engine-supplied arguments (rng, dtype)."""
+        return self.get(name)(**options, **engine_args)

@@ -1,0 +1,225 @@
+"""Rendering for the CLI: progress while training, result tables, registry listings. Rich on a terminal, plain text in pipes."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+FAMILIES = {
+    "optimizers": ("optbench.optim", "OPTIMIZERS"),
+    "schedules": ("optbench.schedules", "SCHEDULES"),
+    "momentum_schedules": ("optbench.schedules", "MOMENTUM_SCHEDULES"),
+    "datasets": ("optbench.data", "DATASETS"),
+    "initializers": ("optbench.init", "INITIALIZERS"),
+    "activations": ("optbench.layers", "ACTIVATIONS"),
+    "losses": ("optbench.losses", "LOSSES"),
+}
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def plain_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned with spaces; numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def fmt(cells):
+        out = []
+        for c, w in zip(cells, widths):
+            out.append(c.rjust(w) if _numeric(c) else c.ljust(w))
+        return "  ".join(out).rstrip()
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s.replace("%", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def show_table(title: str | None, headers: list[str], rows: list[list[str]], *, file=None) -> None:
+    """A rich table on a terminal, plain aligned text otherwise."""
+    if is_terminal() and file is None:
+        from rich.table import Table
+
+        t = Table(title=title, title_justify="left")
+        for h in headers:
+            t.add_column(h, justify="left")
+        for r in rows:
+            t.add_row(*r)
+        console().print(t)
+    else:
+        out = file or sys.stdout
+        if title:
+            print(title, file=out)
+        print(plain_table(headers, rows), file=out)
+
+
+def num(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    x = float(x)
+    if not np.isfinite(x):
+        return str(x)
+    return f"{x:.{digits}g}"
+
+
+# ---- train ----------------------------------------------------------------------------------------
+
+
+class TrainProgress:
+    """A rich progress bar per group on a terminal (epoch, current cost per label); plain lines otherwise."""
+
+    def __init__(self, *, quiet: bool = False):
+        self.quiet = quiet
+        self.rich = is_terminal() and not quiet
+        self._bar = None
+        self._task = None
+        self._last = 0.0
+        self._next_line = 0
+
+    def __enter__(self):
+        if self.rich:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[costs]}"),
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
+
+    def group_started(self, index, n_groups, cfgs):
+        self.cfgs = cfgs
+        self.labels = sorted({c["label"] for c in cfgs}, key=[c["label"] for c in cfgs].index)
+        self.by_label = {lab: np.array([c["label"] == lab for c in cfgs]) for lab in self.labels}
+        self.epochs = cfgs[0]["train"]["epochs"]
+        names = ", ".join(lab.split("/")[-1] for lab in self.labels)
+        desc = f"group {index + 1}/{n_groups}: {names} ({len(cfgs)} runs)"
+        if self.quiet:
+            return
+        if self.rich:
+            self._task = self._bar.add_task(desc, total=self.epochs, costs="")
+        else:
+            print(f"{desc}, {self.epochs} epochs", flush=True)
+            self._next_line = max(1, self.epochs // 10)
+
+    def _costs(self, rec) -> str:
+        tc = rec.metrics["train_cost"]
+        parts = []
+        for lab in self.labels:
+            sel = self.by_label[lab] & rec.alive
+            if sel.any():
+                parts.append(f"{lab.split('/')[-1]} {np.nanmean(tc[sel]):.4g}")
+        return "  ".join(parts)
+
+    def epoch(self, rec):
+        if self.quiet or rec.epoch == 0:
+            return
+        if self.rich:
+            now = time.perf_counter()
+            if now - self._last > 0.1 or rec.epoch == self.epochs:
+                self._last = now
+                self._bar.update(self._task, completed=rec.epoch, costs=self._costs(rec))
+        elif rec.epoch >= self._next_line:
+            print(f"  epoch {rec.epoch}/{self.epochs}  cost: {self._costs(rec)}", flush=True)
+            self._next_line += max(1, self.epochs // 10)
+
+    def group_done(self, cfgs, results, seconds):
+        if self.quiet:
+            return
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        text = ", ".join(f"{n} {s}" for s, n in counts.items())
+        if self.rich:
+            self._bar.update(self._task, completed=self.epochs, description=self._bar.tasks[self._task].description + f" [{text}]")
+        else:
+            print(f"  done in {seconds:.2f}s: {text}", flush=True)
+
+
+def print_train_table(outcomes) -> None:
+    rows = []
+    for o in outcomes:
+        try:
+            s = json.loads((o.path / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            s = {}
+        final = s.get("final", {})
+        acc = final.get("val_acc")
+        acc_name = "val"
+        if acc is None:
+            acc, acc_name = final.get("train_acc"), "train"
+        rows.append([
+            o.cfg["label"], str(o.cfg["seed"]), o.result.status, str(o.result.epochs),
+            num(final.get("train_cost")), "-" if acc is None else f"{acc:.1%} ({acc_name})", f"{o.seconds:.2f}", str(o.path),
+        ])
+    show_table(None, ["label", "seed", "status", "epochs", "final train cost", "final accuracy", "group s", "run directory"], rows)
+
+
+# ---- list -----------------------------------------------------------------------------------------
+
+
+def registry(family: str):
+    import importlib
+
+    mod, attr = FAMILIES[family]
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _annotation(p: inspect.Parameter) -> str:
+    a = p.annotation
+    if a is inspect.Parameter.empty:
+        return ""
+    text = a if isinstance(a, str) else getattr(a, "__name__", str(a))
+    return str(text).replace("typing.", "")
+
+
+def print_registry(family: str) -> None:
+    reg = registry(family)
+    rows = []
+    for name in reg.names():
+        params = reg.params(name)
+        opts = ", ".join(
+            f"{k}={p.default!r}" if p.default is not inspect.Parameter.empty else f"{k} (required)"
+            for k, p in params.items()
+        )
+        rows.append([name, opts or "-", reg.summary(name)])
+    show_table(family, ["name", "options (defaults)", "what it is"], rows)
+    if not is_terminal():
+        print()
+
+
+# ---- gradcheck ------------------------------------------------------------------------------------
+
+
+def print_gradcheck(rows: list[dict]) -> bool:
+    """One line per (run, parameter); returns whether every check passed."""
+    table = []
+    ok = True
+    for r in rows:
+        passed = r["error"] <= r["tolerance"]
+        ok &= passed
+        table.append([r["label"], r["param"], f"{r['error']:.2e}", f"{r['tolerance']:.0e}", "ok" if passed else "FAIL", r.get("note", "")])
+    show_table("numeric gradient check (max relative error)", ["label", "param", "rel error", "tolerance", "", "note"], table)
+    return ok

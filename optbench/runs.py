@@ -1,0 +1,282 @@
+"""Run directories, the contract between `train` and `compare`/`plot`.
+
+    runs/<label>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>/
+      config.yaml    the resolved config of this run; `optbench train` on it reruns it exactly
+      metrics.csv    one row per epoch (epoch 0 = before training), flushed every epoch
+      summary.json   status, reason, final and best metrics, fingerprints, versions
+      params.npz     final parameters (and batch-norm statistics) by name, no pickle
+      activations.npz  hidden activations on up to 512 training examples, at init and at the end
+      iterations.csv per-iteration batch costs, when train.log_iterations is set
+
+Directories appear atomically (written under a temporary name, then renamed) and are never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbench import __version__
+from optbench.config import dump_yaml, parse_yaml
+from optbench.errors import OptbenchError
+from optbench.model import expected_initial_cost
+
+COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
+STATUSES = ("running", "completed", "diverged", "stopped_early", "interrupted", "failed")
+
+
+def _fmt(x: float) -> str:
+    """Shortest round-trip text of a float; NaN (not measured) as an empty cell."""
+    x = float(x)
+    if math.isnan(x):
+        return ""
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "0"
+    return repr(x)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN and inf become null, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def versions() -> dict[str, str]:
+    return {"optbench": __version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+class RunWriter:
+    """Writes the run directories of one group: opened at start, a row per epoch, finished at the end."""
+
+    def __init__(self, root: Path, cfgs: list[dict], *, group: str):
+        self.root = Path(root)
+        self.cfgs = cfgs
+        self.group = group
+        self.dirs: list[Path] = []
+        self._metrics: list[Any] = []
+        self._iters: list[Any] = []
+        self._rows: list[dict[str, list[float]]] = []
+        self._t0 = time.time()
+        self.finished = [False] * len(cfgs)
+
+    def start(self) -> list[Path]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for cfg in self.cfgs:
+            base = cfg["label"].replace("/", "-")
+            while True:
+                name = f"{base}-s{cfg['seed']}-{stamp}-{secrets.token_hex(2)}"
+                final = self.root / name
+                tmp = self.root / f".tmp-{name}"
+                if not final.exists() and not tmp.exists():
+                    break
+            tmp.mkdir()
+            (tmp / "config.yaml").write_text(dump_yaml(cfg))
+            (tmp / "summary.json").write_text(json.dumps(self._summary(cfg, "running", ""), indent=2))
+            with open(tmp / "metrics.csv", "w", newline="") as f:
+                f.write(",".join(COLUMNS) + "\n")
+            if cfg["train"]["log_iterations"]:
+                (tmp / "iterations.csv").write_text("epoch,iteration,step,cost\n")
+            os.rename(tmp, final)  # the directory appears complete or not at all
+            self.dirs.append(final)
+            self._metrics.append(open(final / "metrics.csv", "a", newline=""))
+            self._iters.append(open(final / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
+            self._rows.append({c: [] for c in ("train_cost", "val_cost", "train_acc", "val_acc")})
+        return self.dirs
+
+    def on_epoch(self, rec) -> None:
+        """Append this epoch's row to every run alive at it, and flush."""
+        m = rec.metrics
+        cols = [m[c] for c in COLUMNS]
+        for r in np.flatnonzero(rec.alive):
+            f = self._metrics[r]
+            f.write(",".join(_fmt(col[r]) for col in cols) + "\n")
+            f.flush()
+            for c, vals in self._rows[r].items():
+                vals.append(float(m[c][r]))
+            it = self._iters[r]
+            if it is not None and rec.iter_costs is not None:
+                step0 = int(m["step"][r]) - rec.iter_costs.shape[1]
+                it.write("".join(
+                    f"{rec.epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(rec.iter_costs[r])
+                ))
+                it.flush()
+
+    def finish(self, results, *, seconds: float) -> None:
+        for r, (cfg, res) in enumerate(zip(self.cfgs, results)):
+            d = self.dirs[r]
+            np.savez(d / "params.npz", **res.params, **res.buffers)
+            if res.activations:
+                np.savez_compressed(d / "activations.npz", **res.activations)
+            extra = {"epochs": res.epochs, "seconds": seconds,
+                     "fingerprints": {"init": res.init_fingerprint, "batches": res.batch_fingerprint}}
+            _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra), indent=2))
+            self._close(r)
+
+    def fail(self, reason: str, status: str = "failed") -> None:
+        """Mark every unfinished run failed (or interrupted): never leave a half-written run looking good."""
+        for r, cfg in enumerate(self.cfgs):
+            if r < len(self.dirs) and not self.finished[r]:
+                _atomic_write(self.dirs[r] / "summary.json",
+                              json.dumps(self._summary(cfg, status, reason, r), indent=2))
+                self._close(r)
+
+    def _close(self, r: int) -> None:
+        self.finished[r] = True
+        for f in (self._metrics[r], self._iters[r]):
+            if f is not None:
+                f.close()
+
+    def _summary(self, cfg: dict, status: str, reason: str, r: int | None = None, extra: dict | None = None) -> dict:
+        out: dict[str, Any] = {
+            "status": status,
+            "reason": reason,
+            "name": cfg["name"],
+            "label": cfg["label"],
+            "seed": cfg["seed"],
+            "group": self.group,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._t0)),
+            "versions": versions(),
+        }
+        if r is not None and self._rows[r]["train_cost"]:
+            rows = self._rows[r]
+            out["initial"] = {"train_cost": rows["train_cost"][0],
+                              "expected_cost": expected_initial_cost(cfg["loss"], _n_outputs(cfg, rows))}
+            out["final"] = {c: v[-1] for c, v in rows.items()}
+            best = {}
+            for c, v in rows.items():
+                a = np.array(v, dtype=float)
+                if np.isfinite(a).any():
+                    i = int(np.nanargmax(a) if c.endswith("acc") else np.nanargmin(a))
+                    best[c] = {"value": float(a[i]), "epoch": i}
+            out["best"] = best
+        if extra:
+            out.update(extra)
+        out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None
+        return _clean(out)
+
+
+def _n_outputs(cfg: dict, rows) -> int:
+    """Classes for the expected initial cost: read back from the data only when the loss is softmax."""
+    if cfg["loss"] != "softmax_ce":
+        return 1
+    from optbench.config import load_data
+
+    return max(load_data(cfg["data"]).train.n_classes, 2)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A run directory read back: its resolved config, summary and metrics columns."""
+
+    path: Path
+    config: dict
+    summary: dict
+    metrics: dict[str, np.ndarray]
+
+    @property
+    def label(self) -> str:
+        return self.summary.get("label") or self.config.get("label", self.path.name)
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "?")
+
+
+class CorruptRun(Exception):
+    """A run directory that cannot be read; the message says why."""
+
+
+def read_run(path: str | Path, *, allow_running: bool = False) -> Run:
+    p = Path(path)
+    if not p.is_dir():
+        raise CorruptRun(f"{p}: not a directory")
+    for f in ("config.yaml", "summary.json", "metrics.csv"):
+        if not (p / f).is_file():
+            raise CorruptRun(f"{p}: incomplete run directory (no {f})")
+    try:
+        summary = json.loads((p / "summary.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise CorruptRun(f"{p}: unreadable summary.json ({err.__class__.__name__})") from None
+    if not isinstance(summary, dict) or summary.get("status") not in STATUSES:
+        raise CorruptRun(f"{p}: summary.json has no valid status")
+    if summary["status"] == "running" and not allow_running:
+        raise CorruptRun(f"{p}: status running (still training, or killed before it finished)")
+    try:
+        config = parse_yaml((p / "config.yaml").read_text(), str(p / "config.yaml"))
+    except (OptbenchError, OSError, UnicodeDecodeError) as err:
+        raise CorruptRun(f"{p}: unreadable config.yaml ({err})") from None
+    if not isinstance(config, dict):
+        raise CorruptRun(f"{p}: config.yaml is not a mapping")
+    metrics = _read_metrics(p / "metrics.csv")
+    return Run(p, config, summary, metrics)
+
+
+def _read_metrics(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as err:
+        raise CorruptRun(f"{path}: unreadable ({err.__class__.__name__})") from None
+    if not rows or tuple(rows[0]) != COLUMNS:
+        raise CorruptRun(f"{path}: missing or unexpected header")
+    body = rows[1:]
+    if not body:
+        raise CorruptRun(f"{path}: no rows")
+    cols: dict[str, list[float]] = {c: [] for c in COLUMNS}
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(COLUMNS):
+            raise CorruptRun(f"{path} line {i}: truncated row")
+        for c, cell in zip(COLUMNS, row):
+            try:
+                cols[c].append(float(cell) if cell else math.nan)
+            except ValueError:
+                raise CorruptRun(f"{path} line {i}: {cell!r} is not a number") from None
+    return {c: np.array(v) for c, v in cols.items()}
+
+
+def find_run_dirs(paths: list[str | Path]) -> list[Path]:
+    """Run directories named directly, or found one level below a directory that holds runs."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if (p / "summary.json").exists() or (p / "config.yaml").exists() or (p / "metrics.csv").exists():
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".") and q.name != "plots"))
+        elif p.exists():
+            out.append(p)  # not a directory: read_run says so
+        else:
+            raise OptbenchError(f"{raw}: no such run directory")
+    return out

@@ -1,0 +1,122 @@
+"""Learning-rate and momentum schedules: functions of the 0-based epoch `e`, evaluated once per epoch.
+
+Every numeric parameter may be a Python number or an `(R, 1)` array (one value per replica);
+`multiplier` then returns a float or an `(R, 1)` array. `epochs` (total epochs of the run) is
+passed by the engine to every factory and is not part of the config schema (see registry.RESERVED).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from optbench.registry import NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Registry, Unit
+
+SCHEDULES = Registry("schedule")
+MOMENTUM_SCHEDULES = Registry("momentum schedule")
+
+
+class Schedule(NamedTuple):
+    """lr multiplier per epoch: state = init(R); m, state = multiplier(e, state); state = observe(metric, state)."""
+
+    init: Callable[[int], dict]
+    multiplier: Callable[[int, dict], tuple[float | np.ndarray | None, dict]]
+    observe: Callable[[np.ndarray, dict], dict]  # metric of shape (R,) after each epoch; a no-op for all but plateau
+
+
+def stateless(f: Callable[[int], float | np.ndarray | None]) -> Schedule:
+    """A Schedule from a pure function of the epoch: no state, metrics ignored."""
+    return Schedule(init=lambda R: {}, multiplier=lambda e, state: (f(e), state), observe=lambda metric, state: state)
+
+
+# ---------------------------------------------------------------- learning-rate multipliers
+
+
+@SCHEDULES.register()
+def constant(*, epochs: int) -> Schedule:
+    """1"""
+    return stateless(lambda e: 1.0)
+
+
+@SCHEDULES.register()
+def step(*, every: PositiveInt = 1000, gamma: Positive = 0.1, epochs: int) -> Schedule:
+    """gamma ** floor(e / every)   (torch StepLR)"""
+    return stateless(lambda e: np.power(gamma, np.floor(e / every)))
+
+
+@SCHEDULES.register()
+def exponential(*, gamma: Positive = 0.95, epochs: int) -> Schedule:
+    """gamma ** e   (torch ExponentialLR)"""
+    return stateless(lambda e: np.power(gamma, float(e)))
+
+
+@SCHEDULES.register()
+def inverse_time(*, decay_rate: NonNegative = 1.0, interval: PositiveInt = 1, epochs: int) -> Schedule:
+    """1 / (1 + decay_rate * floor(e / interval))   (deeplearning.ai; interval 1 is the plain 1/t form)"""
+    return stateless(lambda e: 1.0 / (1.0 + decay_rate * np.floor(e / interval)))
+
+
+@SCHEDULES.register()
+def cosine(*, warmup: NonNegativeInt = 0, min_factor: Unit = 0.0, epochs: int) -> Schedule:
+    """(e+1)/(warmup+1) if e < warmup else min_factor + (1-min_factor) * (1 + cos(pi*(e-warmup)/(epochs-warmup)))/2"""
+    # max(., 1): when warmup >= epochs the cosine branch is never selected, but np.where evaluates it anyway.
+    span = np.maximum(epochs - warmup, 1)
+
+    def f(e):
+        # Clipped at 1 so that epochs past the end stay at min_factor instead of climbing back (torch is periodic).
+        t = np.clip((e - warmup) / span, 0.0, 1.0)
+        decay = min_factor + (1.0 - min_factor) * 0.5 * (1.0 + np.cos(np.pi * t))
+        return np.where(e < warmup, (e + 1.0) / (warmup + 1.0), decay)[()]  # [()]: 0-d array -> scalar
+
+    return stateless(f)
+
+
+@SCHEDULES.register()
+def plateau(
+    *,
+    factor: OpenUnit = 0.1,
+    patience: NonNegativeInt = 10,
+    threshold: NonNegative = 1e-4,
+    cooldown: NonNegativeInt = 0,
+    min_factor: NonNegative = 0.0,
+    epochs: int,
+) -> Schedule:
+    """m = max(m*factor, min_factor) after > patience epochs without metric < best*(1-threshold) (ReduceLROnPlateau)"""
+    # State is per replica, shape (R,); (R, 1) parameters are flattened to broadcast against it.
+    factor, patience, threshold, cooldown, min_factor = map(
+        np.ravel, (factor, patience, threshold, cooldown, min_factor)
+    )
+
+    def init(R):
+        return {"m": np.ones(R), "best": np.full(R, np.inf), "bad": np.zeros(R, int), "cool": np.zeros(R, int)}
+
+    def observe(metric, state):
+        # Same order as torch's step(): compare, count, spend cooldown (which forgives bad epochs), then reduce.
+        metric = np.asarray(metric, dtype=float)
+        better = metric < state["best"] * (1.0 - threshold)  # NaN compares False: a bad epoch, best unchanged
+        best = np.where(better, metric, state["best"])
+        bad = np.where(better, 0, state["bad"] + 1)
+        cooling = state["cool"] > 0
+        cool = np.where(cooling, state["cool"] - 1, 0)
+        bad = np.where(cooling, 0, bad)
+        reduce = bad > patience
+        m = np.where(reduce, np.maximum(state["m"] * factor, min_factor), state["m"])
+        return {"m": m, "best": best, "bad": np.where(reduce, 0, bad), "cool": np.where(reduce, cooldown, cool)}
+
+    return Schedule(init=init, multiplier=lambda e, state: (state["m"][:, None], state), observe=observe)
+
+
+# ---------------------------------------------------------------- momentum coefficients (absolute, not multipliers)
+
+
+@MOMENTUM_SCHEDULES.register("constant")
+def momentum_constant(*, epochs: int) -> Schedule:
+    """None: mu stays as configured in the optimizer"""
+    return stateless(lambda e: None)
+
+
+@MOMENTUM_SCHEDULES.register()
+def ramp(*, start: Unit = 0.5, end: Unit = 0.99, over: PositiveInt = 100, epochs: int) -> Schedule:
+    """mu = start + (end - start) * min(e / over, 1)   (CS231n: momentum annealed 0.5 -> 0.99)"""
+    return stateless(lambda e: start + (end - start) * np.minimum(e / over, 1.0))

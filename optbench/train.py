@@ -1,0 +1,466 @@
+"""The training loop: the only place parameters change.
+
+Runs that share data, architecture, loss, optimizer kind and training shape form a *group* and train
+as one vectorized pass over a replica axis; the hyperparameters that differ between them become
+(R, 1) arrays. A replica that diverges or stops early is frozen and the others go on. Randomness comes
+from per-run generators spawned from each run's seed, so a run's numbers do not depend on its group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from optbench.config import dump_yaml, load_data
+from optbench.losses import l2_penalty
+from optbench.model import MLP, build, expected_initial_cost
+from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
+from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+
+COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
+STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
+EVAL_CHUNK = 4096
+
+# Hyperparameters that may differ inside a group (numbers only; their structure must match).
+_VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
+_VARYING_REG = ("l2", "input_noise", "label_smoothing", "mixup", "polyak")
+
+
+def group_key(cfg: dict) -> str:
+    """What must be equal for runs to train as one vectorized group."""
+    k = {s: cfg[s] for s in ("data", "loss")}
+    k["model"] = {m: v for m, v in cfg["model"].items() if m != "init"}
+    k["model"]["drop_prob"] = cfg["model"]["drop_prob"] > 0
+    for s in _VARYING_SECTIONS:
+        k[s] = {o: ("#" if _is_number(v) else v) for o, v in cfg[s].items()}
+    reg = cfg["regularization"]
+    k["regularization"] = {
+        "polyak": reg["polyak"] is None,
+        "early_stopping": None if reg["early_stopping"] is None else reg["early_stopping"]["metric"],
+    }
+    k["train"] = {t: v for t, v in cfg["train"].items() if t != "diverge_factor"}
+    if cfg["optimizer"]["name"] == "lbfgs":
+        k["lbfgs"] = cfg["label"], cfg["seed"]  # L-BFGS runs replica by replica: no gain from grouping
+    return dump_yaml(k)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def make_groups(runs: list[dict], max_size: int = 256) -> list[list[dict]]:
+    """Partition runs into groups of equal group_key, in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for cfg in runs:
+        groups.setdefault(group_key(cfg), []).append(cfg)
+    out = []
+    for g in groups.values():
+        out.extend(g[i : i + max_size] for i in range(0, len(g), max_size))
+    return out
+
+
+def stack(values: list, dtype=np.float64):
+    """One value per replica -> the value itself when all agree, else an (R, 1) array."""
+    first = values[0]
+    if all(v == first for v in values):
+        return first
+    if not all(_is_number(v) or v is None for v in values):
+        raise ValueError(f"non-numeric hyperparameters differ inside a group: {values}")
+    return np.array([np.nan if v is None else v for v in values], dtype=dtype).reshape(-1, 1)
+
+
+def stack_section(cfgs: list[dict], section: str, dtype) -> dict:
+    """A registry section (minus its name) with each option stacked over replicas."""
+    keys = [k for k in cfgs[0][section] if k != "name"]
+    return {k: stack([c[section][k] for c in cfgs], dtype) for k in keys}
+
+
+def fingerprint(arr: np.ndarray) -> str:
+    """Short hash of an array's bytes: equal fingerprints mean equal initial weights or batch orders."""
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class RunResult:
+    """What one replica leaves behind."""
+
+    status: str  # completed | diverged | stopped_early | interrupted
+    reason: str
+    epochs: int
+    params: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+    init_fingerprint: str
+    batch_fingerprint: str
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class EpochRecord:
+    """Per-epoch metrics of a group: every column an (R,) array; rows only for replicas in `alive`."""
+
+    epoch: int
+    metrics: dict[str, np.ndarray]
+    alive: np.ndarray  # replicas whose row this epoch is
+    ended: dict[int, tuple[str, str]]  # replica -> (status, reason) decided at this epoch
+    iter_costs: np.ndarray | None = None  # (R, steps) per-iteration batch costs, when logged
+
+
+class _Data:
+    """The training and validation parts as features-major matrices [X^T; 1; Y^T] of shape (D+1+C, N)."""
+
+    def __init__(self, split, loss: str, dtype):
+        self.D = split.train.X.shape[1]
+        self.train = self._matrix(split.train, loss, dtype)
+        self.val = None if split.val is None else self._matrix(split.val, loss, dtype)
+        self.C = self.train.shape[0] - self.D - 1
+        self.N = self.train.shape[1]
+
+    @staticmethod
+    def _matrix(ds, loss, dtype):
+        N = len(ds.X)
+        if loss == "softmax_ce":
+            Y = np.zeros((max(ds.n_classes, 2), N))
+            Y[ds.y, np.arange(N)] = 1.0
+        elif loss == "bce":
+            Y = ds.y.reshape(1, N).astype(np.float64)
+        else:
+            Y = ds.y.reshape(N, -1).T
+        return np.ascontiguousarray(np.vstack([ds.X.T, np.ones((1, N)), Y]), dtype=dtype)
+
+
+def _gens(seed: int) -> dict[str, np.random.Generator]:
+    seqs = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, seqs)}
+
+
+def _norms(a: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each replica's row: (R,)."""
+    return np.sqrt(np.einsum("rp,rp->r", a, a))
+
+
+class Trainer:
+    """One group's training: set up from resolved configs, then `run(on_epoch)` returns one RunResult per replica."""
+
+    def __init__(self, cfgs: list[dict], *, record_activations: bool = False):
+        self.cfgs = cfgs
+        c0 = cfgs[0]
+        self.R = R = len(cfgs)
+        tr = c0["train"]
+        self.dtype = dt = np.dtype(tr["dtype"])
+        self.split = load_data(c0["data"])
+        self.data = _Data(self.split, c0["loss"], dt)
+        self.net: MLP = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=R, dtype=dt)
+        self.gens = [_gens(c["seed"]) for c in cfgs]
+        inits = [(c["model"]["init"]["name"], {k: v for k, v in c["model"]["init"].items() if k != "name"}) for c in cfgs]
+        self.theta = self.net.init_params(inits, [g["init"] for g in self.gens])
+        self.grad = np.zeros_like(self.theta)
+        self.buffers = self.net.new_buffers()
+        self.record_activations = record_activations
+        self.epochs = tr["epochs"]
+        self.opt_name = c0["optimizer"]["name"]
+        hp = stack_section(cfgs, "optimizer", dt)
+        self.lbfgs = self.opt_name == "lbfgs"
+        if self.lbfgs:
+            self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
+            self.lr = 1.0
+        else:
+            self.opt = OPTIMIZERS.build(self.opt_name, hp)
+            self.lr = self.opt.lr
+        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dt), epochs=self.epochs)
+        self.msched = MOMENTUM_SCHEDULES.build(
+            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dt), epochs=self.epochs
+        )
+        reg = [c["regularization"] for c in cfgs]
+        col = lambda key: np.array([r[key] or 0.0 for r in reg], dtype=dt).reshape(R, 1)  # noqa: E731
+        self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
+        self.polyak = None if reg[0]["polyak"] is None else col("polyak")
+        self.es = [r["early_stopping"] for r in reg]
+        self.keep = (1.0 - np.array([c["model"]["drop_prob"] for c in cfgs], dtype=dt)).reshape(R, 1, 1)
+        self.diverge = np.array([c["train"]["diverge_factor"] or np.inf for c in cfgs], dtype=np.float64)
+        self.mask = self.net.layout.weight_mask().astype(dt)
+        self.batch_size = self.data.N if tr["batch_size"] == "full" else tr["batch_size"]
+        self.augment = bool(self.noise.any() or self.mixup.any() or self.smooth.any())
+
+    # ---- batches ------------------------------------------------------------------------------
+
+    def _plan(self):
+        """Persistent epoch buffers and one compiled step per batch.
+
+        Each epoch gathers every replica's shuffled copy of the data into G (D+1+C, R, N_e) with one
+        `take`; batch b reads the fixed slice b of G and writes its logits into slice b of Zall
+        (R, C, N_e), from which the epoch's cost is computed once. So a step is only the model's
+        NumPy calls and the optimizer's.
+        """
+        D, C, N, R = self.data.D, self.data.C, self.data.N, self.R
+        tr = self.cfgs[0]["train"]
+        B = self.batch_size
+        M = self.data.train
+        if tr["sampling"] == "random":
+            n_e = (tr["iterations_per_epoch"] or math.ceil(N / B)) * B
+        else:
+            n_e = N
+        self.n_epoch = n_e
+        self.Zall = np.empty((R, C, n_e), dtype=self.dtype)
+        common = dict(buffers=self.buffers, keep=self.keep,
+                      drop_gens=[g["dropout"] for g in self.gens] if self.net.dropout else None)
+        if B >= N and tr["sampling"] == "epoch" and not self.augment:
+            # full batch: the order of examples does not change the gradient, nothing to gather
+            self.G = None
+            self.Yall = M[None, D + 1 :]
+            return [self.net.compile_step(self.theta, self.grad, M[None, : D + 1], self.Yall, self.Zall, **common)]
+        self.G = np.empty((D + 1 + C, R, n_e), dtype=self.dtype)
+        Gt = self.G.transpose(1, 0, 2)
+        self.Yall = Gt[:, D + 1 :]
+        self.bounds = [(s, min(s + B, n_e)) for s in range(0, n_e, B)]
+        return [
+            self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1, a:b], Gt[:, D + 1 :, a:b], self.Zall[:, :, a:b], **common)
+            for a, b in self.bounds
+        ]
+
+    def _gather(self, e: int) -> np.ndarray | None:
+        """Fill G with epoch e's examples in each replica's own order; returns the order (R, N_e)."""
+        if self.G is None:
+            return None
+        N, R = self.data.N, self.R
+        tr = self.cfgs[0]["train"]
+        if tr["sampling"] == "random":
+            order = np.stack([g["shuffle"].integers(0, N, size=self.n_epoch) for g in self.gens])
+        elif self.batch_size >= N:
+            order = np.broadcast_to(np.arange(N), (R, N))
+        else:
+            order = np.stack([g["shuffle"].permutation(N) for g in self.gens])
+        np.take(self.data.train, order, axis=1, out=self.G)
+        if self.augment:
+            for a, b in self.bounds:
+                self._augment(self.G[:, :, a:b])
+        return order
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, theta: np.ndarray, M: np.ndarray, buffers) -> tuple[np.ndarray, np.ndarray]:
+        """Test-mode mean cost (R,) and accuracy (R,) (NaN for regression) on a data matrix (D+1+C, N)."""
+        D, N = self.data.D, M.shape[1]
+        cost = np.zeros(self.R)
+        correct = np.zeros(self.R)
+        loss = self.net.loss
+        for a in range(0, N, EVAL_CHUNK):
+            part = M[:, a : a + EVAL_CHUNK]
+            Z = self.net.forward(theta, part[None, : D + 1], train=False, buffers=buffers)
+            Y = part[None, D + 1 :]
+            cost += loss.value(Z, Y)
+            if loss.correct is not None:
+                correct += loss.correct(Z, Y)
+        acc = correct / N if loss.correct is not None else np.full(self.R, np.nan)
+        return cost / N, acc
+
+    def _eval_all(self, theta, buffers, train_cost=None):
+        out = {}
+        tc, ta = self.evaluate(theta, self.data.train, buffers)
+        out["train_cost"] = (tc if train_cost is None else train_cost) + (
+            l2_penalty(theta, self.mask, self.l2) if self.l2.any() else 0.0
+        )
+        out["train_acc"] = ta
+        if self.data.val is not None:
+            out["val_cost"], out["val_acc"] = self.evaluate(theta, self.data.val, buffers)
+        else:
+            out["val_cost"] = out["val_acc"] = np.full(self.R, np.nan)
+        return out
+
+    def _activations(self, theta, buffers) -> list[np.ndarray]:
+        M = self.data.train[:, :512]
+        return self.net.hidden(theta, M[None, : self.data.D + 1], buffers=buffers)
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def run(self, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[RunResult]:
+        R, dt, net = self.R, self.dtype, self.net
+        theta, grad = self.theta, self.grad
+        init_fp = [fingerprint(theta[r]) for r in range(R)]
+        acts0 = self._activations(theta, self.buffers) if self.record_activations else None
+        avg = theta.copy() if self.polyak is not None else None
+        state = None if self.lbfgs else self.opt.init(theta)
+        lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if self.lbfgs else None
+        steps_fns = None if self.lbfgs else self._plan()
+        sstate = self.sched.init(R)
+        mstate = self.msched.init(R)
+        step_buf = np.empty_like(theta)
+        l2m = self.l2 * self.mask if self.l2.any() else None
+        lr_e = np.empty((R, 1), dtype=dt)
+        active = np.ones(R, dtype=bool)
+        end_epoch = np.full(R, self.epochs)
+        status = ["completed"] * R
+        reason = [""] * R
+        snapshots: dict[int, tuple] = {}
+        es_best = np.full(R, np.inf)
+        es_wait = np.zeros(R, dtype=int)
+        batch_fp = ["full"] * R
+        log_iters = self.cfgs[0]["train"]["log_iterations"]
+        update = None if self.lbfgs else self.opt.update
+        polyak = None if avg is None else (1.0 - self.polyak)
+        t0 = time.perf_counter()
+        steps = 0
+        e = 0
+
+        def snapshot(r):
+            snapshots[r] = ((avg if avg is not None else theta)[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
+
+        with np.errstate(all="ignore"):
+            m0, _ = self.sched.multiplier(0, sstate)
+            first = self._eval_all(theta, self.buffers)
+            cost0 = first["train_cost"].astype(np.float64)
+            lr0 = np.broadcast_to(np.asarray(self.lr * m0, dtype=np.float64).reshape(-1), (R,))
+            nan = np.full(R, np.nan)
+            rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan, seconds=np.zeros(R))
+            if on_epoch is not None:
+                on_epoch(EpochRecord(0, rec, active.copy(), {}))
+            try:
+                for e in range(1, self.epochs + 1):
+                    mult, sstate = self.sched.multiplier(e - 1, sstate)
+                    np.multiply(self.lr * np.asarray(mult, dtype=dt), active.reshape(R, 1), out=lr_e)
+                    mu, mstate = self.msched.multiplier(e - 1, mstate)
+                    if mu is not None:
+                        state[MOMENTUM_KEY[self.opt_name]][...] = mu
+                    iter_costs = None
+                    if self.lbfgs:
+                        self._lbfgs_epoch(lstates, active)
+                        steps += 1
+                        ratio = nan
+                    else:
+                        order = self._gather(e)
+                        if e == 1 and order is not None:
+                            batch_fp = [fingerprint(order[r]) for r in range(R)]
+                        for step in steps_fns:
+                            step()
+                            if l2m is not None:
+                                np.multiply(l2m, theta, out=step_buf)
+                                grad += step_buf
+                            direction, state = update(grad, state, theta)
+                            np.multiply(direction, lr_e, out=step_buf)
+                            theta -= step_buf
+                            if polyak is not None:
+                                avg += polyak * (theta - avg)
+                        steps += len(steps_fns)
+                        if log_iters:
+                            iter_costs = np.stack([
+                                net.loss.value(self.Zall[:, :, a:b], self.Yall[:, :, a:b]) / (b - a)
+                                for a, b in getattr(self, "bounds", [(0, self.n_epoch)])
+                            ], axis=1)
+                        ratio = _norms(step_buf) / _norms(theta)
+                    gnorm = _norms(grad)
+                    # L-BFGS logs the full-batch cost after its step; the others the epoch's mean batch cost
+                    ecost = None if self.lbfgs else net.loss.value(self.Zall, self.Yall) / self.n_epoch
+                    m = self._eval_all(avg if avg is not None else theta, self.buffers, train_cost=ecost)
+                    m.update(epoch=np.full(R, e), step=np.full(R, steps), lr=lr_e.reshape(-1).astype(np.float64),
+                             grad_norm=gnorm, update_ratio=ratio, seconds=np.full(R, time.perf_counter() - t0))
+                    alive = active.copy()
+                    ended = self._decide(e, m, cost0, active, es_best, es_wait)
+                    sstate = self.sched.observe(m["val_cost"] if self.data.val is not None else m["train_cost"], sstate)
+                    for r, (st, why) in ended.items():
+                        status[r], reason[r] = st, why
+                        end_epoch[r] = e
+                        active[r] = False
+                        snapshot(r)
+                    if on_epoch is not None:
+                        on_epoch(EpochRecord(e, m, alive, ended, iter_costs))
+                    if not active.any():
+                        break
+            except KeyboardInterrupt:
+                for r in np.flatnonzero(active):
+                    status[r], reason[r] = "interrupted", f"interrupted during epoch {e}"
+                    end_epoch[r] = max(e - 1, 0)
+                    snapshot(r)
+                active[:] = False
+                self.interrupted = True
+            acts1 = self._activations(avg if avg is not None else theta, self.buffers) if self.record_activations else None
+
+        results = []
+        final = avg if avg is not None else theta
+        for r in range(R):
+            th, buf = snapshots.get(r, (final[r], {k: v[r] for k, v in self.buffers.items()}))
+            params = {k: v[0].copy() for k, v in net.layout.named(th[None]).items()}
+            acts = {}
+            if acts0 is not None:
+                for l, (a0, a1) in enumerate(zip(acts0, acts1), start=1):
+                    acts[f"init_layer{l}"] = a0[r].reshape(-1)
+                    acts[f"final_layer{l}"] = a1[r].reshape(-1)
+            results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts))
+        return results
+
+    interrupted = False
+
+    def _lbfgs_epoch(self, lstates, active):
+        """One L-BFGS step (a closure-driven inner loop on the full batch) per active replica."""
+        R = self.R
+        net1 = self._net1
+        M = self.data.train
+        A0, Y = M[None, : self.data.D + 1], M[None, self.data.D + 1 :]
+        N = self.data.N
+        costs = np.full(R, np.nan)
+        for r in np.flatnonzero(active):
+            buf = {k: v[r : r + 1] for k, v in self.buffers.items()}
+            l2 = self.l2[r, 0]
+            mask = self.mask
+            g1 = np.empty((1, self.theta.shape[1]), dtype=self.dtype)
+
+            def closure(th, buf=buf, l2=l2, mask=mask, g1=g1):
+                t = th.reshape(1, -1)
+                c = net1.loss_grad(t, g1, A0, Y, buffers=buf)[0] / N
+                if l2 > 0:
+                    c += 0.5 * l2 * float(np.sum(mask * th * th))
+                    g1[0] += l2 * mask * th
+                return float(c), g1[0].copy()
+
+            loss, lstates[r] = self.opts[r].step(self.theta[r], closure, lstates[r])
+            self.grad[r] = closure(self.theta[r])[1]
+            costs[r] = loss
+        return costs, None
+
+    @property
+    def _net1(self) -> MLP:
+        if not hasattr(self, "_net1_cache"):
+            c0 = self.cfgs[0]
+            self._net1_cache = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=1, dtype=self.dtype)
+        return self._net1_cache
+
+    def _decide(self, e, m, cost0, active, es_best, es_wait) -> dict[int, tuple[str, str]]:
+        """Which active replicas end at epoch e: diverged (non-finite, or cost > factor * initial) or stopped early."""
+        ended = {}
+        tc = m["train_cost"]
+        for r in np.flatnonzero(active):
+            if not np.isfinite(tc[r]):
+                ended[r] = ("diverged", f"train cost became {tc[r]} at epoch {e}")
+            elif tc[r] > self.diverge[r] * cost0[r]:
+                ended[r] = (
+                    "diverged",
+                    f"train cost {tc[r]:.4g} exceeded {self.diverge[r]:g} x the initial {cost0[r]:.4g} at epoch {e}",
+                )
+            elif self.es[r] is not None:
+                es = self.es[r]
+                val = m[es["metric"]][r]
+                score = -val if es["metric"].endswith("acc") else val
+                if score < es_best[r] - es["min_delta"]:
+                    es_best[r], es_wait[r] = score, 0
+                else:
+                    es_wait[r] += 1
+                    if es_wait[r] >= es["patience"]:
+                        ended[r] = ("stopped_early", f"{es['metric']} did not improve for {es['patience']} epochs")
+        return ended
+
+
+def train_runs(cfgs: list[dict], **kw) -> list[RunResult]:
+    """Train resolved run configs, grouped; results in the order given (a convenience for tests and sweeps)."""
+    out: dict[int, RunResult] = {}
+    index = {id(c): i for i, c in enumerate(cfgs)}
+    for group in make_groups(cfgs):
+        res = Trainer(group).run(**kw)
+        for c, r in zip(group, res):
+            out[index[id(c)]] = r
+    return [out[i] for i in range(len(cfgs))]
+
+
+__all__ = ["COLUMNS", "EpochRecord", "RunResult", "Trainer", "expected_initial_cost", "group_key", "make_groups", "train_runs"]
