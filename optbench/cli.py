@@ -96,14 +96,15 @@ def gradcheck(
     config: Path = typer.Argument(..., help="An experiment YAML file."),
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
     examples: int = typer.Option(16, "--examples", min=1, help="Training examples in the checked batch."),
+    samples: int = typer.Option(20, "--samples", min=1, help="Entries checked per parameter tensor (chosen at random)."),
 ):
-    """Numeric gradient check of each configured net: max relative error per parameter."""
+    """Numeric gradient check of each configured net: relative error |a-n|/(|a|+|n|) per parameter."""
     from optbench.config import load_experiment
     from optbench.report import print_gradcheck
     from optbench.checks import gradcheck_runs
 
     cfgs = load_experiment(config, sets=set_)
-    rows = gradcheck_runs(cfgs, examples=examples)
+    rows = gradcheck_runs(cfgs, examples=examples, samples=samples)
     ok = print_gradcheck(rows)
     if not ok:
         raise typer.Exit(1)

@@ -205,12 +205,35 @@ def resolve_run(raw: dict, *, base_dir: Path) -> dict:
     out = sec.model_dump()
     out["label"] = out["label"] or out["name"]
 
+    if out["data"]["name"] in _problems().PROBLEMS:
+        return _resolve_problem(out)
     split = load_data(out["data"])
     out["data"] = resolved_data(out["data"])
     loss = out["loss"] or data_mod.expected_loss(split.train.task)
     data_mod.check_labels(split.train, loss, "loss")
     out["loss"] = loss
     _check_combination(out, n_train=len(split.train.X), has_val=split.val is not None)
+    return out
+
+
+def _problems():
+    from optbench import problems
+
+    return problems
+
+
+def _resolve_problem(out: dict) -> dict:
+    """A 2-D test function instead of data: the model is the point itself; no loss, no batches."""
+    sec = dict(out["data"])
+    name = sec.pop("name")
+    out["data"] = {"name": name, **_problems().PROBLEMS.validate(name, sec, "data")}
+    if out["loss"] is not None:
+        raise OptbenchError(f"loss: {out['loss']} is invalid for the 2-D problem {name}: it is its own cost (omit loss)")
+    m = out["model"]
+    if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0:
+        raise OptbenchError(f"model: a 2-D problem ({name}) has no net; its model is the point data.start (omit model)")
+    if out["optimizer"]["name"] == "lbfgs" and out["schedule"]["name"] != "constant":
+        raise OptbenchError("schedule: lbfgs takes no learning-rate schedule (accepted: constant)")
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from optbench.runs import RunWriter
-from optbench.train import EpochRecord, RunResult, Trainer, make_groups
+from optbench.train import EpochRecord, RunResult, Trainer, make_groups, make_trainer
 
 
 class Progress(Protocol):
@@ -31,7 +31,7 @@ class Outcome:
 
 
 def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
-            *, trainer: Callable[[list[dict]], Trainer] = Trainer) -> tuple[list[Outcome], bool]:
+            *, trainer: Callable[..., Trainer] = make_trainer) -> tuple[list[Outcome], bool]:
     """Train every run; returns the outcomes and whether training was interrupted (Ctrl-C / SIGTERM)."""
     outcomes: list[Outcome] = []
     groups = make_groups(cfgs)

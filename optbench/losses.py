@@ -30,7 +30,8 @@ def bce() -> Loss:
     """Sigmoid + binary cross-entropy on one output: softplus(z) - y z; dz = sigmoid(z) - y."""
 
     def value(Z, Y):
-        return np.logaddexp(0.0, Z).sum(axis=(1, 2)) - np.einsum("rcb,rcb->r", *np.broadcast_arrays(Y, Z))
+        # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z|, and 3x faster than logaddexp
+        return (np.maximum(Z, 0.0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))).sum(axis=(1, 2))
 
     def grad(Z, Y, dZ):
         # sigmoid(z) - y = (tanh(z/2) + 1 - 2y) / 2: no overflow warnings for large |z|
@@ -107,4 +108,6 @@ def mse() -> Loss:
 
 def l2_penalty(theta: np.ndarray, mask: np.ndarray, l2) -> np.ndarray:
     """0.5 * l2 * sum(W^2) over the weights (mask), per replica: (R,)."""
-    return 0.5 * np.asarray(l2).reshape(-1) * np.einsum("rp,rp,p->r", theta, theta, mask)
+    # a plain row sum reduces each row the same way whatever R is (einsum buffers long rows, and
+    # vecdot calls a threaded BLAS dot): a run's numbers must not depend on its group
+    return 0.5 * np.asarray(l2).reshape(-1) * (theta * theta * mask).sum(axis=1)

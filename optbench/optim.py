@@ -58,6 +58,18 @@ def _replica_column(value: Hyper, theta: np.ndarray) -> np.ndarray:
     return col
 
 
+def _ema(avg: np.ndarray, x: np.ndarray, rest: Hyper, buf: np.ndarray) -> None:
+    """avg = b*avg + (1-b)*x in place, computed as avg += (1-b)*(x - avg) (torch's lerp); rest = 1-b.
+
+    One multiply by the coefficient instead of two: on small arrays a multiply by a scalar or a
+    per-replica column costs well over a plain add, and no digits cancel when b is close to 1.
+    buf is scratch and may be x itself.
+    """
+    np.subtract(x, avg, out=buf)
+    np.multiply(buf, rest, out=buf)
+    np.add(avg, buf, out=avg)
+
+
 @OPTIMIZERS.register(aliases=("gd",))
 def sgd(*, lr: Positive = 0.01) -> Optimizer:
     """Gradient descent: direction = g (full batch or mini-batch, as the data loader decides)."""
@@ -95,13 +107,9 @@ def momentum(*, lr: Positive = 0.01, mu: Unit = 0.9, form: Literal["classic", "e
         return v, state
 
     def update_ema(g, state, theta):
-        v, buf, rest = state["v"], state["buf"], state["1-mu"]
-        # 1-mu recomputed because a schedule may have changed mu; (1-mu)*g directly rather than
-        # mu*(v-g)+g, which would cancel digits when mu is close to 1
-        np.subtract(1.0, state["mu"], out=rest)
-        np.multiply(g, rest, out=buf)
-        np.multiply(v, state["mu"], out=v)
-        np.add(v, buf, out=v)
+        v, rest = state["v"], state["1-mu"]
+        np.subtract(1.0, state["mu"], out=rest)  # every time: a schedule may have changed mu
+        _ema(v, g, rest, state["buf"])
         return v, state
 
     return Optimizer(init, update_classic if form == "classic" else update_ema, lr)
@@ -159,17 +167,13 @@ def rmsprop(*, lr: Positive = 0.01, decay_rate: Unit = 0.99, eps: Positive = 1e-
         return {
             "cache": np.zeros_like(theta),
             "d": np.empty_like(theta),
-            "decay_rate": _coef(decay_rate, theta),
             "1-decay_rate": _coef(1.0 - np.asarray(decay_rate, dtype=np.float64), theta),
             "eps": _coef(eps, theta),
         }
 
     def update(g, state, theta):
         cache, d = state["cache"], state["d"]
-        np.multiply(g, g, out=d)
-        np.multiply(d, state["1-decay_rate"], out=d)
-        np.multiply(cache, state["decay_rate"], out=cache)
-        np.add(cache, d, out=cache)
+        _ema(cache, np.multiply(g, g, out=d), state["1-decay_rate"], d)
         np.sqrt(cache, out=d)
         np.add(d, state["eps"], out=d)
         np.divide(g, d, out=d)
@@ -192,28 +196,21 @@ def adadelta(*, lr: Positive = 1.0, rho: Unit = 0.95, eps: Positive = 1e-6) -> O
             "u": np.zeros_like(theta),
             "d": np.empty_like(theta),
             "buf": np.empty_like(theta),
-            "rho": _coef(rho, theta),
             "1-rho": _coef(1.0 - np.asarray(rho, dtype=np.float64), theta),
             "eps": _coef(eps, theta),
         }
 
     def update(g, state, theta):
         v, u, d, buf = state["v"], state["u"], state["d"], state["buf"]
-        rho_, rest, eps_ = state["rho"], state["1-rho"], state["eps"]
-        np.multiply(g, g, out=buf)
-        np.multiply(buf, rest, out=buf)
-        np.multiply(v, rho_, out=v)
-        np.add(v, buf, out=v)
+        rest, eps_ = state["1-rho"], state["eps"]
+        _ema(v, np.multiply(g, g, out=buf), rest, buf)
         # one sqrt of the ratio instead of a ratio of two sqrts: same value, one call fewer
         np.add(v, eps_, out=buf)
         np.add(u, eps_, out=d)
         np.divide(d, buf, out=d)
         np.sqrt(d, out=d)
         np.multiply(d, g, out=d)
-        np.multiply(d, d, out=buf)
-        np.multiply(buf, rest, out=buf)
-        np.multiply(u, rho_, out=u)
-        np.add(u, buf, out=u)
+        _ema(u, np.multiply(d, d, out=buf), rest, buf)
         return d, state
 
     return Optimizer(init, update, lr)
@@ -239,14 +236,9 @@ def _moments_state(theta: np.ndarray, beta1: Hyper, beta2: Hyper, eps: Hyper) ->
 
 def _update_moments(g: np.ndarray, state: dict) -> None:
     """m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g**2, in place (buf is scratch)."""
-    m, v, buf = state["m"], state["v"], state["buf"]
-    np.multiply(g, state["1-b1"], out=buf)
-    np.multiply(m, state["b1"], out=m)
-    np.add(m, buf, out=m)
-    np.multiply(g, g, out=buf)
-    np.multiply(buf, state["1-b2"], out=buf)
-    np.multiply(v, state["b2"], out=v)
-    np.add(v, buf, out=v)
+    buf = state["buf"]
+    _ema(state["m"], g, state["1-b1"], buf)
+    _ema(state["v"], np.multiply(g, g, out=buf), state["1-b2"], buf)
 
 
 def _adam(lr: Hyper, beta1: Hyper, beta2: Hyper, eps: Hyper, amsgrad: bool, weight_decay: Hyper) -> Optimizer:
@@ -320,10 +312,11 @@ def nadam(
     eps: Positive = 1e-8,
     momentum_decay: NonNegative = 4e-3,
 ) -> Optimizer:
-    """NAdam: mu_t = b1*(1 - 0.5*0.96**(t*psi)); direction = ((1-mu_t)/(1-prod mu)*g + mu_t+1/(1-prod mu*mu_t+1)*m) / (sqrt(v/(1-b2**t)) + eps).
+    """NAdam: Adam with Nesterov momentum, direction = (cg*g + cm*m) / (sqrt(v/(1-b2**t)) + eps).
 
-    Dozat's Nesterov-accelerated Adam as torch.optim.NAdam does it (psi = momentum_decay): m and
-    v as in Adam, the momentum coefficient mu_t warms up with t, prod mu is the product of mu_1..mu_t.
+    Dozat's rule as torch.optim.NAdam does it: m and v as in Adam; the momentum coefficient warms up,
+    mu_t = b1*(1 - 0.5*0.96**(t*psi)) with psi = momentum_decay; with P_t = mu_1*...*mu_t,
+    cg = (1-mu_t)/(1-P_t) weighs the current gradient and cm = mu_{t+1}/(1-P_t*mu_{t+1}) the momentum.
     """
 
     def init(theta):
@@ -496,8 +489,9 @@ def lbfgs(
     tolerance_change: NonNegative = 1e-9,
     line_search: Literal["strong_wolfe", "none"] = "strong_wolfe",
 ) -> LBFGS:
-    """L-BFGS: d = -H g (two-loop recursion over the last history_size steps); theta += t*d, t by strong-Wolfe search or t = lr.
+    """L-BFGS: d = -H g (two-loop recursion over the last history_size steps); theta += t*d, t by line search.
 
+    t comes from a strong-Wolfe line search, or is lr with line_search="none".
     One `step` is one torch.optim.LBFGS.step(closure): up to max_iter iterations and max_eval
     (default max_iter*5//4) function evaluations, stopping early when max|g| <= tolerance_grad or
     the step or the change in loss falls below tolerance_change; the history carries over steps.

@@ -28,20 +28,41 @@ def format_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_TYPE_TAGS = {"int", "float", "str", "bool", "none", "list", "dict", "tuple", "is-instance"}
+
+
+def _clean_loc(loc) -> list[str]:
+    """Key path parts of a pydantic error location, without the union-member and validator tags it adds."""
+    out = []
+    for p in loc:
+        if isinstance(p, int):
+            out.append(str(p))
+        elif p.isidentifier() and p not in _TYPE_TAGS:
+            out.append(p)
+    return out
+
+
 def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = None) -> str:
-    """The first error of a pydantic ValidationError as `path: value is invalid (reason)`."""
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after", "function-before"))
-    path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "config")
-    msg = e["msg"]
-    if e["type"] == "extra_forbidden":
+    """The first error of a pydantic ValidationError as `path: value is invalid: reason` (unions: reasons joined by 'or')."""
+    errors = err.errors()
+    first = errors[0]
+    loc = _clean_loc(first["loc"])
+    path = ".".join([prefix] * bool(prefix) + loc) or "config"
+    if first["type"] == "extra_forbid" or first["type"] == "extra_forbidden":
         return f"{path}: unknown key"
-    if e["type"] == "missing":
+    if first["type"] == "missing":
         return f"{path}: required key is missing"
-    msg = msg[0].lower() + msg[1:] if msg else msg
-    if "input" in e and e["type"] not in ("missing",):
-        return f"{path}: {format_value(e['input'])} is invalid: {msg}"
-    return f"{path}: {msg}"
+    # a union reports one error per member at the same key: say them all
+    msgs = []
+    for e in errors:
+        if _clean_loc(e["loc"]) == loc and e["type"] != "missing":
+            m = e["msg"][0].lower() + e["msg"][1:] if e["msg"] else e["msg"]
+            if m not in msgs:
+                msgs.append(m)
+    reason = " or ".join(msgs)
+    if "input" in first:
+        return f"{path}: {format_value(first['input'])} is invalid: {reason}"
+    return f"{path}: {reason}"
 
 
 class Registry:
@@ -116,7 +137,8 @@ class Registry:
             model = self._model(name).model_validate(options)
         except pydantic.ValidationError as err:
             raise OptbenchError(pydantic_message(err, path)) from None
-        return model.model_dump()
+        # tuples (e.g. a start point) become lists so the resolved config dumps as plain YAML
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in model.model_dump().items()}
 
     def build(self, name: str, options: dict[str, Any], **engine_args: Any) -> Any:
         """Call the factory with validated options plus engine-supplied arguments (rng, dtype)."""

@@ -7,6 +7,7 @@
       params.npz     final parameters (and batch-norm statistics) by name, no pickle
       activations.npz  hidden activations on up to 512 training examples, at init and at the end
       iterations.csv per-iteration batch costs, when train.log_iterations is set
+      trajectory.npz the path `xy` (steps+1, 2) of a run on a 2-D problem
 
 Directories appear atomically (written under a temporary name, then renamed) and are never overwritten.
 """
@@ -132,6 +133,8 @@ class RunWriter:
             np.savez(d / "params.npz", **res.params, **res.buffers)
             if res.activations:
                 np.savez_compressed(d / "activations.npz", **res.activations)
+            for fname, arrays in res.extra.items():
+                np.savez(d / f"{fname}.npz", **arrays)
             extra = {"epochs": res.epochs, "seconds": seconds,
                      "fingerprints": {"init": res.init_fingerprint, "batches": res.batch_fingerprint}}
             _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra), indent=2))

@@ -97,6 +97,7 @@ class RunResult:
     init_fingerprint: str
     batch_fingerprint: str
     activations: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # more .npz files: name -> arrays
 
 
 @dataclass
@@ -138,9 +139,10 @@ def _gens(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(s) for name, s in zip(STREAMS, seqs)}
 
 
-def _norms(a: np.ndarray) -> np.ndarray:
+def norms(a: np.ndarray) -> np.ndarray:
     """Euclidean norm of each replica's row: (R,)."""
-    return np.sqrt(np.einsum("rp,rp->r", a, a))
+    # a plain row sum: einsum's buffering makes long rows' sums depend on R, and vecdot's BLAS dot threads
+    return np.sqrt((a * a).sum(axis=1))
 
 
 class Trainer:
@@ -239,6 +241,27 @@ class Trainer:
             for a, b in self.bounds:
                 self._augment(self.G[:, :, a:b])
         return order
+
+    def _augment(self, G: np.ndarray) -> None:
+        """Label smoothing, mixup and input noise on one gathered batch G (D+1+C, R, B), per replica."""
+        D, C = self.data.D, self.data.C
+        if self.smooth.any():
+            eps = self.smooth.reshape(1, -1, 1)
+            k = 2.0 if self.cfgs[0]["loss"] == "bce" else C  # bce: smooth towards 1/2
+            G[D + 1 :] *= 1.0 - eps
+            G[D + 1 :] += eps / k
+        if self.mixup.any():
+            for r, g in enumerate(self.gens):
+                a = self.mixup[r, 0]
+                if a > 0:
+                    lam = g["mixup"].beta(a, a)
+                    perm = g["mixup"].permutation(G.shape[2])
+                    G[:, r, :] = lam * G[:, r, :] + (1.0 - lam) * G[:, r, perm]
+        if self.noise.any():
+            for r, g in enumerate(self.gens):
+                s = self.noise[r, 0]
+                if s > 0:
+                    G[:D, r, :] += s * g["noise"].standard_normal((D, G.shape[2]))
 
     # ---- evaluation ---------------------------------------------------------------------------
 
@@ -350,8 +373,8 @@ class Trainer:
                                 net.loss.value(self.Zall[:, :, a:b], self.Yall[:, :, a:b]) / (b - a)
                                 for a, b in getattr(self, "bounds", [(0, self.n_epoch)])
                             ], axis=1)
-                        ratio = _norms(step_buf) / _norms(theta)
-                    gnorm = _norms(grad)
+                        ratio = norms(step_buf) / norms(theta)
+                    gnorm = norms(grad)
                     # L-BFGS logs the full-batch cost after its step; the others the epoch's mean batch cost
                     ecost = None if self.lbfgs else net.loss.value(self.Zall, self.Yall) / self.n_epoch
                     m = self._eval_all(avg if avg is not None else theta, self.buffers, train_cost=ecost)
@@ -452,12 +475,23 @@ class Trainer:
         return ended
 
 
+def make_trainer(cfgs: list[dict], **kw):
+    """The trainer for a group: the MLP engine, or the point-in-the-plane one for 2-D problems."""
+    from optbench.problems import PROBLEMS
+
+    if cfgs[0]["data"]["name"] in PROBLEMS:
+        from optbench.trajectory import ProblemTrainer
+
+        return ProblemTrainer(cfgs, **kw)
+    return Trainer(cfgs, **kw)
+
+
 def train_runs(cfgs: list[dict], **kw) -> list[RunResult]:
     """Train resolved run configs, grouped; results in the order given (a convenience for tests and sweeps)."""
     out: dict[int, RunResult] = {}
     index = {id(c): i for i, c in enumerate(cfgs)}
     for group in make_groups(cfgs):
-        res = Trainer(group).run(**kw)
+        res = make_trainer(group).run(**kw)
         for c, r in zip(group, res):
             out[index[id(c)]] = r
     return [out[i] for i in range(len(cfgs))]

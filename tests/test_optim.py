@@ -115,7 +115,7 @@ def test_every_first_order_optimizer_has_a_torch_case():
 
 
 def _literal(update, x0, steps=STEPS):
-    """Trajectory of a literal course update `x, cache = update(x, dx, cache, t)`, t from 1."""
+    """Trajectory of a literal course update `x = update(x, dx, cache, t)`, t counting from 1."""
     x, cache, out = np.array(x0, dtype=np.float64), {}, []
     for t in range(1, steps + 1):
         x = update(x, GRAD(x), cache, t)
@@ -234,7 +234,8 @@ def test_replicas_are_independent(name, per_replica):
     for r in range(R):
         solo_options = {k: v[r] if isinstance(v, list) else v for k, v in per_replica.items()}
         solo = run_ours(name, {**solo_options, "lr": lrs[r]}, x0[r], steps=25)
-        np.testing.assert_allclose(batched[:, r], solo[:, 0], rtol=1e-12, atol=1e-15, err_msg=f"replica {r}")
+        # not bitwise: np.power on a column and Python's ** on a float may differ in the last bit
+        np.testing.assert_allclose(batched[:, r], solo[:, 0], rtol=1e-12, atol=1e-13, err_msg=f"replica {r}")
     # the replicas did differ, so the test could fail
     assert not np.allclose(batched[-1, 0] - x0[0], batched[-1, 1] - x0[1])
 
@@ -351,6 +352,7 @@ def kinked(x):
 
 FUNCTIONS = {"rosenbrock": rosenbrock, "quadratic": QUADRATIC, "kinked": kinked}
 
+
 def _x0(p, seed):
     return np.random.default_rng(seed).uniform(-1.5, 1.5, p)
 
@@ -368,6 +370,8 @@ LBFGS_CASES = [
     ("rosenbrock", _x0(4, 1), {"max_iter": 4, "tolerance_change": 1e-3}),
     ("rosenbrock", _x0(4, 1), {"max_iter": 4, "tolerance_change": 1e-2, "tolerance_grad": 1e-3}),
     ("rosenbrock", _x0(2, 1), {"max_iter": 4, "lr": 30.0}),
+    # torch's line search keeps its own bracket tolerance (1e-9), whatever tolerance_change is
+    ("rosenbrock", _x0(4, 1), {"max_iter": 4, "lr": 5.0, "tolerance_change": 0.12}),
     ("quadratic", np.ones(6), {"max_iter": 2}),
     ("quadratic", np.ones(6), {"max_iter": 2, "lr": 30.0}),
     ("kinked", np.array([-0.877, 1.123]), {"max_iter": 3}),

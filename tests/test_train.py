@@ -1,0 +1,210 @@
+"""The training loop: epoch semantics, grouping invariance, freezing, regularizers, determinism."""
+
+import numpy as np
+import pytest
+
+from optbench.config import expand, load_data, load_experiment
+from optbench.losses import LOSSES
+from optbench.model import MLP
+from optbench.layers import ACTIVATIONS
+from optbench.train import Trainer, make_groups, train_runs
+
+from conftest import CONFIGS
+
+BASE = {
+    "name": "t",
+    "data": {"name": "moons", "n_samples": 300, "noise": 0.2, "seed": 3},
+    "model": {"hidden": [5, 2], "activation": "relu", "init": "he"},
+    "loss": "bce",
+    "train": {"epochs": 20, "batch_size": 64},
+    "optimizer": {"name": "adam", "lr": 0.01},
+}
+
+
+def runs_of(raw=None, **over):
+    cfg = dict(BASE if raw is None else raw)
+    cfg.update(over)
+    return expand(cfg)
+
+
+def metrics(cfgs):
+    """Train and collect each run's per-epoch metrics (dict of arrays) via the on_epoch hook."""
+    rows = {}
+
+    def on_epoch(rec):
+        for r in np.flatnonzero(rec.alive):
+            rows.setdefault(id(group[r]), []).append({k: float(v[r]) for k, v in rec.metrics.items()})
+
+    results = {}
+    for group in make_groups(cfgs):
+        for c, res in zip(group, Trainer(group).run(on_epoch=on_epoch)):
+            results[id(c)] = res
+    return [rows[id(c)] for c in cfgs], [results[id(c)] for c in cfgs]
+
+
+def test_groups_form_by_structure_not_numbers():
+    cfgs = expand({**BASE, "seeds": [0, 1], "variants": {
+        "a": {"optimizer": {"name": "adam", "lr": 0.01}},
+        "b": {"optimizer": {"name": "adam", "lr": 0.1, "beta1": 0.8}},
+        "c": {"optimizer": {"name": "sgd", "lr": 0.1}},
+        "d": {"model": {"init": "xavier"}},
+    }})
+    groups = make_groups(cfgs)
+    assert [len(g) for g in groups] == [6, 2]  # adam a, b, d (init differs only) | sgd c
+
+
+def test_solo_and_grouped_runs_agree():
+    """A run's numbers must not depend on its group: 8 replicas (lr, beta1, seed differ) vs each alone."""
+    variants = {f"v{i}": {"optimizer": {"name": "adam", "lr": 0.002 * (i + 1), "beta1": 0.8 + 0.02 * i}} for i in range(4)}
+    cfgs = expand({**BASE, "seeds": [0, 1], "variants": variants, "regularization": {"l2": 0.001}})
+    assert len(make_groups(cfgs)) == 1 and len(cfgs) == 8
+    grouped, gres = metrics(cfgs)
+    for i, c in enumerate(cfgs):
+        solo, sres = metrics([c])
+        for a, b in zip(solo[0], grouped[i]):
+            for k in ("train_cost", "train_acc", "grad_norm", "update_ratio", "lr"):
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-10, err_msg=k)
+        for k, v in sres[0].params.items():
+            np.testing.assert_allclose(v, gres[i].params[k], rtol=1e-10, atol=1e-14)
+
+
+def test_epoch_cost_is_the_mean_over_all_examples():
+    """With a negligible step, the epoch's logged cost equals the initial full-data cost: the last,
+    smaller batch (300 = 4 x 64 + 44) weighs what its examples weigh."""
+    cfgs = runs_of(optimizer={"name": "sgd", "lr": 1e-12}, train={"epochs": 1, "batch_size": 64})
+    rows, _ = metrics(cfgs)
+    assert rows[0][1]["step"] == 5
+    np.testing.assert_allclose(rows[0][1]["train_cost"], rows[0][0]["train_cost"], rtol=1e-9)
+
+
+def test_full_batch_gd_is_one_exact_gradient_step_per_epoch():
+    cfgs = runs_of(optimizer={"name": "gd", "lr": 0.5}, train={"epochs": 1, "batch_size": "full"})
+    tr = Trainer(cfgs)
+    theta0 = tr.theta.copy()
+    M = tr.data.train
+    D = tr.data.D
+    net = MLP([2, 5, 2, 1], ACTIVATIONS.build("relu", {}), LOSSES.build("bce", {}))
+    grad = np.zeros_like(theta0)
+    net.loss_grad(theta0.copy(), grad, M[None, : D + 1], M[None, D + 1 :])
+    res = tr.run()
+    expected = net.layout.named(theta0 - 0.5 * grad)
+    for k, v in res[0].params.items():
+        np.testing.assert_allclose(v, expected[k][0], rtol=1e-12)
+
+
+def test_diverging_replica_is_frozen_and_the_others_go_on():
+    cfgs = expand({**BASE, "variants": {"ok": {}, "boom": {"optimizer": {"name": "sgd", "lr": 1e4}}},
+                   "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 30, "batch_size": 64}})
+    rows, res = metrics(cfgs)
+    ok, boom = res
+    assert ok.status == "completed" and len(rows[0]) == 31
+    assert boom.status == "diverged" and boom.epochs < 30
+    assert len(rows[1]) == boom.epochs + 1
+    assert "initial" in boom.reason or "became" in boom.reason
+
+
+def test_early_stopping_on_validation_cost():
+    cfgs = runs_of(data={**BASE["data"], "val_fraction": 0.3}, train={"epochs": 400, "batch_size": 16},
+                   model={"hidden": [50, 50]}, optimizer={"name": "adam", "lr": 0.05},
+                   regularization={"early_stopping": {"metric": "val_cost", "patience": 5}})
+    rows, res = metrics(cfgs)
+    assert res[0].status == "stopped_early"
+    vc = [r["val_cost"] for r in rows[0]]
+    best = int(np.argmin(vc))
+    assert len(vc) - 1 == best + 5  # stopped exactly `patience` epochs after the best
+
+
+def test_float32_runs_in_float32_and_tracks_float64():
+    r64, _ = metrics(runs_of())
+    r32, res = metrics(runs_of(train={"epochs": 20, "batch_size": 64, "dtype": "float32"}))
+    assert res[0].params["W1"].dtype == np.float32
+    np.testing.assert_allclose(r32[0][-1]["train_cost"], r64[0][-1]["train_cost"], rtol=1e-3)
+
+
+def test_l2_shrinks_weights():
+    _, plain = metrics(runs_of(train={"epochs": 50, "batch_size": 64}))
+    _, reg = metrics(runs_of(train={"epochs": 50, "batch_size": 64}, regularization={"l2": 0.5}))
+    w = lambda p: sum((p[k] ** 2).sum() for k in p if k.startswith("W"))  # noqa: E731
+    assert w(reg[0].params) < 0.7 * w(plain[0].params)
+
+
+@pytest.mark.parametrize("extra", [
+    {"model": {"hidden": [16], "drop_prob": 0.3}},
+    {"model": {"hidden": [16], "norm": "batch"}},
+    {"model": {"hidden": [16], "norm": "layer"}},
+    {"regularization": {"input_noise": 0.1}},
+    {"regularization": {"label_smoothing": 0.1}},
+    {"regularization": {"mixup": 0.4}},
+    {"regularization": {"polyak": 0.9}},
+    {"train": {"epochs": 20, "batch_size": 32, "sampling": "random", "iterations_per_epoch": 3}},
+    {"schedule": {"name": "cosine", "warmup": 2}},
+    {"schedule": {"name": "plateau", "patience": 2}},
+])
+def test_every_option_trains_and_learns(extra):
+    raw = {**BASE, "train": {"epochs": 20, "batch_size": 32}, **extra}
+    rows, res = metrics(expand(raw))
+    assert res[0].status == "completed"
+    assert rows[0][-1]["train_cost"] < rows[0][0]["train_cost"]
+    if "sampling" in raw["train"]:
+        assert rows[0][-1]["step"] == 60
+
+
+def test_regularizers_are_per_replica_in_a_group():
+    """Dropout and noise draw from each run's own generators: grouped equals solo."""
+    cfgs = expand({**BASE, "seeds": [0, 1], "model": {"hidden": [8], "drop_prob": 0.2},
+                   "regularization": {"input_noise": 0.05, "mixup": 0.2, "label_smoothing": 0.05}})
+    grouped, _ = metrics(cfgs)
+    solo, _ = metrics(cfgs[1:])
+    np.testing.assert_allclose([r["train_cost"] for r in solo[0]], [r["train_cost"] for r in grouped[1]], rtol=1e-10)
+
+
+def test_batch_norm_running_statistics_are_saved():
+    _, res = metrics(runs_of(model={"hidden": [8], "norm": "batch"}))
+    assert set(res[0].buffers) == {"running_mean1", "running_var1"}
+    assert res[0].buffers["running_var1"].shape == (8, 1)
+
+
+def test_lbfgs_trains_full_batch():
+    rows, res = metrics(runs_of(optimizer={"name": "lbfgs"}, train={"epochs": 5, "batch_size": "full"}))
+    assert res[0].status == "completed"
+    assert rows[0][-1]["train_cost"] < 0.5 * rows[0][0]["train_cost"]
+
+
+def test_momentum_ramp_sets_the_coefficient_each_epoch():
+    """A ramp starting at 0.5 trains epoch 1 exactly as a constant mu = 0.5 does, then departs from it."""
+    base = {**BASE, "optimizer": {"name": "momentum", "lr": 0.05, "mu": 0.5}}
+    r_const, _ = metrics(expand(base))
+    r_ramp, _ = metrics(expand({**base, "momentum_schedule": {"name": "ramp", "start": 0.5, "end": 0.99, "over": 10}}))
+    assert r_const[0][1]["train_cost"] == r_ramp[0][1]["train_cost"]
+    assert r_const[0][2]["train_cost"] != r_ramp[0][2]["train_cost"]
+
+
+def test_shipped_reference_experiment_shape():
+    """moons-optimizers: GD and EMA momentum end close together, Adam clearly lower (SEEDS.md section 6)."""
+    cfgs = load_experiment(CONFIGS / "moons-optimizers.yaml", sets=["train.epochs=600", "seeds=[0, 1]"])
+    _, res = metrics(cfgs)
+    rows, _ = metrics(cfgs)
+    final = {}
+    for c, r in zip(cfgs, rows):
+        final.setdefault(c["label"].split("/")[1], []).append(r[-1]["train_cost"])
+    gd, mom, adam = (np.mean(final[k]) for k in ("gd", "momentum", "adam"))
+    assert abs(gd - mom) < 0.02 * gd
+    assert adam < 0.8 * gd
+
+
+def test_data_is_shared_not_copied_per_run():
+    cfgs = runs_of(seeds=[0, 1])
+    assert load_data(cfgs[0]["data"]) is load_data(cfgs[1]["data"])
+
+
+def test_problem_trajectories():
+    cfgs = expand({"name": "p", "data": {"name": "quadratic", "condition": 10.0}, "train": {"epochs": 50},
+                   "optimizer": {"name": "gd", "lr": 0.1}, "variants": {"gd": {}, "adam": {"optimizer": {"name": "adam", "lr": 0.1}}}})
+    res = train_runs(cfgs)
+    for r in res:
+        xy = r.extra["trajectory"]["xy"]
+        assert xy.shape == (51, 2)
+        np.testing.assert_allclose(xy[0], [-4.0, 1.0])
+    # GD on a quadratic: x_{t+1} = (1 - lr * h) x_t per coordinate, exactly
+    xy = res[0].extra["trajectory"]["xy"]
+    np.testing.assert_allclose(xy[10], [-4.0 * 0.9**10, 1.0 * 0.0**10], atol=1e-12)
