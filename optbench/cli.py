@@ -110,6 +110,21 @@ def gradcheck(
         raise typer.Exit(1)
 
 
+@app.command()
+def compare(
+    runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: all under --runs-dir)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
+    threshold: List[str] = typer.Option([], "--threshold", "-t", help="METRIC=VALUE: first epoch METRIC <= VALUE (>= for accuracies); repeatable."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="final_train_cost, best_cost, best_acc, auc, seconds, ensemble_acc or label."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout."),
+):
+    """Compare runs: one row per label over seeds, paired statistics against the best, health checks."""
+    from optbench.compare import compare_command
+
+    raise typer.Exit(compare_command(runs or [], runs_dir=runs_dir, thresholds=threshold, sort=sort, fmt=fmt, out=out))
+
+
 def main():
     """Console entry point: bad input is one line on stderr with exit code 2, never a traceback."""
     import click

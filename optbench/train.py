@@ -327,7 +327,7 @@ class Trainer:
         polyak = None if avg is None else (1.0 - self.polyak)
         t0 = time.perf_counter()
         steps = 0
-        e = 0
+        e = done = 0
 
         def snapshot(r):
             snapshots[r] = ((avg if avg is not None else theta)[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
@@ -390,12 +390,13 @@ class Trainer:
                         snapshot(r)
                     if on_epoch is not None:
                         on_epoch(EpochRecord(e, m, alive, ended, iter_costs))
+                    done = e
                     if not active.any():
                         break
             except KeyboardInterrupt:
                 for r in np.flatnonzero(active):
-                    status[r], reason[r] = "interrupted", f"interrupted during epoch {e}"
-                    end_epoch[r] = max(e - 1, 0)
+                    status[r], reason[r] = "interrupted", f"interrupted after epoch {done}"
+                    end_epoch[r] = done  # the last epoch whose row was written
                     snapshot(r)
                 active[:] = False
                 self.interrupted = True

@@ -57,7 +57,7 @@ class ProblemTrainer:
         grad = np.empty_like(theta)
         nan = np.full(R, np.nan)
         t0 = time.perf_counter()
-        e = 0
+        e = done = 0
 
         def row(e, lr, gnorm, ratio):
             c = self._cost(theta)
@@ -97,11 +97,12 @@ class ProblemTrainer:
                     sstate = self.sched.observe(c, sstate)
                     if on_epoch is not None:
                         on_epoch(EpochRecord(e, rec, alive, ended))
+                    done = e
                     if not active.any():
                         break
             except KeyboardInterrupt:
                 for r in np.flatnonzero(active):
-                    status[r], reason[r], end[r] = "interrupted", f"interrupted during epoch {e}", max(e - 1, 0)
+                    status[r], reason[r], end[r] = "interrupted", f"interrupted after epoch {done}", done
                 self.interrupted = True
         xy = np.stack(path, axis=1)  # (R, steps+1, 2)
         out = []
