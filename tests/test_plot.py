@@ -1,0 +1,365 @@
+"""`optbench plot`: every figure kind drawn from real run directories (the engine, a few epochs), checked through
+the matplotlib objects and as files; option errors, default paths, byte-identical output, corrupt runs skipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.contour import ContourSet
+
+from optbench.config import load_experiment
+from optbench.errors import OptbenchError
+from optbench.execute import execute
+from optbench.plot import KINDS, Options, make_figure, plot_command
+from optbench.plots import data
+from optbench.runs import COLUMNS, Run
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+# ---- run directories -----------------------------------------------------------------------------------
+
+
+def train(config: str, root: Path, *sets: str) -> Path:
+    """Train a shipped config with overrides into root; returns root."""
+    execute(load_experiment(CONFIGS / config, sets=list(sets)), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("plot")
+
+
+@pytest.fixture(scope="module")
+def moons(root) -> Path:
+    """The reference experiment, 3 labels x 2 seeds, with a validation split."""
+    return train("moons-optimizers.yaml", root / "moons", "train.epochs=30", "seeds=[0, 1]", "data.val_fraction=0.25")
+
+
+@pytest.fixture(scope="module")
+def sweep(root) -> Path:
+    """The same labels at three learning rates; at lr 20 plain GD diverges."""
+    for lr in (0.01, 0.3, 20):
+        train("moons-optimizers.yaml", root / "sweep", "train.epochs=15", "seeds=[0, 1]", f"optimizer.lr={lr}",
+              f"variants.momentum.optimizer.lr={lr}", f"variants.adam.optimizer.lr={lr}")
+    return root / "sweep"
+
+
+@pytest.fixture(scope="module")
+def sine(root) -> Path:
+    return train("sine-regression.yaml", root / "sine", "train.epochs=5", "seeds=[0]")
+
+
+@pytest.fixture(scope="module")
+def paths(root) -> Path:
+    """Five optimizers on the ill-conditioned quadratic: one point in the plane each, trajectory.npz."""
+    return train("ravine-trajectories.yaml", root / "paths", "train.epochs=30")
+
+
+def runs_in(d: Path) -> list[Run]:
+    return data.select_runs([str(d)], Path("unused"), warn=pytest.fail)
+
+
+def figure(d: Path, **opts):
+    return make_figure(runs_in(d), Options(**opts), warn=lambda m: None)
+
+
+def legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+# ---- curves and accuracy -------------------------------------------------------------------------------
+
+
+def test_curves_mean_per_label_and_validation_dashed(moons):
+    fig = figure(moons)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 6  # 3 labels x (training mean, validation mean)
+    assert sorted(ln.get_linestyle() for ln in lines) == ["-"] * 3 + ["--"] * 3
+    assert legend_texts(ax) == ["adam", "gd", "momentum", "training", "validation"]
+    assert len(ax.collections) == 6  # a band per line
+    assert ax.get_yscale() == "linear"
+    assert "moons-optimizers" in ax.get_title() and "Learning rate = 0.0007" in ax.get_title()
+    assert ax.get_xlabel() == "epoch"
+
+
+def test_curves_single_seeds_and_log_y(moons):
+    (ax,) = figure(moons, seeds=True, log_y=True).axes
+    assert len(ax.get_lines()) == 3 * (2 * 2 + 2)  # per label: 2 seeds x (train, val) faint + 2 means
+    assert ax.get_yscale() == "log"
+    assert sum(ln.get_alpha() is not None and ln.get_alpha() < 1 for ln in ax.get_lines()) == 12
+
+
+def test_curves_other_metric_and_x(moons):
+    (ax,) = figure(moons, metric="grad_norm", x="step").axes
+    assert len(ax.get_lines()) == 3  # no validation twin for grad_norm
+    assert ax.get_xlabel().startswith("step")
+    assert ax.get_lines()[0].get_xdata().max() > 30  # steps, not epochs
+
+
+def test_one_color_per_label_in_every_figure(moons):
+    curve_colors = {ln.get_label(): ln.get_color() for ln in figure(moons).axes[0].get_lines() if ln.get_label()[0] != "_"}
+    assert curve_colors == {"adam": data.PALETTE[0], "gd": data.PALETTE[1], "momentum": data.PALETTE[2]}
+    bound = figure(moons, kind="boundary")
+    assert [ax.title.get_color() for ax in visible_axes(bound)] == list(data.PALETTE[:3])
+
+
+def test_divergence_marked_and_axis_not_flattened(sweep):
+    warnings = []
+    (ax,) = make_figure(runs_in(sweep), Options(), warn=warnings.append).axes
+    marks = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert marks and "diverged" in legend_texts(ax)
+    ok = [r for r in runs_in(sweep) if r.status != "diverged"]
+    assert ax.get_ylim()[1] < 1.2 * max(np.nanmax(r.metrics["train_cost"]) for r in ok)
+    assert any("averaging runs with learning rates 0.01, 0.3, 20" in w for w in warnings)
+    assert "lr 0.01, 0.3, 20" in legend_texts(ax)[0]  # no shared lr: the legend names them
+
+
+def test_accuracy_training_and_validation(moons):
+    (ax,) = figure(moons, kind="accuracy").axes
+    assert len(ax.get_lines()) == 6
+    assert "validation" in legend_texts(ax)
+    assert ax.yaxis.get_major_formatter().__class__.__name__ == "PercentFormatter"
+    assert "accuracy" in ax.get_title()
+
+
+def test_accuracy_refuses_regression(sine):
+    with pytest.raises(OptbenchError, match="--kind accuracy: needs classification runs.*regression"):
+        figure(sine, kind="accuracy")
+
+
+def test_metric_without_values_is_an_error(sweep):
+    with pytest.raises(OptbenchError, match="--metric val_cost: no values.*validation split"):
+        figure(sweep, metric="val_cost")
+
+
+# ---- aggregation over seeds ----------------------------------------------------------------------------
+
+
+def fake_run(costs, status="completed", label="e/a", seed=0) -> Run:
+    n = len(costs)
+    m = {c: np.full(n, np.nan) for c in COLUMNS}
+    m["epoch"] = m["step"] = np.arange(n, dtype=float)
+    m["train_cost"] = np.asarray(costs, dtype=float)
+    return Run(Path(f"/x/{label}-{seed}"), {"name": "e", "seed": seed}, {"label": label, "status": status, "name": "e"}, m)
+
+
+def test_aggregate_over_the_seeds_present_at_each_epoch():
+    long, short = fake_run([4.0, 3.0, 2.0, 1.0]), fake_run([2.0, 1.0, np.inf], status="diverged", seed=1)
+    c = data.aggregate([long, short], "train_cost", "epoch", "std")
+    assert c.x.tolist() == [0, 1, 2, 3]
+    assert c.mean.tolist() == [3.0, 2.0, 2.0, 1.0]  # the inf is dropped, then the seed is gone
+    assert c.lo.tolist() == [2.0, 1.0, 2.0, 1.0] and c.hi.tolist() == [4.0, 3.0, 2.0, 1.0]  # std within the range
+    m = data.aggregate([long, short], "train_cost", "epoch", "minmax")
+    assert m.lo.tolist() == [2.0, 1.0, 2.0, 1.0] and m.hi.tolist() == [4.0, 3.0, 2.0, 1.0]
+    g = data.Group("e/a", "a", "k", [long, short])
+    assert data.divergence_points(g, "train_cost", "epoch") == [(1.0, 1.0)]
+    assert data.aggregate([long], "val_cost", "epoch", "std") is None
+
+
+def test_colors_follow_sorted_labels():
+    assert data.color_map(["b", "a", "b"]) == {"a": data.PALETTE[0], "b": data.PALETTE[1]}
+
+
+# ---- learning-rate sensitivity -------------------------------------------------------------------------
+
+
+def test_lr_sensitivity_log_x_one_line_per_optimizer(sweep):
+    (ax,) = figure(sweep, kind="lr").axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    texts = legend_texts(ax)
+    assert texts[:3] == ["adam", "gd", "momentum"] and "diverged" in texts[-1]
+    assert len(ax.containers) == 3  # errorbar containers
+    xs = sorted(set(np.concatenate([c.lines[0].get_xdata() for c in ax.containers])))
+    assert xs == [0.01, 0.3, 20] or xs == [0.01, 0.3]  # lr 20: a point only where some seed survived
+    (ax,) = figure(sweep, kind="lr", log_y=True, metric="train_acc", band="minmax").axes
+    assert ax.get_yscale() == "log"
+
+
+def test_lr_needs_several_learning_rates(moons):
+    with pytest.raises(OptbenchError, match=r"--kind lr: needs runs of one optimizer at several learning rates; "
+                                            r"found one lr per optimizer \(adam 0.0007, gd 0.0007, momentum 0.0007\)"):
+        figure(moons, kind="lr")
+
+
+# ---- decision boundary, activations, trajectory, dashboard ---------------------------------------------
+
+
+def test_boundary_one_panel_per_label_first_seed(moons):
+    axes = visible_axes(figure(moons, kind="boundary"))
+    assert len(axes) == 3
+    for ax, name in zip(axes, ["adam", "gd", "momentum"]):
+        assert ax.get_title().startswith(name) and "seed 0 (first seed)" in ax.get_title()
+        points = ax.collections[-1].get_offsets()
+        assert len(points) == 225  # the training points (300 x 0.75)
+        xlo, xhi = ax.get_xlim()
+        assert xlo < points[:, 0].min() and xhi > points[:, 0].max()  # the grid has a margin
+
+
+def test_boundary_needs_2d_classification(sine, paths):
+    with pytest.raises(OptbenchError, match="--kind boundary: needs classification runs on 2-D data.*regression"):
+        figure(sine, kind="boundary")
+    with pytest.raises(OptbenchError, match="try --kind trajectory"):
+        figure(paths, kind="boundary")
+
+
+def test_activations_row_per_label_column_per_layer(moons):
+    fig = figure(moons, kind="activations")
+    assert len(fig.axes) == 3 * 2  # moons net: hidden [5, 2]
+    for ax in fig.axes:
+        assert "init μ" in ax.get_title() and "final μ" in ax.get_title() and "σ" in ax.get_title()
+        assert len(ax.patches) == 2  # init and final histograms overlaid
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::2]] == ["adam", "gd", "momentum"]
+    assert len(fig.legends) == 1
+
+
+def test_activations_missing_is_an_error(paths):
+    with pytest.raises(OptbenchError, match="--kind activations: no run has activations.npz"):
+        figure(paths, kind="activations")
+
+
+def test_trajectory_contours_paths_start_and_minimum(paths):
+    (ax,) = visible_axes(figure(paths, kind="trajectory"))
+    assert ax.get_title() == "quadratic (condition=20)"
+    assert (ax.get_xlim(), ax.get_ylim()) == ((-5.0, 5.0), (-2.0, 2.0))  # the problem's bounds
+    names = ["adam", "gd", "momentum", "nesterov", "rmsprop"]
+    assert legend_texts(ax) == [f"{n} (lr {lr})" for n, lr in zip(names, [0.3, 0.09, 0.02, 0.02, 0.1])] + ["start", "minimum"]
+    path_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1]
+    assert len(path_lines) == 5 and all(len(ln.get_xdata()) == 31 for ln in path_lines)  # start + 30 steps
+    assert all((ln.get_xdata()[0], ln.get_ydata()[0]) == (-4.0, 1.0) for ln in path_lines)
+    (contours,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+    assert np.allclose(np.diff(np.log(contours.levels)), np.log(contours.levels[1] / contours.levels[0]))  # log-spaced
+
+
+def test_trajectory_needs_problem_runs(moons):
+    with pytest.raises(OptbenchError, match="--kind trajectory: needs runs on a 2-D test function"):
+        figure(moons, kind="trajectory")
+
+
+def test_dashboard_skips_panels_that_do_not_apply(moons, sine, paths):
+    axes = visible_axes(figure(moons, kind="dashboard"))
+    assert [ax.get_title().split("\n")[0] for ax in axes] == ["cost", "accuracy", "adam", "gd", "momentum"]
+    assert [ax.get_title() for ax in visible_axes(figure(sine, kind="dashboard"))] == ["cost"]
+    assert [ax.get_title() for ax in visible_axes(figure(paths, kind="dashboard"))] == ["cost", "quadratic (condition=20)"]
+
+
+# ---- files, options, selection -------------------------------------------------------------------------
+
+KIND_RUNS = {"lr": "sweep", "trajectory": "paths"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_saved_as_png(kind, request, tmp_path):
+    src = request.getfixturevalue(KIND_RUNS.get(kind, "moons"))
+    out = plot_command([str(src)], out=tmp_path / f"{kind}.png", kind=kind, warn=lambda m: None)
+    assert out == tmp_path / f"{kind}.png"
+    head = out.read_bytes()[:8]
+    assert head == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("ext, magic", [("svg", b"<?xml"), ("pdf", b"%PDF"), ("PNG", b"\x89PNG")])
+def test_format_from_extension(moons, tmp_path, ext, magic):
+    out = plot_command([str(moons)], out=tmp_path / f"fig.{ext}")
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_same_input_gives_identical_bytes(moons, tmp_path, fmt):
+    a = plot_command([str(moons)], out=tmp_path / f"a.{fmt}", seeds=True)
+    b = plot_command([str(moons)], out=tmp_path / f"b.{fmt}", seeds=True)
+    assert a.read_bytes() == b.read_bytes()
+    for stamp in (b"Matplotlib", b"CreationDate", b"dc:date", b"Software"):
+        assert stamp not in a.read_bytes()
+
+
+@pytest.mark.parametrize("option, value, shown", [
+    ("kind", "pie", "--kind: 'pie' is not accepted (accepted: curves, accuracy, lr, boundary, activations"),
+    ("metric", "loss", "--metric: 'loss' is not accepted (accepted: epoch, step, lr, train_cost"),
+    ("x", "time", "--x: 'time' is not accepted (accepted: epoch, step, seconds)"),
+    ("band", "iqr", "--band: 'iqr' is not accepted (accepted: std, minmax)"),
+    ("out", Path("fig.jpg"), "--out: 'fig.jpg' has .jpg (accepted: .png, .svg, .pdf)"),
+    ("out", Path("fig"), "--out: 'fig' has no extension (accepted: .png, .svg, .pdf)"),
+])
+def test_bad_option_values(tmp_path, option, value, shown):
+    with pytest.raises(OptbenchError) as err:
+        plot_command([], runs_dir=tmp_path / "nowhere", **{option: value})
+    assert str(err.value).startswith(shown) and "\n" not in str(err.value)
+
+
+def test_default_output_path_and_newest_experiment(moons, sine, tmp_path):
+    runs = tmp_path / "runs"
+    for d in [*moons.iterdir(), *sine.iterdir()]:
+        shutil.copytree(d, runs / d.name)
+    for d in (runs).glob("sine-*"):
+        s = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**s, "created": "2000-01-01T00:00:00"}))
+    warnings = []
+    out = plot_command([], runs_dir=runs, warn=warnings.append)
+    assert out == runs / "plots" / "moons-optimizers-curves.png" and out.is_file()
+    assert {r.label for r in data.select_runs([], runs, pytest.fail)} == {f"moons-optimizers/{v}" for v in ("adam", "gd", "momentum")}
+    for d in (runs).glob("sine-*"):
+        s = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**s, "created": "2100-01-01T00:00:00"}))
+    assert plot_command([], runs_dir=runs, warn=warnings.append) == runs / "plots" / "sine-regression-curves.png"
+    assert warnings == []  # the plots directory is not mistaken for a run
+
+
+def test_corrupt_run_dirs_are_skipped_with_a_warning(moons, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(moons, runs)
+    good = sorted(runs.iterdir())
+    (runs / "empty").mkdir()
+    shutil.copytree(good[0], runs / "bad-json")
+    (runs / "bad-json" / "summary.json").write_text("{not json")
+    shutil.copytree(good[0], runs / "still-running")
+    s = json.loads((good[0] / "summary.json").read_text())
+    (runs / "still-running" / "summary.json").write_text(json.dumps({**s, "status": "running"}))
+    shutil.copytree(good[0], runs / "truncated")
+    with open(runs / "truncated" / "metrics.csv", "a") as f:
+        f.write("31,1,2")
+    warnings = []
+    out = plot_command([str(runs)], out=tmp_path / "fig.png", warn=warnings.append)
+    assert out.is_file()
+    assert len(warnings) == 4 and all(w.startswith(f"warning: {runs}/") for w in warnings)
+    reasons = "\n".join(warnings)
+    for text in ("empty: incomplete run directory", "bad-json: unreadable summary.json", "still-running: status running",
+                 "truncated row"):
+        assert text in reasons
+
+
+def test_no_runs_is_an_error(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(OptbenchError, match="no runs found in .*runs"):
+        plot_command([], runs_dir=tmp_path / "runs")
+    with pytest.raises(OptbenchError, match="no runs found in .*nowhere"):
+        plot_command([], runs_dir=tmp_path / "nowhere")
+    (tmp_path / "runs" / "junk").mkdir()
+    warnings = []
+    with pytest.raises(OptbenchError, match="no runs found"):
+        plot_command([str(tmp_path / "runs")], warn=warnings.append)
+    assert len(warnings) == 1
+
+
+def test_matplotlib_is_imported_only_to_draw():
+    code = "import sys, optbench.plot, optbench.execute, optbench.cli; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_every_kind_has_a_figure_function():
+    from optbench.plots.figures import FIGURES
+
+    assert tuple(FIGURES) == KINDS
