@@ -106,7 +106,7 @@ class _Sections(_Strict):
 
 
 RUN_KEYS = list(_Sections.model_fields)
-EXPERIMENT_KEYS = [k for k in RUN_KEYS if k != "seed"] + ["seed", "seeds", "variants"]
+EXPERIMENT_KEYS = [k for k in RUN_KEYS if k != "seed"] + ["seed", "seeds", "variants", "sweep"]
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -349,6 +349,7 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
     if len(set(seeds)) != len(seeds):
         raise OptbenchError(f"seeds: {format_value(seeds)} has duplicates")
     raw.pop("seed", None)
+    raw.pop("sweep", None)  # read by optbench.sweep, which calls expand once per trial; train runs the config as written
     variants = raw.pop("variants", None)
     if variants is None:
         variants = {None: {}}

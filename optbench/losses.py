@@ -31,7 +31,7 @@ def bce() -> Loss:
 
     def value(Z, Y):
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z|, and 3x faster than logaddexp
-        return (np.maximum(Z, 0.0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))).sum(axis=(1, 2))
+        return replica_sums(np.maximum(Z, 0.0) - Y * Z + np.log1p(np.exp(-np.abs(Z))))
 
     def grad(Z, Y, dZ):
         # sigmoid(z) - y = (tanh(z/2) + 1 - 2y) / 2: no overflow warnings for large |z|
@@ -73,7 +73,7 @@ def softmax_ce() -> Loss:
     def value(Z, Y):
         s = Z - Z.max(axis=1, keepdims=True)
         # sum_c y_c = 1 (also when smoothed), so -sum_c y_c log p_c = logsumexp(s) - sum_c y_c s_c
-        return np.log(np.exp(s).sum(axis=1)).sum(axis=1) - (Y * s).sum(axis=(1, 2))
+        return replica_sums(np.log(np.exp(s).sum(axis=1, keepdims=True)) - (Y * s).sum(axis=1, keepdims=True))
 
     def correct(Z, Y):
         return (Z.argmax(axis=1) == Y.argmax(axis=1)).sum(axis=1)
@@ -90,7 +90,7 @@ def mse() -> Loss:
     """Mean squared error over the K outputs: mean_k (z_k - y_k)^2; dz = 2 (z - y) / K."""
 
     def value(Z, Y):
-        return ((Z - Y) ** 2).sum(axis=(1, 2)) / Z.shape[1]
+        return replica_sums((Z - Y) ** 2) / Z.shape[1]
 
     def grad(Z, Y, dZ):
         np.subtract(Z, Y, out=dZ)
@@ -104,6 +104,16 @@ def mse() -> Loss:
         return Z
 
     return Loss(value_grad, grad, value, None, proba)
+
+
+def replica_sums(a: np.ndarray) -> np.ndarray:
+    """(R,) sums of each replica's values, (R, ...) -> (R,).
+
+    Summed over one contiguous block per replica, so the rounding is the same whatever R is and
+    however the array is laid out: a run's numbers must not depend on its group.
+    """
+    R = a.shape[0]
+    return np.ascontiguousarray(np.broadcast_to(a, (R, *a.shape[1:]))).reshape(R, -1).sum(axis=1)
 
 
 def l2_penalty(theta: np.ndarray, mask: np.ndarray, l2) -> np.ndarray:

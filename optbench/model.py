@@ -93,24 +93,33 @@ class MLP:
         return dense, norms
 
     def workspace(self, B: int, train: bool) -> Workspace:
+        """Buffers for batch size B. Storage is (n, R, B), replica axis in the middle, so elementwise work on
+        a layer's n x R x B values runs over contiguous memory; the lists hold (R, n, B) views for matmul
+        (whose row stride R*B BLAS takes as its leading dimension)."""
         ws = self._ws.get((B, train))
         if ws is None:
             R, dt = self.R, self.dtype
-            inputs, pre, post, dH = [None], [None], [None], [None]
+            view = lambda a: a.transpose(1, 0, 2)  # noqa: E731
+            inputs, pre, post, dH, pre_c, dH_c = [None], [None], [None], [None], [None], [None]
             for l in range(1, self.L):
                 n = self.dims[l]
-                inp = np.empty((R, n + 1, B), dtype=dt)
-                inp[:, n, :] = 1.0
-                inputs.append(inp)
+                inp = np.empty((n + 1, R, B), dtype=dt)
+                inp[n] = 1.0  # the bias row
+                inputs.append(view(inp))
                 # without dropout the activation is the next layer's input; without norm the matmul
                 # writes straight into the activation buffer and the activation works in place
-                post_l = np.empty((R, n, B), dtype=dt) if (self.dropout and train) else inp[:, :n, :]
-                post.append(post_l)
-                pre.append(post_l if self.norm == "none" else np.empty((R, n, B), dtype=dt))
-                dH.append(np.empty((R, n, B), dtype=dt))
-            dZ = np.empty((R, self.dims[-1], B), dtype=dt)
-            pre.append(np.empty((R, self.dims[-1], B), dtype=dt))
+                post_l = np.empty((n, R, B), dtype=dt) if (self.dropout and train) else inp[:n]
+                pre_l = post_l if self.norm == "none" else np.empty((n, R, B), dtype=dt)
+                post.append(view(post_l))
+                pre.append(view(pre_l))
+                pre_c.append(pre_l)
+                dH_c.append(np.empty((n, R, B), dtype=dt))
+                dH.append(view(dH_c[-1]))
+            C = self.dims[-1]
+            dZ = view(np.empty((C, R, B), dtype=dt))
+            pre.append(view(np.empty((C, R, B), dtype=dt)))
             ws = Workspace(B, inputs, pre, post, dH, dZ, [None] * self.L, [None] * self.L, [None] * self.L)
+            ws.pre_c, ws.dH_c = pre_c, dH_c
             self._ws[(B, train)] = ws
         return ws
 
@@ -144,7 +153,7 @@ class MLP:
             if self.dropout and train:
                 U = ws.U[l]
                 if U is None:
-                    U = ws.U[l] = np.empty_like(H)
+                    U = ws.U[l] = np.empty(H.shape, dtype=H.dtype)  # C order: each replica's block contiguous for rng.random(out=)
                 for r, g in enumerate(drop_gens):
                     g.random(out=U[r])
                 mask = ws.masks[l] = (U < keep) / keep
@@ -200,6 +209,7 @@ class MLP:
         inputs_T = [a.swapaxes(-1, -2) for a in inputs]
         W_T = [None] + [dense[l][:, :, :-1].swapaxes(-1, -2) for l in range(1, L)]
         pre, dH, dZ = ws.pre, ws.dH, ws.dZ
+        pre_c, dH_c = ws.pre_c, ws.dH_c  # the same values, contiguous: activations run faster on them
         fwd, bwd = self.act
         matmul = np.matmul
         layers = list(range(1, L))
@@ -208,14 +218,14 @@ class MLP:
         def step():
             for l in layers:
                 matmul(dense[l - 1], inputs[l - 1], out=pre[l])
-                fwd(pre[l])
+                fwd(pre_c[l])
             matmul(dense[L - 1], inputs[L - 1], out=Z)
             grad_fn(Z, Y, dZ)
             d = dZ
             for l in back:  # gradient of layer l+1's weights, then back through its input
                 matmul(d, inputs_T[l], out=gdense[l])
                 matmul(W_T[l], d, out=dH[l])
-                bwd(dH[l], pre[l])
+                bwd(dH_c[l], pre_c[l])
                 d = dH[l]
             matmul(d, inputs_T[0], out=gdense[0])
 

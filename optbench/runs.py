@@ -33,6 +33,7 @@ from optbench.errors import OptbenchError
 from optbench.model import expected_initial_cost
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
+_COL = {c: i for i, c in enumerate(COLUMNS)}
 STATUSES = ("running", "completed", "diverged", "stopped_early", "interrupted", "failed")
 
 
@@ -73,10 +74,11 @@ def versions() -> dict[str, str]:
 class RunWriter:
     """Writes the run directories of one group: opened at start, a row per epoch, finished at the end."""
 
-    def __init__(self, root: Path, cfgs: list[dict], *, group: str):
+    def __init__(self, root: Path, cfgs: list[dict], *, group: str, tags: list[dict] | None = None):
         self.root = Path(root)
         self.cfgs = cfgs
         self.group = group
+        self.tags = tags or [{} for _ in cfgs]  # more summary.json keys per run, e.g. {"sweep": {id, trial, ...}}
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
@@ -110,18 +112,22 @@ class RunWriter:
         return self.dirs
 
     def on_epoch(self, rec) -> None:
-        """Append this epoch's row to every run alive at it, and flush."""
+        """Append this epoch's row to every run alive at it, and flush. Metrics are (R,) arrays or shared scalars."""
         m = rec.metrics
-        cols = [m[c] for c in COLUMNS]
-        for r in np.flatnonzero(rec.alive):
+        R = len(self.cfgs)
+        cols = [m[c].tolist() if isinstance(m[c], np.ndarray) else [float(m[c])] * R for c in COLUMNS]
+        for r in np.flatnonzero(rec.alive).tolist():
+            v = [col[r] for col in cols]
+            # repr is the shortest text that reads back to the same float; NaN (not measured) is empty
+            line = f"{int(v[0])},{int(v[1])}," + ",".join(map(repr, v[2:])).replace("nan", "")
             f = self._metrics[r]
-            f.write(",".join(_fmt(col[r]) for col in cols) + "\n")
+            f.write(line + "\n")
             f.flush()
             for c, vals in self._rows[r].items():
-                vals.append(float(m[c][r]))
+                vals.append(v[_COL[c]])
             it = self._iters[r]
             if it is not None and rec.iter_costs is not None:
-                step0 = int(m["step"][r]) - rec.iter_costs.shape[1]
+                step0 = int(v[1]) - rec.iter_costs.shape[1]
                 it.write("".join(
                     f"{rec.epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(rec.iter_costs[r])
                 ))
@@ -165,6 +171,7 @@ class RunWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._t0)),
             "versions": versions(),
         }
+        out.update(next(t for c, t in zip(self.cfgs, self.tags) if c is cfg))
         if r is not None and self._rows[r]["train_cost"]:
             rows = self._rows[r]
             out["initial"] = {"train_cost": rows["train_cost"][0],

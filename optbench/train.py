@@ -182,6 +182,7 @@ class Trainer:
         self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
         self.polyak = None if reg[0]["polyak"] is None else col("polyak")
         self.es = [r["early_stopping"] for r in reg]
+        self.has_es = any(es is not None for es in self.es)
         self.keep = (1.0 - np.array([c["model"]["drop_prob"] for c in cfgs], dtype=dt)).reshape(R, 1, 1)
         self.diverge = np.array([c["train"]["diverge_factor"] or np.inf for c in cfgs], dtype=np.float64)
         self.mask = self.net.layout.weight_mask().astype(dt)
@@ -235,12 +236,23 @@ class Trainer:
         elif self.batch_size >= N:
             order = np.broadcast_to(np.arange(N), (R, N))
         else:
-            order = np.stack([g["shuffle"].permutation(N) for g in self.gens])
+            order = self._permutation()
         np.take(self.data.train, order, axis=1, out=self.G)
         if self.augment:
             for a, b in self.bounds:
                 self._augment(self.G[:, :, a:b])
         return order
+
+    PERM_BLOCK = 32  # epochs of shuffles drawn per call: a fixed number, so a run's stream ignores its group
+
+    def _permutation(self) -> np.ndarray:
+        """This epoch's order (R, N): each replica's own permutation, drawn PERM_BLOCK epochs at a time."""
+        if getattr(self, "_perms", None) is None or self._perm_at == self.PERM_BLOCK:
+            base = np.broadcast_to(np.arange(self.data.N), (self.PERM_BLOCK, self.data.N))
+            self._perms = np.stack([g["shuffle"].permuted(base, axis=1) for g in self.gens], axis=1)
+            self._perm_at = 0
+        self._perm_at += 1
+        return self._perms[self._perm_at - 1]
 
     def _augment(self, G: np.ndarray) -> None:
         """Label smoothing, mixup and input noise on one gathered batch G (D+1+C, R, B), per replica."""
@@ -281,18 +293,21 @@ class Trainer:
         acc = correct / N if loss.correct is not None else np.full(self.R, np.nan)
         return cost / N, acc
 
-    def _eval_all(self, theta, buffers, train_cost=None):
-        out = {}
+    def _penalty(self, theta) -> np.ndarray | float:
+        return l2_penalty(theta, self.mask, self.l2) if self.l2.any() else 0.0
+
+    def _eval_val(self, theta, buffers) -> dict:
+        """Test-mode validation cost and accuracy (NaN without a validation split)."""
+        if self.data.val is None:
+            nan = np.full(self.R, np.nan)
+            return {"val_cost": nan, "val_acc": nan}
+        vc, va = self.evaluate(theta, self.data.val, buffers)
+        return {"val_cost": vc, "val_acc": va}
+
+    def _eval_all(self, theta, buffers) -> dict:
+        """Test-mode cost (with the L2 penalty) and accuracy on the training set, and the validation metrics."""
         tc, ta = self.evaluate(theta, self.data.train, buffers)
-        out["train_cost"] = (tc if train_cost is None else train_cost) + (
-            l2_penalty(theta, self.mask, self.l2) if self.l2.any() else 0.0
-        )
-        out["train_acc"] = ta
-        if self.data.val is not None:
-            out["val_cost"], out["val_acc"] = self.evaluate(theta, self.data.val, buffers)
-        else:
-            out["val_cost"] = out["val_acc"] = np.full(self.R, np.nan)
-        return out
+        return {"train_cost": tc + self._penalty(theta), "train_acc": ta, **self._eval_val(theta, buffers)}
 
     def _activations(self, theta, buffers) -> list[np.ndarray]:
         M = self.data.train[:, :512]
@@ -375,11 +390,15 @@ class Trainer:
                             ], axis=1)
                         ratio = norms(step_buf) / norms(theta)
                     gnorm = norms(grad)
-                    # L-BFGS logs the full-batch cost after its step; the others the epoch's mean batch cost
-                    ecost = None if self.lbfgs else net.loss.value(self.Zall, self.Yall) / self.n_epoch
-                    m = self._eval_all(avg if avg is not None else theta, self.buffers, train_cost=ecost)
-                    m.update(epoch=np.full(R, e), step=np.full(R, steps), lr=lr_e.reshape(-1).astype(np.float64),
-                             grad_norm=gnorm, update_ratio=ratio, seconds=np.full(R, time.perf_counter() - t0))
+                    if self.lbfgs:  # the full-batch cost and accuracy after its step
+                        m = self._eval_all(theta, self.buffers)
+                    else:  # the mean cost and accuracy over the epoch's batches, as each was seen
+                        m = self._eval_val(avg if avg is not None else theta, self.buffers)
+                        m["train_cost"] = net.loss.value(self.Zall, self.Yall) / self.n_epoch + self._penalty(theta)
+                        m["train_acc"] = (net.loss.correct(self.Zall, self.Yall) / self.n_epoch
+                                          if net.loss.correct is not None else nan)
+                    m.update(epoch=e, step=steps, lr=lr_e.reshape(-1), grad_norm=gnorm, update_ratio=ratio,
+                             seconds=time.perf_counter() - t0)
                     alive = active.copy()
                     ended = self._decide(e, m, cost0, active, es_best, es_wait)
                     sstate = self.sched.observe(m["val_cost"] if self.data.val is not None else m["train_cost"], sstate)
@@ -453,17 +472,16 @@ class Trainer:
 
     def _decide(self, e, m, cost0, active, es_best, es_wait) -> dict[int, tuple[str, str]]:
         """Which active replicas end at epoch e: diverged (non-finite, or cost > factor * initial) or stopped early."""
-        ended = {}
         tc = m["train_cost"]
-        for r in np.flatnonzero(active):
+        bad = active & ~(tc <= self.diverge * cost0)  # NaN compares False: non-finite costs are bad too
+        ended = {}
+        for r in np.flatnonzero(bad).tolist():
             if not np.isfinite(tc[r]):
                 ended[r] = ("diverged", f"train cost became {tc[r]} at epoch {e}")
-            elif tc[r] > self.diverge[r] * cost0[r]:
-                ended[r] = (
-                    "diverged",
-                    f"train cost {tc[r]:.4g} exceeded {self.diverge[r]:g} x the initial {cost0[r]:.4g} at epoch {e}",
-                )
-            elif self.es[r] is not None:
+            else:
+                ended[r] = ("diverged", f"train cost {tc[r]:.4g} exceeded {self.diverge[r]:g} x the initial {cost0[r]:.4g} at epoch {e}")
+        if self.has_es:
+            for r in np.flatnonzero(active & ~bad).tolist():
                 es = self.es[r]
                 val = m[es["metric"]][r]
                 score = -val if es["metric"].endswith("acc") else val

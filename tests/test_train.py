@@ -33,7 +33,8 @@ def metrics(cfgs):
 
     def on_epoch(rec):
         for r in np.flatnonzero(rec.alive):
-            rows.setdefault(id(group[r]), []).append({k: float(v[r]) for k, v in rec.metrics.items()})
+            rows.setdefault(id(group[r]), []).append(
+                {k: float(np.broadcast_to(v, rec.alive.shape)[r]) for k, v in rec.metrics.items()})
 
     results = {}
     for group in make_groups(cfgs):
