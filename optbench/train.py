@@ -31,13 +31,25 @@ _VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
 _VARYING_REG = ("l2", "input_noise", "label_smoothing", "mixup", "polyak")
 
 
+def _structure(section: dict) -> dict:
+    """A registry section with its numbers blanked: what must match for replicas to share one update rule."""
+    return {o: ("#" if _is_number(v) else v) for o, v in section.items()}
+
+
+def rule_key(cfg: dict) -> str:
+    """What must be equal for replicas to share one optimizer rule and schedule (their numbers may differ)."""
+    return dump_yaml({s: _structure(cfg[s]) for s in _VARYING_SECTIONS})
+
+
 def group_key(cfg: dict) -> str:
-    """What must be equal for runs to train as one vectorized group."""
+    """What must be equal for runs to train as one vectorized group.
+
+    The optimizer is not part of it: a group's replicas share the forward and backward passes and
+    each contiguous slice of replicas with one rule (gd, momentum, adam, ...) gets its own update.
+    """
     k = {s: cfg[s] for s in ("data", "loss")}
     k["model"] = {m: v for m, v in cfg["model"].items() if m != "init"}
     k["model"]["drop_prob"] = cfg["model"]["drop_prob"] > 0
-    for s in _VARYING_SECTIONS:
-        k[s] = {o: ("#" if _is_number(v) else v) for o, v in cfg[s].items()}
     reg = cfg["regularization"]
     k["regularization"] = {
         "polyak": reg["polyak"] is None,
@@ -54,12 +66,15 @@ def _is_number(v: Any) -> bool:
 
 
 def make_groups(runs: list[dict], max_size: int = 256) -> list[list[dict]]:
-    """Partition runs into groups of equal group_key, in first-seen order."""
+    """Partition runs into groups of equal group_key, in first-seen order; within a group, runs that
+    share a rule_key are made contiguous (a stable sort), so each rule updates one slice of replicas."""
     groups: dict[str, list[dict]] = {}
     for cfg in runs:
         groups.setdefault(group_key(cfg), []).append(cfg)
     out = []
     for g in groups.values():
+        order: dict[str, int] = {}
+        g = sorted(g, key=lambda c: order.setdefault(rule_key(c), len(order)))
         out.extend(g[i : i + max_size] for i in range(0, len(g), max_size))
     return out
 
@@ -145,6 +160,45 @@ def norms(a: np.ndarray) -> np.ndarray:
     return np.sqrt((a * a).sum(axis=1))
 
 
+class _Rule:
+    """One update rule (optimizer, lr schedule, momentum schedule) over a contiguous slice of a group's replicas."""
+
+    def __init__(self, cfgs: list[dict], sl: slice, epochs: int, dtype):
+        c0 = cfgs[0]
+        self.sl = sl
+        self.name = c0["optimizer"]["name"]
+        self.opt = OPTIMIZERS.build(self.name, stack_section(cfgs, "optimizer", dtype))
+        self.lr = self.opt.lr
+        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dtype), epochs=epochs)
+        self.msched = MOMENTUM_SCHEDULES.build(
+            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dtype), epochs=epochs
+        )
+        n = sl.stop - sl.start
+        self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
+
+    def set_epoch(self, e: int, lr_e: np.ndarray) -> None:
+        """Before epoch e (1-based): this slice's learning rates into lr_e, its momentum coefficient into the state."""
+        mult, self.sstate = self.sched.multiplier(e - 1, self.sstate)
+        lr_e[self.sl] = self.lr * np.asarray(mult, dtype=lr_e.dtype)
+        mu, self.mstate = self.msched.multiplier(e - 1, self.mstate)
+        if mu is not None:
+            self.state[MOMENTUM_KEY[self.name]][...] = mu
+
+    def observe(self, metric: np.ndarray) -> None:
+        self.sstate = self.sched.observe(metric[self.sl], self.sstate)
+
+
+def _rules(cfgs: list[dict], epochs: int, dtype) -> list[_Rule]:
+    """One rule per run of consecutive replicas with the same rule_key."""
+    rules, start = [], 0
+    keys = [rule_key(c) for c in cfgs]
+    for i in range(1, len(cfgs) + 1):
+        if i == len(cfgs) or keys[i] != keys[start]:
+            rules.append(_Rule(cfgs[start:i], slice(start, i), epochs, dtype))
+            start = i
+    return rules
+
+
 class Trainer:
     """One group's training: set up from resolved configs, then `run(on_epoch)` returns one RunResult per replica."""
 
@@ -164,19 +218,12 @@ class Trainer:
         self.buffers = self.net.new_buffers()
         self.record_activations = record_activations
         self.epochs = tr["epochs"]
-        self.opt_name = c0["optimizer"]["name"]
-        hp = stack_section(cfgs, "optimizer", dt)
-        self.lbfgs = self.opt_name == "lbfgs"
+        self.lbfgs = c0["optimizer"]["name"] == "lbfgs"
         if self.lbfgs:
             self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
-            self.lr = 1.0
+            self.rules = []
         else:
-            self.opt = OPTIMIZERS.build(self.opt_name, hp)
-            self.lr = self.opt.lr
-        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dt), epochs=self.epochs)
-        self.msched = MOMENTUM_SCHEDULES.build(
-            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dt), epochs=self.epochs
-        )
+            self.rules = _rules(cfgs, self.epochs, dt)
         reg = [c["regularization"] for c in cfgs]
         col = lambda key: np.array([r[key] or 0.0 for r in reg], dtype=dt).reshape(R, 1)  # noqa: E731
         self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
@@ -191,13 +238,16 @@ class Trainer:
 
     # ---- batches ------------------------------------------------------------------------------
 
+    EPOCH_GATHER_BYTES = 64 * 2**20  # above this, gather batch by batch rather than a whole epoch at once
+
     def _plan(self):
-        """Persistent epoch buffers and one compiled step per batch.
+        """Persistent buffers and one compiled step per batch.
 
         Each epoch gathers every replica's shuffled copy of the data into G (D+1+C, R, N_e) with one
         `take`; batch b reads the fixed slice b of G and writes its logits into slice b of Zall
-        (R, C, N_e), from which the epoch's cost is computed once. So a step is only the model's
-        NumPy calls and the optimizer's.
+        (C, R, N_e), from which the epoch's cost is computed once. So a step is only the model's
+        NumPy calls and the optimizer's. For data too large to copy per epoch, each step gathers its
+        own batch into a batch-sized G instead.
         """
         D, C, N, R = self.data.D, self.data.C, self.data.N, self.R
         tr = self.cfgs[0]["train"]
@@ -208,26 +258,45 @@ class Trainer:
         else:
             n_e = N
         self.n_epoch = n_e
-        self.Zall = np.empty((R, C, n_e), dtype=self.dtype)
+        Zv = np.empty((C, R, n_e), dtype=self.dtype).transpose(1, 0, 2)
+        self.Zall = Zv
+        self.bounds = [(s, min(s + B, n_e)) for s in range(0, n_e, B)]
         common = dict(buffers=self.buffers, keep=self.keep,
                       drop_gens=[g["dropout"] for g in self.gens] if self.net.dropout else None)
+        self.G = self.Gb = None
         if B >= N and tr["sampling"] == "epoch" and not self.augment:
             # full batch: the order of examples does not change the gradient, nothing to gather
-            self.G = None
             self.Yall = M[None, D + 1 :]
-            return [self.net.compile_step(self.theta, self.grad, M[None, : D + 1], self.Yall, self.Zall, **common)]
-        self.G = np.empty((D + 1 + C, R, n_e), dtype=self.dtype)
-        Gt = self.G.transpose(1, 0, 2)
-        self.Yall = Gt[:, D + 1 :]
-        self.bounds = [(s, min(s + B, n_e)) for s in range(0, n_e, B)]
-        return [
-            self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1, a:b], Gt[:, D + 1 :, a:b], self.Zall[:, :, a:b], **common)
-            for a, b in self.bounds
-        ]
+            return [self.net.compile_step(self.theta, self.grad, M[None, : D + 1], self.Yall, Zv, **common)]
+        rows = D + 1 + C
+        if rows * R * n_e * self.dtype.itemsize <= self.EPOCH_GATHER_BYTES:
+            self.G = np.empty((rows, R, n_e), dtype=self.dtype)
+            Gt = self.G.transpose(1, 0, 2)
+            self.Yall = Gt[:, D + 1 :]
+            return [self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1, a:b], Gt[:, D + 1 :, a:b], Zv[:, :, a:b], **common)
+                    for a, b in self.bounds]
+        # large data: a batch buffer per batch size, filled just before its step
+        self.Yall = np.empty((C, R, n_e), dtype=self.dtype).transpose(1, 0, 2)
+        steps = []
+        for a, b in self.bounds:
+            Gb = np.empty((rows, R, b - a), dtype=self.dtype)
+            Gt = Gb.transpose(1, 0, 2)
+            inner = self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1], Gt[:, D + 1 :], Zv[:, :, a:b], **common)
+
+            def step(a=a, b=b, Gb=Gb, inner=inner):
+                np.take(M, self._order[:, a:b], axis=1, out=Gb)
+                if self.augment:
+                    self._augment(Gb)
+                self.Yall[:, :, a:b] = Gb[D + 1 :].transpose(1, 0, 2)
+                inner()
+
+            steps.append(step)
+        self.Gb = True
+        return steps
 
     def _gather(self, e: int) -> np.ndarray | None:
-        """Fill G with epoch e's examples in each replica's own order; returns the order (R, N_e)."""
-        if self.G is None:
+        """Epoch e's example order (R, N_e), each replica its own; fills G with the examples (in small-data mode)."""
+        if self.G is None and self.Gb is None:
             return None
         N, R = self.data.N, self.R
         tr = self.cfgs[0]["train"]
@@ -237,10 +306,12 @@ class Trainer:
             order = np.broadcast_to(np.arange(N), (R, N))
         else:
             order = self._permutation()
-        np.take(self.data.train, order, axis=1, out=self.G)
-        if self.augment:
-            for a, b in self.bounds:
-                self._augment(self.G[:, :, a:b])
+        self._order = order
+        if self.G is not None:
+            np.take(self.data.train, order, axis=1, out=self.G)
+            if self.augment:
+                for a, b in self.bounds:
+                    self._augment(self.G[:, :, a:b])
         return order
 
     PERM_BLOCK = 32  # epochs of shuffles drawn per call: a fixed number, so a run's stream ignores its group
@@ -321,12 +392,14 @@ class Trainer:
         init_fp = [fingerprint(theta[r]) for r in range(R)]
         acts0 = self._activations(theta, self.buffers) if self.record_activations else None
         avg = theta.copy() if self.polyak is not None else None
-        state = None if self.lbfgs else self.opt.init(theta)
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if self.lbfgs else None
         steps_fns = None if self.lbfgs else self._plan()
-        sstate = self.sched.init(R)
-        mstate = self.msched.init(R)
         step_buf = np.empty_like(theta)
+        # each rule updates its own rows of theta: contiguous row slices, views bound once
+        slices = []
+        for rule in self.rules:
+            rule.state = rule.opt.init(theta[rule.sl])
+            slices.append((rule, grad[rule.sl], theta[rule.sl], step_buf[rule.sl]))
         l2m = self.l2 * self.mask if self.l2.any() else None
         lr_e = np.empty((R, 1), dtype=dt)
         active = np.ones(R, dtype=bool)
@@ -338,7 +411,6 @@ class Trainer:
         es_wait = np.zeros(R, dtype=int)
         batch_fp = ["full"] * R
         log_iters = self.cfgs[0]["train"]["log_iterations"]
-        update = None if self.lbfgs else self.opt.update
         polyak = None if avg is None else (1.0 - self.polyak)
         t0 = time.perf_counter()
         steps = 0
@@ -348,21 +420,22 @@ class Trainer:
             snapshots[r] = ((avg if avg is not None else theta)[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
 
         with np.errstate(all="ignore"):
-            m0, _ = self.sched.multiplier(0, sstate)
             first = self._eval_all(theta, self.buffers)
             cost0 = first["train_cost"].astype(np.float64)
-            lr0 = np.broadcast_to(np.asarray(self.lr * m0, dtype=np.float64).reshape(-1), (R,))
+            lr0 = np.array([c["optimizer"]["lr"] for c in self.cfgs], dtype=np.float64)
+            for rule in self.rules:
+                m0 = rule.sched.multiplier(0, rule.sched.init(rule.sl.stop - rule.sl.start))[0]
+                lr0[rule.sl] = np.broadcast_to(rule.lr * np.asarray(m0), (rule.sl.stop - rule.sl.start, 1))[:, 0]
             nan = np.full(R, np.nan)
             rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan, seconds=np.zeros(R))
             if on_epoch is not None:
                 on_epoch(EpochRecord(0, rec, active.copy(), {}))
             try:
                 for e in range(1, self.epochs + 1):
-                    mult, sstate = self.sched.multiplier(e - 1, sstate)
-                    np.multiply(self.lr * np.asarray(mult, dtype=dt), active.reshape(R, 1), out=lr_e)
-                    mu, mstate = self.msched.multiplier(e - 1, mstate)
-                    if mu is not None:
-                        state[MOMENTUM_KEY[self.opt_name]][...] = mu
+                    lr_e[...] = lr0.reshape(R, 1)  # L-BFGS: its own lr; the rules overwrite their slices
+                    for rule in self.rules:
+                        rule.set_epoch(e, lr_e)
+                    lr_e *= active.reshape(R, 1)  # frozen replicas take no steps
                     iter_costs = None
                     if self.lbfgs:
                         self._lbfgs_epoch(lstates, active)
@@ -377,8 +450,9 @@ class Trainer:
                             if l2m is not None:
                                 np.multiply(l2m, theta, out=step_buf)
                                 grad += step_buf
-                            direction, state = update(grad, state, theta)
-                            np.multiply(direction, lr_e, out=step_buf)
+                            for rule, g_r, th_r, buf_r in slices:
+                                direction, rule.state = rule.opt.update(g_r, rule.state, th_r)
+                                np.multiply(direction, lr_e[rule.sl], out=buf_r)
                             theta -= step_buf
                             if polyak is not None:
                                 avg += polyak * (theta - avg)
@@ -386,7 +460,7 @@ class Trainer:
                         if log_iters:
                             iter_costs = np.stack([
                                 net.loss.value(self.Zall[:, :, a:b], self.Yall[:, :, a:b]) / (b - a)
-                                for a, b in getattr(self, "bounds", [(0, self.n_epoch)])
+                                for a, b in (self.bounds if len(steps_fns) > 1 else [(0, self.n_epoch)])
                             ], axis=1)
                         ratio = norms(step_buf) / norms(theta)
                     gnorm = norms(grad)
@@ -401,7 +475,8 @@ class Trainer:
                              seconds=time.perf_counter() - t0)
                     alive = active.copy()
                     ended = self._decide(e, m, cost0, active, es_best, es_wait)
-                    sstate = self.sched.observe(m["val_cost"] if self.data.val is not None else m["train_cost"], sstate)
+                    for rule in self.rules:
+                        rule.observe(m["val_cost"] if self.data.val is not None else m["train_cost"])
                     for r, (st, why) in ended.items():
                         status[r], reason[r] = st, why
                         end_epoch[r] = e

@@ -51,7 +51,12 @@ def test_groups_form_by_structure_not_numbers():
         "d": {"model": {"init": "xavier"}},
     }})
     groups = make_groups(cfgs)
-    assert [len(g) for g in groups] == [6, 2]  # adam a, b, d (init differs only) | sgd c
+    assert [len(g) for g in groups] == [8]  # one group: the forward/backward passes are shared
+    assert [c["label"] for c in groups[0]] == ["t/a", "t/a", "t/b", "t/b", "t/d", "t/d", "t/c", "t/c"]  # rules contiguous
+    tr = Trainer(groups[0])
+    assert [(r.name, r.sl.start, r.sl.stop) for r in tr.rules] == [("adam", 0, 6), ("sgd", 6, 8)]
+    other = expand({**BASE, "model": {"hidden": [4]}})
+    assert len(make_groups(cfgs + other)) == 2  # another architecture is another group
 
 
 def test_solo_and_grouped_runs_agree():
@@ -67,6 +72,23 @@ def test_solo_and_grouped_runs_agree():
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-10, err_msg=k)
         for k, v in sres[0].params.items():
             np.testing.assert_allclose(v, gres[i].params[k], rtol=1e-10, atol=1e-14)
+
+
+def test_mixed_optimizers_in_one_group_agree_with_solo_runs():
+    """GD, momentum with a ramp, Adam with a step schedule and AdaGrad share one group; each equals its solo run."""
+    cfgs = expand({**BASE, "seeds": [0, 1], "variants": {
+        "gd": {"optimizer": {"name": "gd", "lr": 0.1}},
+        "mom": {"optimizer": {"name": "momentum", "lr": 0.05}, "momentum_schedule": {"name": "ramp", "over": 5}},
+        "adam": {"optimizer": {"name": "adam", "lr": 0.01}, "schedule": {"name": "step", "every": 3, "gamma": 0.5}},
+        "ada": {"optimizer": {"name": "adagrad", "lr": 0.1}},
+    }})
+    assert len(make_groups(cfgs)) == 1
+    grouped, gres = metrics(cfgs)
+    for i, c in enumerate(cfgs):
+        solo, sres = metrics([c])
+        np.testing.assert_equal(solo[0], [{**row, "seconds": solo[0][j]["seconds"]} for j, row in enumerate(grouped[i])])
+        for k, v in sres[0].params.items():
+            np.testing.assert_array_equal(v, gres[i].params[k])
 
 
 def test_epoch_cost_is_the_mean_over_all_examples():
@@ -209,3 +231,13 @@ def test_problem_trajectories():
     # GD on a quadratic: x_{t+1} = (1 - lr * h) x_t per coordinate, exactly
     xy = res[0].extra["trajectory"]["xy"]
     np.testing.assert_allclose(xy[10], [-4.0 * 0.9**10, 1.0 * 0.0**10], atol=1e-12)
+
+
+def test_batch_by_batch_gathering_equals_epoch_gathering(monkeypatch):
+    """Large data is gathered one batch at a time instead of a whole epoch at once: same numbers."""
+    cfgs = runs_of(seeds=[0, 1], regularization={"label_smoothing": 0.1})
+    epoch_mode, _ = metrics(cfgs)
+    monkeypatch.setattr(Trainer, "EPOCH_GATHER_BYTES", 0)
+    batch_mode, _ = metrics(cfgs)
+    strip = lambda runs: [[{k: v for k, v in row.items() if k != "seconds"} for row in rows] for rows in runs]  # noqa: E731
+    np.testing.assert_equal(strip(batch_mode), strip(epoch_mode))

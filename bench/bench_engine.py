@@ -1,0 +1,341 @@
+"""Time optbench's engine against PyTorch (eager, CPU) and scikit-learn on the same work, in one run.
+
+    python bench/bench_engine.py            # every case, a table of times and ratios
+    python bench/bench_engine.py --quick    # fewer repetitions
+
+Each case runs in its own subprocess (so peak memory is its own) with the BLAS/OpenMP thread count
+fixed by environment for NumPy and by torch.set_num_threads for PyTorch. Times are medians over
+repetitions, in microseconds per optimizer step. Needs torch and scikit-learn installed
+(`pip install torch==2.13.0 scikit-learn`); they are references here, never optbench dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPS = 5
+
+
+def _median_time(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------- tiny: moons [2, 5, 2, 1], Adam, batch 64
+
+
+def _tiny_cfgs(R: int, epochs: int, opt: str = "adam"):
+    from optbench.config import load_experiment
+
+    return load_experiment(ROOT / "configs" / "moons-optimizers.yaml", sets=[
+        f"train.epochs={epochs}", f"variants={{{opt}: {{optimizer: {{name: {opt}, lr: 0.0007}}}}}}", f"seeds={list(range(R))}",
+    ])
+
+
+def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
+    """The whole training loop (shuffles, steps, per-epoch metrics; no file I/O) per step, and the bare step."""
+    import numpy as np
+
+    from optbench.train import Trainer
+
+    cfgs = _tiny_cfgs(R, epochs)
+    Trainer(cfgs).run()  # warm-up
+    loop = _median_time(lambda: Trainer(cfgs).run(), reps)
+    tr = Trainer(cfgs)
+    steps = tr._plan()
+    n_steps = epochs * len(steps)
+    state = tr.opt.init(tr.theta)
+    lr = np.full((R, 1), 7e-4)
+    buf = np.empty_like(tr.theta)
+    tr._gather(1)
+
+    def bare():
+        nonlocal state
+        for _ in range(epochs):
+            for f in steps:
+                f()
+                d, state = tr.opt.update(tr.grad, state, tr.theta)
+                np.multiply(d, lr, out=buf)
+                tr.theta -= buf
+
+    bare()
+    return {"loop_us": loop / n_steps * 1e6, "step_us": _median_time(bare, reps) / n_steps * 1e6}
+
+
+def case_tiny_torch(epochs: int = 100, reps: int = REPS) -> dict:
+    import torch
+
+    from optbench.config import load_data
+
+    cfg = _tiny_cfgs(1, epochs)[0]
+    split = load_data(cfg["data"])
+    X = torch.tensor(split.train.X, dtype=torch.float64)
+    y = torch.tensor(split.train.y, dtype=torch.float64).reshape(-1, 1)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2), torch.nn.ReLU(),
+                              torch.nn.Linear(2, 1)).double()
+    opt = torch.optim.Adam(net.parameters(), lr=7e-4)
+    lossf = torch.nn.BCEWithLogitsLoss()
+    N, B = len(X), 64
+
+    def train():
+        for _ in range(epochs):
+            perm = torch.randperm(N)
+            for s in range(0, N, B):
+                idx = perm[s : s + B]
+                opt.zero_grad()
+                lossf(net(X[idx]), y[idx]).backward()
+                opt.step()
+
+    train()
+    n_steps = epochs * -(-N // B)
+    return {"step_us": _median_time(train, reps) / n_steps * 1e6}
+
+
+def case_tiny_sklearn(epochs: int = 200, reps: int = REPS) -> dict:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from optbench.config import load_data
+
+    cfg = _tiny_cfgs(1, epochs)[0]
+    split = load_data(cfg["data"])
+    X, y = split.train.X, split.train.y
+
+    def fit():
+        clf = MLPClassifier(hidden_layer_sizes=(5, 2), activation="relu", solver="adam", learning_rate_init=7e-4,
+                            batch_size=64, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, shuffle=True,
+                            random_state=0, alpha=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+
+    fit()
+    n_steps = epochs * -(-len(X) // 64)
+    return {"step_us": _median_time(fit, reps) / n_steps * 1e6}
+
+
+# ---------------------------------------------------------------- medium: 784-256-256-10, softmax, float32
+
+
+def _medium_data(N: int = 60000, D: int = 784, C: int = 10):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((N, D)).astype(np.float32), rng.integers(0, C, N)
+
+
+def _medium_trainer(opt: str, B: int, n_steps: int):
+    """An optbench Trainer on 60,000 random samples (written to an .npz), one 'epoch' of n_steps random batches."""
+    import numpy as np
+
+    from optbench.config import expand
+    from optbench.train import Trainer
+
+    X, y = _medium_data()
+    path = Path(tempfile.mkdtemp()) / "medium.npz"
+    np.savez(path, X=X, y=y)
+    cfgs = expand({"name": "medium", "data": {"name": "npz", "path": str(path), "standardize": False},
+                   "model": {"hidden": [256, 256], "activation": "relu", "init": "he"}, "loss": "softmax_ce",
+                   "optimizer": {"name": opt, "lr": 1e-3},
+                   "train": {"epochs": 1, "batch_size": B, "dtype": "float32", "sampling": "random",
+                             "iterations_per_epoch": n_steps, "diverge_factor": None}})
+    return Trainer(cfgs)
+
+
+def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, reps: int = REPS) -> dict:
+    import numpy as np
+
+    tr = _medium_trainer(opt, B, n_steps)
+    steps = tr._plan()
+    tr._gather(1)
+    state = tr.opt.init(tr.theta)
+    lr = np.full((1, 1), 1e-3, dtype=np.float32)
+    buf = np.empty_like(tr.theta)
+
+    def run():
+        nonlocal state
+        for f in steps:
+            f()
+            d, state = tr.opt.update(tr.grad, state, tr.theta)
+            np.multiply(d, lr, out=buf)
+            tr.theta -= buf
+
+    run()
+    out = {"step_us": _median_time(run, reps) / len(steps) * 1e6}
+    if opt == "sgd":
+        out["matmul_us"] = _matmul_sum(B)
+    return out
+
+
+def _matmul_sum(B: int, reps: int = REPS) -> float:
+    """The time of the step's eight matmuls alone (3 forward, 3 weight gradients, 2 back-propagations)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    f = np.float32
+    A0, A1, A2 = (rng.standard_normal((d, B)).astype(f) for d in (785, 257, 257))
+    W1, W2, W3 = (rng.standard_normal(s).astype(f) for s in ((256, 785), (256, 257), (10, 257)))
+    Z1, Z2, Z3 = (np.empty((n, B), f) for n in (256, 256, 10))
+    G1, G2, G3 = np.empty_like(W1), np.empty_like(W2), np.empty_like(W3)
+    D2, D1 = np.empty((256, B), f), np.empty((256, B), f)
+
+    def mm():
+        for _ in range(20):
+            np.matmul(W1, A0, out=Z1)
+            np.matmul(W2, A1, out=Z2)
+            np.matmul(W3, A2, out=Z3)
+            np.matmul(Z3, A2.T, out=G3)
+            np.matmul(W3[:, :256].T, Z3, out=D2)
+            np.matmul(D2, A1.T, out=G2)
+            np.matmul(W2[:, :256].T, D2, out=D1)
+            np.matmul(D1, A0.T, out=G1)
+
+    mm()
+    return _median_time(mm, reps) / 20 * 1e6
+
+
+def case_medium_torch(opt: str = "adam", B: int = 128, n_steps: int = 60, reps: int = REPS) -> dict:
+    import torch
+
+    X, y = _medium_data()
+    X, y = torch.from_numpy(X), torch.from_numpy(y)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 10))
+    o = torch.optim.Adam(net.parameters(), lr=1e-3) if opt == "adam" else torch.optim.SGD(net.parameters(), lr=1e-3)
+    lossf = torch.nn.CrossEntropyLoss()
+    batches = [torch.randint(0, len(X), (B,)) for _ in range(n_steps)]
+
+    def run():
+        for idx in batches:
+            o.zero_grad()
+            lossf(net(X[idx]), y[idx]).backward()
+            o.step()
+
+    run()
+    return {"step_us": _median_time(run, reps) / n_steps * 1e6}
+
+
+# ---------------------------------------------------------------- the shipped experiment, end to end
+
+
+def case_cli(epochs: int | None = None, reps: int = 3) -> dict:
+    """`optbench train configs/moons-optimizers.yaml` as a user runs it: wall time and peak memory."""
+    times, rss = [], []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as d:
+            args = [sys.executable, "-m", "optbench", "train", str(ROOT / "configs" / "moons-optimizers.yaml"),
+                    "--runs-dir", d, "--quiet"]
+            if epochs:
+                args += ["--set", f"train.epochs={epochs}"]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t = time.perf_counter()
+            subprocess.run(args, check=True, capture_output=True)
+            times.append(time.perf_counter() - t)
+            rss.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    return {"wall_s": statistics.median(times), "peak_kb": max(rss)}
+
+
+CASES = {
+    "tiny-optbench": case_tiny_optbench,
+    "tiny-optbench-R64": lambda reps=REPS: case_tiny_optbench(R=64, epochs=100, reps=reps),
+    "tiny-torch": case_tiny_torch,
+    "tiny-sklearn": case_tiny_sklearn,
+    "medium-optbench-adam": case_medium_optbench,
+    "medium-torch-adam": case_medium_torch,
+    "medium-optbench-sgd1024": lambda reps=REPS: case_medium_optbench("sgd", 1024, 20, reps),
+    "medium-torch-sgd1024": lambda reps=REPS: case_medium_torch("sgd", 1024, 20, reps),
+    "cli": lambda reps=3: case_cli(reps=reps),
+    "cli-1000-epochs": lambda reps=3: case_cli(1000, reps=reps),
+}
+
+
+def run_case(name: str, threads: int, reps: int) -> dict:
+    """One case in a fresh interpreter with `threads` BLAS/OpenMP/torch threads; returns its figures and peak memory."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    code = (f"import json, resource, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_engine as b;\n"
+            f"import importlib.util\n"
+            f"if importlib.util.find_spec('torch'):\n    import torch; torch.set_num_threads({threads})\n"
+            f"out = b.CASES[{name!r}](reps={reps}); out['case_peak_kb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            f" print(json.dumps(out))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    if p.returncode != 0:
+        return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 5")
+    ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    args = ap.parse_args()
+    reps = 3 if args.quick else REPS
+    r = {}
+    for name in CASES:
+        threads = [1, 2] if name.startswith("medium") else [1]
+        for th in threads:
+            key = f"{name}@{th}"
+            r[key] = run_case(name, th, reps if not name.startswith("cli") else 3)
+            print(f"  {key:32s} {r[key]}", file=sys.stderr, flush=True)
+
+    def g(key, field="step_us"):
+        return r.get(key, {}).get(field, float("nan"))
+
+    rows = []
+
+    def row(what, ours, ref, ratio, target, ok):
+        rows.append((what, ours, ref, ratio, target, "yes" if ok else "NO"))
+
+    o1, t1, s1 = g("tiny-optbench@1"), g("tiny-torch@1"), g("tiny-sklearn@1")
+    o1loop = g("tiny-optbench@1", "loop_us")
+    row("tiny step vs PyTorch eager", f"{o1:.1f} us", f"{t1:.1f} us", f"{t1 / o1:.1f}x faster", ">= 10x", t1 / o1 >= 10)
+    row("tiny training loop vs scikit-learn fit", f"{o1loop:.1f} us", f"{s1:.1f} us", f"{s1 / o1loop:.1f}x faster", ">= 5x", s1 / o1loop >= 5)
+    o64 = g("tiny-optbench-R64@1", "loop_us")
+    row("64 replicas vs 1 (training loop)", f"{o64:.1f} us", f"{o1loop:.1f} us", f"{o64 / o1loop:.2f}x", "<= 4x", o64 / o1loop <= 4)
+    o64s = g("tiny-optbench-R64@1")
+    row("64 replicas vs 1 (bare step)", f"{o64s:.1f} us", f"{o1:.1f} us", f"{o64s / o1:.2f}x", "(info)", True)
+    for th in (1, 2):
+        om, tm = g(f"medium-optbench-adam@{th}"), g(f"medium-torch-adam@{th}")
+        limit = 1.0 if th == 1 else 1.1
+        row(f"medium Adam, {th} thread(s), vs PyTorch", f"{om:.0f} us", f"{tm:.0f} us", f"{om / tm:.2f}x the time",
+            f"<= {limit}x", om / tm <= limit)
+        osgd, mm = g(f"medium-optbench-sgd1024@{th}"), g(f"medium-optbench-sgd1024@{th}", "matmul_us")
+        row(f"medium SGD b1024, {th} thread(s), vs its matmuls", f"{osgd:.0f} us", f"{mm:.0f} us", f"{osgd / mm:.2f}x",
+            "<= 1.25x", osgd / mm <= 1.25)
+        row(f"  (PyTorch SGD b1024, {th} thread(s))", "", f"{g(f'medium-torch-sgd1024@{th}'):.0f} us", "", "(info)", True)
+    wall = g("cli@1", "wall_s")
+    row("optbench train moons-optimizers.yaml (5000 epochs)", f"{wall:.2f} s", "", "", "< 5 s", wall < 5)
+    p5, p1 = g("cli@1", "peak_kb"), g("cli-1000-epochs@1", "peak_kb")
+    row("peak memory, 5000 vs 1000 epochs", f"{p5 / 1024:.0f} MB", f"{p1 / 1024:.0f} MB", f"{p5 / p1:.2f}x", "no growth", p5 <= 1.1 * p1)
+    for key in ("tiny-optbench@1", "tiny-torch@1", "tiny-sklearn@1", "medium-optbench-adam@1", "medium-torch-adam@1"):
+        row(f"  peak memory of {key}", f"{g(key, 'case_peak_kb') / 1024:.0f} MB", "", "", "(info)", True)
+
+    widths = [max(len(str(x[i])) for x in rows + [("case", "optbench", "reference", "ratio", "target", "met")]) for i in range(6)]
+    head = ("case", "optbench", "reference", "ratio", "target", "met")
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for x in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(x, widths)))
+    print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the end")
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=2))
+
+
+if __name__ == "__main__":
+    main()
