@@ -58,7 +58,8 @@ def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
     tr = Trainer(cfgs)
     steps = tr._plan()
     n_steps = epochs * len(steps)
-    state = tr.opt.init(tr.theta)
+    opt = tr.rules[0].opt
+    state = opt.init(tr.theta)
     lr = np.full((R, 1), 7e-4)
     buf = np.empty_like(tr.theta)
     tr._gather(1)
@@ -68,7 +69,7 @@ def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
         for _ in range(epochs):
             for f in steps:
                 f()
-                d, state = tr.opt.update(tr.grad, state, tr.theta)
+                d, state = opt.update(tr.grad, state, tr.theta)
                 np.multiply(d, lr, out=buf)
                 tr.theta -= buf
 
@@ -165,7 +166,8 @@ def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, rep
     tr = _medium_trainer(opt, B, n_steps)
     steps = tr._plan()
     tr._gather(1)
-    state = tr.opt.init(tr.theta)
+    opt = tr.rules[0].opt
+    state = opt.init(tr.theta)
     lr = np.full((1, 1), 1e-3, dtype=np.float32)
     buf = np.empty_like(tr.theta)
 
@@ -173,7 +175,7 @@ def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, rep
         nonlocal state
         for f in steps:
             f()
-            d, state = tr.opt.update(tr.grad, state, tr.theta)
+            d, state = opt.update(tr.grad, state, tr.theta)
             np.multiply(d, lr, out=buf)
             tr.theta -= buf
 
@@ -272,7 +274,7 @@ def run_case(name: str, threads: int, reps: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     code = (f"import json, resource, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_engine as b;\n"
             f"import importlib.util\n"
-            f"if importlib.util.find_spec('torch'):\n    import torch; torch.set_num_threads({threads})\n"
+            f"if 'torch' in {name!r} and importlib.util.find_spec('torch'):\n    import torch; torch.set_num_threads({threads})\n"
             f"out = b.CASES[{name!r}](reps={reps}); out['case_peak_kb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
             f" print(json.dumps(out))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -285,10 +287,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 5")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    ap.add_argument("--only", default="", help="run only cases whose name contains this text")
     args = ap.parse_args()
     reps = 3 if args.quick else REPS
     r = {}
     for name in CASES:
+        if args.only not in name:
+            continue
         threads = [1, 2] if name.startswith("medium") else [1]
         for th in threads:
             key = f"{name}@{th}"

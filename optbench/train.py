@@ -17,10 +17,18 @@ from typing import Any, Callable
 import numpy as np
 
 from optbench.config import dump_yaml, load_data
-from optbench.losses import l2_penalty
+from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build, expected_initial_cost
 from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+
+class _StopRequest:
+    """Set by a signal handler (Ctrl-C, SIGTERM); training stops at the next step boundary, never mid-write."""
+
+    requested = False
+
+
+STOP = _StopRequest()
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
@@ -127,26 +135,43 @@ class EpochRecord:
 
 
 class _Data:
-    """The training and validation parts as features-major matrices [X^T; 1; Y^T] of shape (D+1+C, N)."""
+    """The training and validation parts as matrices [X^T; 1; Y^T] of shape (D+1+C, N).
+
+    Small data is stored features-major, so gathering an epoch's columns stays in cache. Large
+    data (over ROWS_MAJOR_BYTES) is stored examples-major, (N, D+1+C), and `train` is its transposed
+    view: a batch is then a gather of whole rows, ten times faster than of scattered columns.
+    """
+
+    ROWS_MAJOR_BYTES = 16 * 2**20
 
     def __init__(self, split, loss: str, dtype):
         self.D = split.train.X.shape[1]
-        self.train = self._matrix(split.train, loss, dtype)
-        self.val = None if split.val is None else self._matrix(split.val, loss, dtype)
-        self.C = self.train.shape[0] - self.D - 1
-        self.N = self.train.shape[1]
+        N, D = split.train.X.shape
+        C = _targets(split.train, loss).shape[1]
+        self.rows = None
+        if N * (D + 1 + C) * np.dtype(dtype).itemsize > self.ROWS_MAJOR_BYTES:
+            self.rows = self._matrix(split.train, loss, dtype)
+            self.train = self.rows.T
+        else:
+            self.train = np.ascontiguousarray(self._matrix(split.train, loss, dtype).T)
+        self.val = None if split.val is None else self._matrix(split.val, loss, dtype).T
+        self.C = C
+        self.N = N
 
     @staticmethod
     def _matrix(ds, loss, dtype):
-        N = len(ds.X)
-        if loss == "softmax_ce":
-            Y = np.zeros((max(ds.n_classes, 2), N))
-            Y[ds.y, np.arange(N)] = 1.0
-        elif loss == "bce":
-            Y = ds.y.reshape(1, N).astype(np.float64)
-        else:
-            Y = ds.y.reshape(N, -1).T
-        return np.ascontiguousarray(np.vstack([ds.X.T, np.ones((1, N)), Y]), dtype=dtype)
+        """(N, D+1+C) rows [x, 1, y], built in place in the target dtype (no float64 detour for float32)."""
+        N, D = ds.X.shape
+        Y = _targets(ds, loss)
+        M = np.empty((N, D + 1 + Y.shape[1]), dtype=dtype)
+        M[:, :D] = ds.X
+        M[:, D] = 1.0
+        M[:, D + 1 :] = Y
+        return M
+
+
+def _targets(ds, loss: str) -> np.ndarray:
+    return encode_targets(loss, ds.y, ds.n_classes)
 
 
 def _gens(seed: int) -> dict[str, np.random.Generator]:
@@ -269,25 +294,32 @@ class Trainer:
             self.Yall = M[None, D + 1 :]
             return [self.net.compile_step(self.theta, self.grad, M[None, : D + 1], self.Yall, Zv, **common)]
         rows = D + 1 + C
-        if rows * R * n_e * self.dtype.itemsize <= self.EPOCH_GATHER_BYTES:
+        if self.data.rows is None and rows * R * n_e * self.dtype.itemsize <= self.EPOCH_GATHER_BYTES:
             self.G = np.empty((rows, R, n_e), dtype=self.dtype)
             Gt = self.G.transpose(1, 0, 2)
             self.Yall = Gt[:, D + 1 :]
             return [self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1, a:b], Gt[:, D + 1 :, a:b], Zv[:, :, a:b], **common)
                     for a, b in self.bounds]
-        # large data: a batch buffer per batch size, filled just before its step
+        # large data: a batch buffer per batch, filled just before its step
         self.Yall = np.empty((C, R, n_e), dtype=self.dtype).transpose(1, 0, 2)
+        Mrows = self.data.rows
         steps = []
         for a, b in self.bounds:
-            Gb = np.empty((rows, R, b - a), dtype=self.dtype)
-            Gt = Gb.transpose(1, 0, 2)
+            if Mrows is not None:  # gather whole rows (examples) into (R, B, rows); use it transposed
+                Gb = np.empty((R, b - a, rows), dtype=self.dtype)
+                Gv = Gb.transpose(2, 0, 1)  # (rows, R, B) view, the layout _augment expects
+                take = lambda idx, Gb=Gb: np.take(Mrows, idx, axis=0, out=Gb)  # noqa: E731
+            else:
+                Gb = Gv = np.empty((rows, R, b - a), dtype=self.dtype)
+                take = lambda idx, Gb=Gb: np.take(M, idx, axis=1, out=Gb)  # noqa: E731
+            Gt = Gv.transpose(1, 0, 2)
             inner = self.net.compile_step(self.theta, self.grad, Gt[:, : D + 1], Gt[:, D + 1 :], Zv[:, :, a:b], **common)
 
-            def step(a=a, b=b, Gb=Gb, inner=inner):
-                np.take(M, self._order[:, a:b], axis=1, out=Gb)
+            def step(a=a, b=b, Gv=Gv, take=take, inner=inner):
+                take(self._order[:, a:b])
                 if self.augment:
-                    self._augment(Gb)
-                self.Yall[:, :, a:b] = Gb[D + 1 :].transpose(1, 0, 2)
+                    self._augment(Gv)
+                self.Yall[:, :, a:b] = Gv[D + 1 :].transpose(1, 0, 2)
                 inner()
 
             steps.append(step)
@@ -330,9 +362,9 @@ class Trainer:
         D, C = self.data.D, self.data.C
         if self.smooth.any():
             eps = self.smooth.reshape(1, -1, 1)
-            k = 2.0 if self.cfgs[0]["loss"] == "bce" else C  # bce: smooth towards 1/2
             G[D + 1 :] *= 1.0 - eps
-            G[D + 1 :] += eps / k
+            if self.cfgs[0]["loss"] != "bce":  # bce's signed targets smooth towards 0, i.e. y towards 1/2
+                G[D + 1 :] += eps / C
         if self.mixup.any():
             for r, g in enumerate(self.gens):
                 a = self.mixup[r, 0]
@@ -438,6 +470,8 @@ class Trainer:
                     lr_e *= active.reshape(R, 1)  # frozen replicas take no steps
                     iter_costs = None
                     if self.lbfgs:
+                        if STOP.requested:
+                            raise KeyboardInterrupt
                         self._lbfgs_epoch(lstates, active)
                         steps += 1
                         ratio = nan
@@ -446,6 +480,8 @@ class Trainer:
                         if e == 1 and order is not None:
                             batch_fp = [fingerprint(order[r]) for r in range(R)]
                         for step in steps_fns:
+                            if STOP.requested:
+                                raise KeyboardInterrupt
                             step()
                             if l2m is not None:
                                 np.multiply(l2m, theta, out=step_buf)

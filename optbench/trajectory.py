@@ -10,7 +10,7 @@ import numpy as np
 from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
 from optbench.problems import PROBLEMS
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
-from optbench.train import EpochRecord, RunResult, fingerprint, norms, stack_section
+from optbench.train import STOP, EpochRecord, RunResult, fingerprint, norms, stack_section
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
 
@@ -71,6 +71,8 @@ class ProblemTrainer:
                 on_epoch(EpochRecord(0, rec, active.copy(), {}))
             try:
                 for e in range(1, self.epochs + 1):
+                    if STOP.requested:
+                        raise KeyboardInterrupt
                     mult, sstate = self.sched.multiplier(e - 1, sstate)
                     np.multiply(self.lr * np.asarray(mult, dtype=dt), active.reshape(R, 1), out=lr_e)
                     mu, mstate = self.msched.multiplier(e - 1, mstate)

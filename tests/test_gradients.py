@@ -16,7 +16,7 @@ KINKED = ["relu", "leaky_relu", "elu"]  # elu: a kink in its second derivative
 
 def _targets(loss, C, B, rng):
     if loss == "bce":
-        return (rng.random((1, 1, B)) < 0.5) * 1.0
+        return 2.0 * (rng.random((1, 1, B)) < 0.5) - 1.0  # bce reads signed targets 2y - 1
     if loss == "softmax_ce":
         return np.eye(C)[rng.integers(0, C, B)].T[None]
     return rng.standard_normal((1, C, B))
@@ -66,7 +66,10 @@ def test_loss_values_against_formulas():
     y = (rng.random((1, 1, 7)) < 0.5) * 1.0
     p = 1 / (1 + np.exp(-z))
     bce = -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum()
-    np.testing.assert_allclose(LOSSES.build("bce", {}).value(z, y), [bce], rtol=1e-12)
+    np.testing.assert_allclose(LOSSES.build("bce", {}).value(z, 2 * y - 1), [bce], rtol=1e-12)
+    ys = 0.9 * y + 0.05  # smoothed labels: the cost is still -(y log p + (1 - y) log(1 - p))
+    smooth = -(ys * np.log(p) + (1 - ys) * np.log(1 - p)).sum()
+    np.testing.assert_allclose(LOSSES.build("bce", {}).value(z, 2 * ys - 1), [smooth], rtol=1e-12)
     Z = rng.standard_normal((1, 3, 7))
     labels = rng.integers(0, 3, 7)
     Y = np.eye(3)[labels].T[None]
@@ -80,7 +83,7 @@ def test_loss_values_against_formulas():
 def test_bce_is_stable_for_huge_logits():
     L = LOSSES.build("bce", {})
     Z = np.array([[[800.0, -800.0]]])
-    Y = np.array([[[0.0, 1.0]]])
+    Y = np.array([[[-1.0, 1.0]]])  # signed: y = 0, y = 1
     dZ = np.empty_like(Z)
     cost = L.value_grad(Z, Y, dZ)
     np.testing.assert_allclose(cost, [1600.0])
@@ -185,7 +188,7 @@ def test_compiled_step_matches_loss_grad():
     theta = rng.standard_normal((3, net.layout.P))
     A0 = np.ones((3, 3, 16))
     A0[:, :2] = rng.standard_normal((3, 2, 16))
-    Y = (rng.random((3, 1, 16)) < 0.5) * 1.0
+    Y = 2.0 * (rng.random((3, 1, 16)) < 0.5) - 1.0
     g1, g2 = np.zeros_like(theta), np.zeros_like(theta)
     net.loss_grad(theta, g1, A0, Y)
     Z = np.empty((3, 1, 16))

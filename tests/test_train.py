@@ -241,3 +241,9 @@ def test_batch_by_batch_gathering_equals_epoch_gathering(monkeypatch):
     batch_mode, _ = metrics(cfgs)
     strip = lambda runs: [[{k: v for k, v in row.items() if k != "seconds"} for row in rows] for rows in runs]  # noqa: E731
     np.testing.assert_equal(strip(batch_mode), strip(epoch_mode))
+    # and with the data stored examples-major, gathered by rows
+    from optbench.train import _Data
+
+    monkeypatch.setattr(_Data, "ROWS_MAJOR_BYTES", 0)
+    rows_mode, _ = metrics(cfgs)
+    np.testing.assert_equal(strip(rows_mode), strip(epoch_mode))
