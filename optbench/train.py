@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from optbench.config import dump_yaml, load_data
+from optbench.config import load_data
+from optbench.groups import group_key, make_groups, rule_key, stack, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build, expected_initial_cost
 from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
@@ -33,75 +34,6 @@ STOP = _StopRequest()
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
 EVAL_CHUNK = 4096
-
-# Hyperparameters that may differ inside a group (numbers only; their structure must match).
-_VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
-_VARYING_REG = ("l2", "input_noise", "label_smoothing", "mixup", "polyak")
-
-
-def _structure(section: dict) -> dict:
-    """A registry section with its numbers blanked: what must match for replicas to share one update rule."""
-    return {o: ("#" if _is_number(v) else v) for o, v in section.items()}
-
-
-def rule_key(cfg: dict) -> str:
-    """What must be equal for replicas to share one optimizer rule and schedule (their numbers may differ)."""
-    return dump_yaml({s: _structure(cfg[s]) for s in _VARYING_SECTIONS})
-
-
-def group_key(cfg: dict) -> str:
-    """What must be equal for runs to train as one vectorized group.
-
-    The optimizer is not part of it: a group's replicas share the forward and backward passes and
-    each contiguous slice of replicas with one rule (gd, momentum, adam, ...) gets its own update.
-    """
-    k = {s: cfg[s] for s in ("data", "loss")}
-    k["model"] = {m: v for m, v in cfg["model"].items() if m != "init"}
-    k["model"]["drop_prob"] = cfg["model"]["drop_prob"] > 0
-    reg = cfg["regularization"]
-    k["regularization"] = {
-        "polyak": reg["polyak"] is None,
-        "early_stopping": None if reg["early_stopping"] is None else reg["early_stopping"]["metric"],
-    }
-    k["train"] = {t: v for t, v in cfg["train"].items() if t != "diverge_factor"}
-    if cfg["optimizer"]["name"] == "lbfgs":
-        k["lbfgs"] = cfg["label"], cfg["seed"]  # L-BFGS runs replica by replica: no gain from grouping
-    return dump_yaml(k)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def make_groups(runs: list[dict], max_size: int = 256) -> list[list[dict]]:
-    """Partition runs into groups of equal group_key, in first-seen order; within a group, runs that
-    share a rule_key are made contiguous (a stable sort), so each rule updates one slice of replicas."""
-    groups: dict[str, list[dict]] = {}
-    for cfg in runs:
-        groups.setdefault(group_key(cfg), []).append(cfg)
-    out = []
-    for g in groups.values():
-        order: dict[str, int] = {}
-        g = sorted(g, key=lambda c: order.setdefault(rule_key(c), len(order)))
-        out.extend(g[i : i + max_size] for i in range(0, len(g), max_size))
-    return out
-
-
-def stack(values: list, dtype=np.float64):
-    """One value per replica -> the value itself when all agree, else an (R, 1) array."""
-    first = values[0]
-    if all(v == first for v in values):
-        return first
-    if not all(_is_number(v) or v is None for v in values):
-        raise ValueError(f"non-numeric hyperparameters differ inside a group: {values}")
-    return np.array([np.nan if v is None else v for v in values], dtype=dtype).reshape(-1, 1)
-
-
-def stack_section(cfgs: list[dict], section: str, dtype) -> dict:
-    """A registry section (minus its name) with each option stacked over replicas."""
-    keys = [k for k in cfgs[0][section] if k != "name"]
-    return {k: stack([c[section][k] for c in cfgs], dtype) for k in keys}
-
 
 def fingerprint(arr: np.ndarray) -> str:
     """Short hash of an array's bytes: equal fingerprints mean equal initial weights or batch orders."""
