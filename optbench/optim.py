@@ -138,6 +138,13 @@ def nesterov(*, lr: Positive = 0.01, mu: Unit = 0.9) -> Optimizer:
     return Optimizer(init, update, lr)
 
 
+def _over_root(g: np.ndarray, cache: np.ndarray, eps: Hyper, d: np.ndarray) -> np.ndarray:
+    """d = g / (sqrt(cache) + eps), into d: the AdaGrad / RMSProp step."""
+    np.sqrt(cache, out=d)
+    np.add(d, eps, out=d)
+    return np.divide(g, d, out=d)
+
+
 @OPTIMIZERS.register()
 def adagrad(*, lr: Positive = 0.01, eps: Positive = 1e-7, initial_accumulator_value: NonNegative = 0.0) -> Optimizer:
     """AdaGrad: cache += g**2; direction = g / (sqrt(cache) + eps)."""
@@ -151,10 +158,7 @@ def adagrad(*, lr: Positive = 0.01, eps: Positive = 1e-7, initial_accumulator_va
         cache, d = state["cache"], state["d"]
         np.multiply(g, g, out=d)
         np.add(cache, d, out=cache)
-        np.sqrt(cache, out=d)
-        np.add(d, state["eps"], out=d)
-        np.divide(g, d, out=d)
-        return d, state
+        return _over_root(g, cache, state["eps"], d), state
 
     return Optimizer(init, update, lr)
 
@@ -174,10 +178,7 @@ def rmsprop(*, lr: Positive = 0.01, decay_rate: Unit = 0.99, eps: Positive = 1e-
     def update(g, state, theta):
         cache, d = state["cache"], state["d"]
         _ema(cache, np.multiply(g, g, out=d), state["1-decay_rate"], d)
-        np.sqrt(cache, out=d)
-        np.add(d, state["eps"], out=d)
-        np.divide(g, d, out=d)
-        return d, state
+        return _over_root(g, cache, state["eps"], d), state
 
     return Optimizer(init, update, lr)
 
@@ -217,28 +218,31 @@ def adadelta(*, lr: Positive = 1.0, rho: Unit = 0.95, eps: Positive = 1e-6) -> O
 
 
 def _moments_state(theta: np.ndarray, beta1: Hyper, beta2: Hyper, eps: Hyper) -> dict:
-    """State shared by the Adam family: step count, first/second moments, buffers and coefficients."""
-    b1 = np.asarray(beta1, dtype=np.float64)
-    b2 = np.asarray(beta2, dtype=np.float64)
+    """State shared by the Adam family: step count, first/second moment sums, buffers and coefficients."""
     return {
         "t": 0,
-        "m": np.zeros_like(theta),
-        "v": np.zeros_like(theta),
+        "M": np.zeros_like(theta),
+        "V": np.zeros_like(theta),
         "d": np.empty_like(theta),
         "buf": np.empty_like(theta),
         "b1": _coef(beta1, theta),
         "b2": _coef(beta2, theta),
-        "1-b1": _coef(1.0 - b1, theta),
-        "1-b2": _coef(1.0 - b2, theta),
         "eps": _coef(eps, theta),
     }
 
 
 def _update_moments(g: np.ndarray, state: dict) -> None:
-    """m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g**2, in place (buf is scratch)."""
-    buf = state["buf"]
-    _ema(state["m"], g, state["1-b1"], buf)
-    _ema(state["v"], np.multiply(g, g, out=buf), state["1-b2"], buf)
+    """M = b1*M + g; V = b2*V + g**2 in place: the moving averages without their (1-b) factors.
+
+    m = (1-b1) M and v = (1-b2) V exactly, so the factors join the bias corrections as per-replica
+    scalars and each moment costs one pass fewer.
+    """
+    M, V, buf = state["M"], state["V"], state["buf"]
+    np.multiply(M, state["b1"], out=M)
+    np.add(M, g, out=M)
+    np.multiply(g, g, out=buf)
+    np.multiply(V, state["b2"], out=V)
+    np.add(V, buf, out=V)
 
 
 def _adam(lr: Hyper, beta1: Hyper, beta2: Hyper, eps: Hyper, amsgrad: bool, weight_decay: Hyper) -> Optimizer:
@@ -248,7 +252,7 @@ def _adam(lr: Hyper, beta1: Hyper, beta2: Hyper, eps: Hyper, amsgrad: bool, weig
     def init(theta):
         state = _moments_state(theta, beta1, beta2, eps)
         if amsgrad:
-            state["v_max"] = np.zeros_like(theta)
+            state["V_max"] = np.zeros_like(theta)
         if decoupled:
             state["weight_decay"] = _coef(weight_decay, theta)
         return state
@@ -256,20 +260,23 @@ def _adam(lr: Hyper, beta1: Hyper, beta2: Hyper, eps: Hyper, amsgrad: bool, weig
     def update(g, state, theta):
         t = state["t"] = state["t"] + 1
         _update_moments(g, state)
-        v, d, buf = state["v"], state["d"], state["buf"]
+        V, d = state["V"], state["d"]
         if amsgrad:
-            # torch's AMSGrad: the running max of the raw v, bias-corrected afterwards
-            np.maximum(state["v_max"], v, out=state["v_max"])
-            v = state["v_max"]
-        # (m/c1) / (sqrt(v/c2) + eps) == m * (sqrt(c2)/c1) / (sqrt(v) + eps*sqrt(c2)): the bias
-        # corrections c1 = 1-b1**t, c2 = 1-b2**t become two per-replica scalars, no extra array pass
-        sqrt_c2 = (1.0 - state["b2"] ** t) ** 0.5
-        np.sqrt(v, out=buf)
-        np.add(buf, state["eps"] * sqrt_c2, out=buf)
-        np.divide(state["m"], buf, out=d)
-        np.multiply(d, sqrt_c2 / (1.0 - state["b1"] ** t), out=d)
+            # torch's AMSGrad: the running max of the raw v (a constant multiple of V), bias-corrected afterwards
+            np.maximum(state["V_max"], V, out=state["V_max"])
+            V = state["V_max"]
+        b1, b2 = state["b1"], state["b2"]
+        # mhat / (sqrt(vhat) + eps) with mhat = M (1-b1)/(1-b1**t), vhat = V (1-b2)/(1-b2**t)
+        #   = M / (sqrt(V) * k + eps / c),  c = (1-b1)/(1-b1**t),  k = sqrt((1-b2)/(1-b2**t)) / c
+        c = (1.0 - b1) / (1.0 - b1**t)
+        k = ((1.0 - b2) / (1.0 - b2**t)) ** 0.5 / c
+        np.sqrt(V, out=d)
+        np.multiply(d, k, out=d)
+        np.add(d, state["eps"] / c, out=d)
+        np.divide(state["M"], d, out=d)
         if decoupled:
             # decoupled decay: theta -= lr*(adam + wd*theta) is torch's theta *= 1 - lr*wd; theta -= lr*adam
+            buf = state["buf"]
             np.multiply(theta, state["weight_decay"], out=buf)
             np.add(d, buf, out=d)
         return d, state
@@ -334,12 +341,14 @@ def nadam(
         mu_product = state["mu_product"] = state["mu_product"] * mu_t
         _update_moments(g, state)
         d, buf, buf2 = state["d"], state["buf"], state["buf2"]
-        # sqrt(c2) folded into the coefficients as in adam: denominator sqrt(v) + eps*sqrt(c2)
+        # with m = (1-b1) M, v = (1-b2) V and s = sqrt(1-b2): sqrt(v/c2) + eps = (s sqrt(V) + eps sqrt(c2)) / sqrt(c2);
+        # dividing numerator and denominator by s leaves one pass per array, as in adam
         sqrt_c2 = (1.0 - state["b2"] ** t) ** 0.5
-        np.sqrt(state["v"], out=buf)
-        np.add(buf, state["eps"] * sqrt_c2, out=buf)
-        np.multiply(g, sqrt_c2 * (1.0 - mu_t) / (1.0 - mu_product), out=d)
-        np.multiply(state["m"], sqrt_c2 * mu_next / (1.0 - mu_product * mu_next), out=buf2)
+        s = (1.0 - state["b2"]) ** 0.5
+        np.sqrt(state["V"], out=buf)
+        np.add(buf, state["eps"] * sqrt_c2 / s, out=buf)
+        np.multiply(g, sqrt_c2 * (1.0 - mu_t) / (1.0 - mu_product) / s, out=d)
+        np.multiply(state["M"], sqrt_c2 * (1.0 - b1) * mu_next / (1.0 - mu_product * mu_next) / s, out=buf2)
         np.add(d, buf2, out=d)
         np.divide(d, buf, out=d)
         return d, state
