@@ -41,13 +41,18 @@ def _fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _sigterm_as_interrupt():
-    """SIGTERM behaves like Ctrl-C: open runs are flushed and marked interrupted."""
+def _stop_on_signals():
+    """Ctrl-C and SIGTERM ask training to stop at the next step: open runs are flushed and marked
+    interrupted. A second Ctrl-C stops at once."""
+    from optbench.train import STOP
 
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        if STOP.requested:
+            raise KeyboardInterrupt
+        STOP.requested = True
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @app.command()
@@ -66,13 +71,35 @@ def train(
     cfgs = []
     for c in configs:
         cfgs.extend(load_experiment(c, sets=set_, seed=seed))
-    _sigterm_as_interrupt()
+    _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
     with progress:
         outcomes, interrupted = execute(cfgs, runs_dir, progress)
     print_train_table(outcomes)
     if interrupted:
         typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)
+        raise typer.Exit(130)
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="An experiment YAML file with a sweep: block (method, params, trials or budget, seeds)."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a key before expansion: KEY.PATH=VALUE (YAML-typed); repeatable; sweep.* keys too."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep directory <name>-<id>/ is written (and found again to resume)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes, BLAS pinned to one thread each (default: the number of cores)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://HOST:PORT of a Dask scheduler: train on its workers instead (pip install 'optbench[dask]')."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final lines."),
+):
+    """Run a hyperparameter sweep: every trial x seed (x fold), grouped and vectorized; rerun to resume."""
+    from optbench.report import SweepProgress, print_sweep_outcome
+    from optbench.sweep import run_sweep
+
+    _stop_on_signals()
+    with SweepProgress(quiet=quiet) as progress:
+        outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress)
+    print_sweep_outcome(outcome)
+    if outcome.interrupted:
+        typer.echo("interrupted: finished runs were kept, running ones marked interrupted", err=True)
         raise typer.Exit(130)
 
 

@@ -119,6 +119,13 @@ class RunFacts:
     update_ratio: float  # median over epochs
     fingerprints: tuple[str, str] | None  # (init, batches)
     reached: tuple[float | None, ...]  # per threshold: Threshold.first_epoch
+    fold: int | None = None  # data.fold of a k-fold run: (seed, fold) is the replicate
+    sweep: dict | None = None  # summary.json's sweep entry: the run is a trial of a sweep
+
+    @property
+    def replicate(self) -> tuple[int, int]:
+        """What a label aggregates over: seeds, and folds under k-fold cross-validation."""
+        return self.seed, -1 if self.fold is None else self.fold
 
 
 def _best(values: np.ndarray, epochs: np.ndarray, sign: int) -> tuple[float, float]:
@@ -172,8 +179,23 @@ def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
         auc=_auc(cost, ep), seconds=float(m["seconds"][-1]), initial_cost=float(cost[0]),
         expected_cost=float(expected) if isinstance(expected, (int, float)) and expected > 0 else None,
         update_ratio=float(np.median(ratio)) if len(ratio) else math.nan, fingerprints=fps,
-        reached=tuple(t.first_epoch(m) for t in thresholds),
+        reached=tuple(t.first_epoch(m) for t in thresholds), fold=_fold(run.config),
+        sweep=s["sweep"] if isinstance(s.get("sweep"), dict) and s["sweep"].get("id") else None,
     )
+
+
+def _fold(cfg: dict) -> int | None:
+    data = cfg.get("data")
+    fold = data.get("fold") if isinstance(data, dict) else None
+    return fold if isinstance(fold, int) else None
+
+
+def _with_sweeps(dirs: list[Path]) -> list[Path]:
+    """A sweep directory (it holds sweep.json) found among run directories stands for the runs inside it."""
+    out: list[Path] = []
+    for d in dirs:
+        out.extend(find_run_dirs([d]) if (d / "sweep.json").is_file() and not (d / "summary.json").exists() else [d])
+    return out
 
 
 def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[RunFacts]:
@@ -181,7 +203,7 @@ def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], war
     dirs: dict[Path, Path] = {}  # resolved -> as named: read each run once, show paths as the user wrote them
     for p in paths:
         try:
-            for d in find_run_dirs([p]):
+            for d in _with_sweeps(find_run_dirs([p])):
                 dirs.setdefault(d.resolve(), d)
         except OptbenchError as err:
             warn(f"warning: {err}")
@@ -250,7 +272,13 @@ class Row:
 
     @property
     def seeds(self) -> tuple[int, ...]:
-        return tuple(r.seed for r in self.runs)
+        return tuple(dict.fromkeys(r.seed for r in self.runs))
+
+    @property
+    def folds(self) -> int | None:
+        """Folds per seed under k-fold cross-validation (None without)."""
+        folds = {r.fold for r in self.runs if r.fold is not None}
+        return len(folds) if folds else None
 
     @property
     def split(self) -> str:
@@ -284,20 +312,24 @@ class Row:
 
 
 def config_key(cfg: dict) -> str:
-    """A short hash of the config minus the seed: runs of one label with different settings must not merge."""
-    text = json.dumps({k: v for k, v in cfg.items() if k != "seed"}, sort_keys=True, default=str)
+    """A short hash of the config minus the seed (and data.fold): runs of one label with different settings must not merge."""
+    cfg = {k: v for k, v in cfg.items() if k != "seed"}
+    if isinstance(cfg.get("data"), dict):
+        cfg["data"] = {k: v for k, v in cfg["data"].items() if k != "fold"}  # folds aggregate as seeds do
+    text = json.dumps(cfg, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _one_per_seed(runs: list[RunFacts], warn: Callable[[str], None]) -> list[RunFacts]:
-    """The newest run of each seed (a rerun of the same config); the older ones are named in a warning."""
-    chosen: dict[int, RunFacts] = {}
+    """The newest run of each seed (and fold) (a rerun of the same config); the older ones are named in a warning."""
+    chosen: dict[tuple[int, int], RunFacts] = {}
     for r in sorted(runs, key=lambda r: (r.created, r.path.name), reverse=True):
-        if r.seed in chosen:
-            warn(f"warning: {r.path}: seed {r.seed} of {r.label} also in {chosen[r.seed].path} "
+        if r.replicate in chosen:
+            what = f"seed {r.seed}" + ("" if r.fold is None else f" fold {r.fold}")
+            warn(f"warning: {r.path}: {what} of {r.label} also in {chosen[r.replicate].path} "
                  "with the same config; using the newer run")
         else:
-            chosen[r.seed] = r
+            chosen[r.replicate] = r
     return [chosen[s] for s in sorted(chosen)]
 
 
@@ -335,6 +367,8 @@ def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None]) -> Ensemble 
 
     if len(runs) < 2 or runs[0].config.get("loss") not in ("bce", "softmax_ce"):
         return None
+    if any(r.fold is not None for r in runs):
+        return None  # each fold validates on other examples, and its model trained on the others' validation parts
     # a diverged run's weights are what blew up, and a run without params.npz has nothing to predict with
     members = [r for r in runs if r.status != "diverged" and (r.path / "params.npz").is_file()]
     if len(members) < 2:
@@ -402,9 +436,9 @@ def _bootstrap(x: np.ndarray, ref: np.ndarray, paired: bool) -> tuple[float, flo
 
 
 def _pairs(row: Row, ref: Row) -> tuple[list[int], str]:
-    """Shared seeds, if every one of them started from the same weights and saw the same batches."""
-    mine = {r.seed: r.fingerprints for r in row.runs}
-    theirs = {r.seed: r.fingerprints for r in ref.runs}
+    """Shared seeds (and folds), if every one of them started from the same weights and saw the same batches."""
+    mine = {r.replicate: r.fingerprints for r in row.runs}
+    theirs = {r.replicate: r.fingerprints for r in ref.runs}
     shared = sorted(set(mine) & set(theirs))
     if not shared:
         return [], "unpaired: no shared seeds"
@@ -423,7 +457,7 @@ def versus(row: Row, ref: Row, metric: str) -> Versus:
     if len(shared) == 1:
         shared, pairing = [], "unpaired: one shared seed"
     paired = bool(shared)
-    pick = lambda r: np.array([getattr(f, metric) for f in r.runs if not paired or f.seed in shared], dtype=float)  # noqa: E731
+    pick = lambda r: np.array([getattr(f, metric) for f in r.runs if not paired or f.replicate in shared], dtype=float)  # noqa: E731
     x, y = pick(row), pick(ref)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return Versus(metric, math.nan, math.nan, math.nan, math.nan, len(x), pairing + "; non-finite values", "n/a")
@@ -468,6 +502,7 @@ class Comparison:
     best: str | None  # name of the reference row
     varied: list[str]  # dotted config keys whose values differ between rows
     n_runs: int
+    sweeps: tuple = ()  # sweep.SweepSummary per sweep among the runs; rows then hold only their picked trials
 
 
 def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = (), sort: str | None = None,
@@ -477,7 +512,8 @@ def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = ()
     losses = sorted({str(f.config.get("loss")) for f in facts})
     if len(losses) > 1:
         warn(f"warning: the runs use different losses ({', '.join(losses)}): their costs are not comparable")
-    rows = _order(aggregate(group_runs(facts, warn), thresholds, warn), sort)
+    sweeps, shown = _sweeps(facts)
+    rows = _order(aggregate(group_runs(shown, warn), thresholds, warn), sort)
     metric = sort if sort in PER_SEED else DEFAULT_METRIC
     sign = SORT_METRICS[metric]
     ranked = [r for r in rows if not math.isnan(r.mean(metric))]
@@ -485,7 +521,96 @@ def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = ()
     if ref is not None:
         rows = [replace(r, versus=versus(r, ref, metric)) for r in rows]
     return Comparison(rows, tuple(thresholds), metric, ref.name if ref else None,
-                      varied_keys([flatten(r.runs[0].config) for r in rows]), len(facts))
+                      varied_keys([flatten(r.runs[0].config) for r in rows]), len(facts), sweeps)
+
+
+# ---- sweeps ---------------------------------------------------------------------------------------
+
+
+def _sweeps(facts: list[RunFacts]) -> tuple[tuple, list[RunFacts]]:
+    """Summaries of the sweeps among the runs, and the runs the tables show: every run not in a sweep, and of
+    each sweep only the picked trials (each variant's best, and its defaults under a budget)."""
+    from optbench.sweep import summarize
+
+    in_sweeps = [f for f in facts if f.sweep is not None]
+    if not in_sweeps:
+        return (), facts
+    sweeps = tuple(summarize(in_sweeps))
+    picked = [f for sw in sweeps for p in sw.picks for f in p.result.runs]
+    return sweeps, [f for f in facts if f.sweep is None] + picked
+
+
+def _pick_of(c: Comparison, row: Row):
+    """(sweep summary, pick) a row shows, or (None, None) for runs outside sweeps."""
+    tag = row.runs[0].sweep
+    for sw in c.sweeps if tag else ():
+        for p in sw.picks:
+            if sw.id == tag["id"] and (p.result.variant, p.result.trial) == (tag.get("variant"), tag.get("trial")):
+                return sw, p
+    return None, None
+
+
+def sweep_title(sw) -> str:
+    how = f"random search, budget {sw.budget} trials per variant" if sw.budget else f"{sw.method} search"
+    over = f"{sw.seeds} seeds" + (f" x {sw.folds} folds" if sw.folds else "")
+    return (f"sweep {sw.name}-{sw.id}: {how}, {sw.n_trials} trials over {over}, {sw.n_runs} runs"
+            f" ({sw.diverged} diverged); trials ranked by {_sweep_metric_name(sw)}, mean over {over}")
+
+
+def _sweep_metric_name(sw) -> str:
+    """`best val cost` when every run has a validation split (`best train cost` when none has)."""
+    name = METRIC_NAMES.get(sw.metric, sw.metric)
+    splits = {f.split for p in sw.picks for f in p.result.runs}
+    return name.replace("best ", f"best {splits.pop()} ") if sw.metric.startswith("best_") and len(splits) == 1 else name
+
+
+def sweep_columns(sw) -> list[Column]:
+    """One row per pick: the variant, default or tuned, the trial's hyperparameters, its metric, the budget spent."""
+    picks = sw.picks
+    keys = list(dict.fromkeys(k for p in picks for k in p.result.params))
+    sign = SORT_METRICS[sw.metric]
+    fmt = _pct if sw.metric == "best_acc" else _num
+
+    def value(p) -> str:
+        r = p.result
+        spread = "" if math.isnan(r.std) else f" ± {_pct(r.std) if sw.metric == 'best_acc' else _num(r.std, 2)}"
+        return "-" if math.isnan(r.mean) else fmt(r.mean) + spread
+
+    def param(p, k) -> str:
+        v = p.result.params.get(k, flatten(p.result.runs[0].config).get(k))
+        return _num(v) if isinstance(v, float) else _text(v)
+
+    return [
+        Column("variant", [str(p.result.variant or "-") for p in picks], "l"),
+        Column("setting", [p.role for p in picks], "l"),
+        Column("trial", [p.result.trial for p in picks], "l"),
+        *(Column(k, [param(p, k) for p in picks]) for k in keys),
+        Column(_sweep_metric_name(sw), [value(p) for p in picks], "r",
+               _best_rows([None if math.isnan(p.result.mean) else (sign * p.result.mean,) for p in picks])),
+        Column("runs", [str(len(p.result.runs)) for p in picks]),
+        Column("diverged", [str(p.result.diverged) for p in picks]),
+        Column("budget spent", ["-" if p.role == "default" else f"{p.trials} trials, {p.runs} runs, {p.epochs} epochs"
+                                for p in picks], "l"),
+    ]
+
+
+def sweep_notes(c: Comparison) -> list[str]:
+    if not c.sweeps:
+        return []
+    return ["sweep tables: each variant's best trial (tuned, under a budget) and, with a budget, the variant at its "
+            "defaults as the config writes them; a trial that diverged on any seed or fold ranks after all that did not; "
+            "budget spent: the searched trials (defaults not counted), their runs and the epochs they trained. "
+            "The label tables show only these trials of each sweep."]
+
+
+def _sweep_record(c: Comparison, row: Row) -> dict | None:
+    sw, p = _pick_of(c, row)
+    if p is None:
+        return None
+    return {"id": sw.id, "name": sw.name, "variant": p.result.variant, "trial": p.result.trial, "setting": p.role,
+            "params": p.result.params, "metric": sw.metric, "metric_mean": _json_number(p.result.mean),
+            "metric_std": _json_number(p.result.std), "budget_trials": p.trials, "budget_runs": p.runs,
+            "budget_epochs": p.epochs}
 
 
 # ---- what was varied ----------------------------------------------------------------------------
@@ -585,7 +710,7 @@ def results_columns(c: Comparison) -> list[Column]:
     split = "" if mixed else f"{splits.pop()} " if splits else ""
     cols = [Column("label", [r.name for r in rows], "l")]
     cols += [Column(k, [_text(flatten(r.runs[0].config).get(k)) for r in rows], "l") for k in c.varied]
-    cols += [Column("seeds", [str(len(r.runs)) for r in rows]), Column("status", [r.status() for r in rows], "l")]
+    cols += [Column("seeds", [_seeds_cell(r) for r in rows]), Column("status", [r.status() for r in rows], "l")]
     cols.append(_metric_column(
         "final train cost", rows, lambda r: _num(r.mean("final_train_cost")) + (f" ± {_num(r.std('final_train_cost'), 2)}"
                                                                                 if len(r.runs) > 1 else ""),
@@ -601,6 +726,10 @@ def results_columns(c: Comparison) -> list[Column]:
     cols.append(_metric_column("AUC", rows, lambda r: _num(r.mean("auc")), lambda r: r.mean("auc"), 1))
     cols.append(_metric_column("seconds", rows, lambda r: _num(r.mean("seconds"), 3), lambda r: r.mean("seconds"), 1))
     return cols
+
+
+def _seeds_cell(r: Row) -> str:
+    return str(len(r.runs)) if r.folds is None else f"{len(r.seeds)} x {r.folds} folds"
 
 
 def _versus_cells(v: Versus | None) -> tuple[str, str, str, str, str]:
@@ -690,8 +819,9 @@ def _plain(columns: list[Column], marker: str = "*") -> str:
 
 def render_plain(c: Comparison) -> str:
     t1, t2 = titles(c)
-    parts = [t1, _plain(results_columns(c)), "", t2, _plain(versus_columns(c)), ""]
-    return "\n".join(parts + footnotes(c, "*") + health_lines(c)) + "\n"
+    parts = [x for sw in c.sweeps for x in (sweep_title(sw), _plain(sweep_columns(sw)), "")]
+    parts += [t1, _plain(results_columns(c)), "", t2, _plain(versus_columns(c)), ""]
+    return "\n".join(parts + sweep_notes(c) + footnotes(c, "*") + health_lines(c)) + "\n"
 
 
 def _md_table(columns: list[Column]) -> str:
@@ -705,8 +835,9 @@ def _md_table(columns: list[Column]) -> str:
 
 def render_markdown(c: Comparison) -> str:
     t1, t2 = titles(c)
-    parts = [f"**{t1}**", "", _md_table(results_columns(c)), "", f"**{t2}**", "", _md_table(versus_columns(c)), ""]
-    parts += [f"- {n}" for n in footnotes(c, "\\*")] + [f"- {h}" for h in health_lines(c)]
+    parts = [x for sw in c.sweeps for x in (f"**{sweep_title(sw)}**", "", _md_table(sweep_columns(sw)), "")]
+    parts += [f"**{t1}**", "", _md_table(results_columns(c)), "", f"**{t2}**", "", _md_table(versus_columns(c)), ""]
+    parts += [f"- {n}" for n in sweep_notes(c) + footnotes(c, "\\*")] + [f"- {h}" for h in health_lines(c)]
     return "\n".join(parts) + "\n"
 
 
@@ -731,8 +862,10 @@ def _tabular(columns: list[Column]) -> str:
 
 def render_latex(c: Comparison) -> str:
     t1, t2 = titles(c)
-    notes = [f"% {n}" for n in footnotes(c, "bold") + health_lines(c)]
-    return "\n".join([f"% {t1}", _tabular(results_columns(c)), "", f"% {t2}", _tabular(versus_columns(c)), ""] + notes) + "\n"
+    notes = [f"% {n}" for n in sweep_notes(c) + footnotes(c, "bold") + health_lines(c)]
+    sweeps = [x for sw in c.sweeps for x in (f"% {sweep_title(sw)}", _tabular(sweep_columns(sw)), "")]
+    return "\n".join(sweeps + [f"% {t1}", _tabular(results_columns(c)), "", f"% {t2}", _tabular(versus_columns(c)), ""]
+                     + notes) + "\n"
 
 
 def _json_number(x: float | None) -> float | None:
@@ -748,7 +881,7 @@ def records(c: Comparison) -> list[dict[str, Any]]:
         med = lambda k: _json_number(float(np.median(r.values(k))))  # noqa: E731
         out.append({
             "label": r.name, "config_hash": r.config_hash, "varied": {k: flat.get(k) for k in c.varied},
-            "seeds": len(r.runs), "seed_list": list(r.seeds), "status": r.status(),
+            "seeds": len(r.seeds), "seed_list": list(r.seeds), "folds": r.folds, "status": r.status(),
             "completed": sum(f.status == "completed" for f in r.runs), "diverged": h.diverged,
             "final_train_cost": _json_number(r.mean("final_train_cost")), "final_train_cost_std": _json_number(r.std("final_train_cost")),
             "best_split": r.split, "best_cost": _json_number(r.mean("best_cost")), "best_cost_epoch": med("best_cost_epoch"),
@@ -763,13 +896,17 @@ def records(c: Comparison) -> list[dict[str, Any]]:
             "ensemble_acc": e.acc if e else None, "single_acc": e.single_acc if e else None,
             "ensemble_models": e.models if e else None, "ensemble_split": e.split if e else None,
             "initial_cost_ratio": _json_number(h.initial_ratio), "update_ratio": _json_number(h.update_ratio),
-            "health": list(h.flags),
+            "health": list(h.flags), "sweep": _sweep_record(c, r),
         })
     return out
 
 
 def render_json(c: Comparison) -> str:
     return json.dumps(records(c), indent=2) + "\n"
+
+
+_SWEEP_CSV = ("id", "name", "variant", "trial", "setting", "params", "metric", "metric_mean", "metric_std",
+              "budget_trials", "budget_runs", "budget_epochs")
 
 
 def render_csv(c: Comparison) -> str:
@@ -781,6 +918,10 @@ def render_csv(c: Comparison) -> str:
         for k, val in rec.items():
             if k == "varied":
                 row.update({f"config.{key}": x for key, x in val.items()})
+            elif k == "sweep":
+                if c.sweeps:  # the same columns on every row: empty for runs outside sweeps
+                    row.update({f"sweep.{key}": json.dumps(x) if isinstance(x, dict) else x
+                                for key, x in (val or dict.fromkeys(_SWEEP_CSV)).items()})
             elif k == "thresholds":
                 for t, th in zip(c.thresholds, val):
                     row[f"epochs_to[{t.name}]"] = th["epochs_mean"]
@@ -805,14 +946,15 @@ def render_rich(c: Comparison) -> None:
     from optbench.report import console
 
     con = console()
-    for title, cols in zip(titles(c), (results_columns(c), versus_columns(c))):
+    tables = [(sweep_title(sw), sweep_columns(sw)) for sw in c.sweeps] + list(zip(titles(c), (results_columns(c), versus_columns(c))))
+    for title, cols in tables:
         t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
         for j, col in enumerate(cols):
             t.add_column(col.header, justify="right" if col.align == "r" else "left", no_wrap=j == 0)  # labels stay whole
-        for i in range(len(c.rows)):
+        for i in range(len(cols[0].cells)):
             t.add_row(*(Text(col.cells[i], style="bold green" if i in col.best else "") for col in cols))
         con.print(t)
-    for line in footnotes(c, "bold green") + health_lines(c):
+    for line in sweep_notes(c) + footnotes(c, "bold green") + health_lines(c):
         con.print(Text(line, style="dim" if not line.startswith("health:") else "yellow"))
 
 

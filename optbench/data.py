@@ -24,6 +24,7 @@ Task = Literal["binary", "multiclass", "regression"]
 TaskOption = Literal["auto", "binary", "multiclass", "regression"]
 Samples = Annotated[int, Field(ge=2)]
 Classes = Annotated[int, Field(ge=2)]
+Folds = Annotated[int, Field(ge=2)]
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,17 @@ class CommonOptions(pydantic.BaseModel):
     seed: NonNegativeInt = 0  # the data's own seed, independent of the run seed
     val_fraction: Unit = 0.0
     standardize: bool = True
+    folds: Folds | None = None  # k-fold cross-validation: the examples cut into `folds` parts ...
+    fold: NonNegativeInt | None = None  # ... of which part `fold` validates and the others train
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_unused_folds(self, handler):
+        # a config that does not use folds resolves exactly as before folds existed
+        out = handler(self)
+        for key in ("folds", "fold"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
 
 
 COMMON = tuple(CommonOptions.model_fields)
@@ -363,14 +375,35 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
         common = CommonOptions.model_validate({k: section[k] for k in COMMON if k in section})
     except pydantic.ValidationError as err:
         raise OptbenchError(pydantic_message(err, path_prefix)) from None
+    _check_folds(common, path_prefix)
     options = DATASETS.validate(name, {k: v for k, v in section.items() if k in own}, path_prefix)
     gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
     try:
         ds = DATASETS.build(name, options, rng=gen_rng)
     except _DataError as err:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
+    if common.folds is not None:
+        return split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
+                     path=f"{path_prefix}.folds")
     return split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
                  path=f"{path_prefix}.val_fraction")
+
+
+def _check_folds(common: CommonOptions, path_prefix: str) -> None:
+    """`folds` and `fold` come together, fold < folds, and the folds replace val_fraction."""
+    if common.folds is None and common.fold is None:
+        return
+    if common.folds is None:
+        raise OptbenchError(f"{path_prefix}.fold: {common.fold} needs {path_prefix}.folds (accepted: set folds: K >= 2 too)")
+    if common.fold is None:
+        raise OptbenchError(f"{path_prefix}.folds: {common.folds} needs {path_prefix}.fold, the part that validates "
+                            f"(accepted: fold: 0..{common.folds - 1})")
+    if common.fold >= common.folds:
+        raise OptbenchError(f"{path_prefix}.fold: {common.fold} is invalid for {common.folds} folds "
+                            f"(accepted: 0..{common.folds - 1})")
+    if common.val_fraction > 0:
+        raise OptbenchError(f"{path_prefix}.val_fraction: {common.val_fraction} is invalid with folds: the fold is the "
+                            "validation part (accepted: 0)")
 
 
 def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
@@ -383,10 +416,20 @@ def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | 
 
 def split(
     ds: Dataset, *, val_fraction: float = 0.0, standardize: bool = True, rng: np.random.Generator,
-    path: str = "val_fraction",
+    path: str = "val_fraction", folds: int | None = None, fold: int = 0,
 ) -> Split:
-    """Random permutation; the last round(val_fraction * N) examples validate; standardize with training statistics."""
+    """Random permutation; the last round(val_fraction * N) examples validate; standardize with training statistics.
+
+    With `folds`: the permutation is cut into `folds` near-equal parts (np.array_split); part `fold`
+    validates and the others, in permutation order, train. The folds of one seed partition the examples.
+    """
     n = len(ds.y)
+    if folds is not None:
+        if folds > n:
+            raise OptbenchError(f"{path}: {folds} is invalid: more folds than the {n} examples (accepted: 2..{n})")
+        parts = np.array_split(rng.permutation(n), folds)
+        train = _take(ds, np.concatenate(parts[:fold] + parts[fold + 1 :]))
+        return _standardized(train, _take(ds, parts[fold]), standardize)
     n_val = round(val_fraction * n)
     if val_fraction > 0 and n_val < 1:
         raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no validation example of {n} "
@@ -399,6 +442,10 @@ def split(
         train, val = _take(ds, perm[: n - n_val]), _take(ds, perm[n - n_val :])
     else:
         train, val = ds, None  # no validation: keep the dataset's own order
+    return _standardized(train, val, standardize)
+
+
+def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Split:
     if not standardize:
         return Split(train, val, None, None)
     mean = train.X.mean(axis=0)

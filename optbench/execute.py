@@ -1,4 +1,4 @@
-"""Train resolved runs group by group, each group writing its run directories as it goes."""
+"""Train runs group by group: streamed into run directories (`execute`), or as data (`train_group`) written after (`write_group`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
 
 from optbench.runs import RunWriter
 from optbench.train import EpochRecord, RunResult, Trainer, make_groups, make_trainer
@@ -66,3 +68,83 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
         if tr.interrupted:
             return outcomes, True
     return outcomes, False
+
+
+# ---- groups as data: trained in one place (a worker), written in another (maybe the client) ----------
+
+
+@dataclass
+class GroupTrace:
+    """A trained group as plain data: every epoch's record, packed, and the results; picklable for workers."""
+
+    epochs: np.ndarray  # (T,) the epoch of each record
+    metrics: dict[str, np.ndarray]  # column -> (T, R)
+    alive: np.ndarray  # (T, R) bool
+    ended: list[dict[int, tuple[str, str]]]  # per record
+    iter_costs: list[np.ndarray | None]  # per record
+    results: list[RunResult]
+    seconds: float
+    interrupted: bool
+
+    def records(self) -> Iterator[EpochRecord]:
+        """The EpochRecords the trainer emitted, in order (replayed into a RunWriter)."""
+        for t, e in enumerate(self.epochs.tolist()):
+            yield EpochRecord(int(e), {c: v[t] for c, v in self.metrics.items()}, self.alive[t], self.ended[t],
+                              self.iter_costs[t])
+
+
+class _Recorder:
+    """on_epoch callback that keeps every record; asks the trainer to stop (as Ctrl-C would) when told to."""
+
+    def __init__(self, R: int, should_stop: Callable[[], bool] | None):
+        self.R = R
+        self.should_stop = should_stop
+        self.recs: list[EpochRecord] = []
+
+    def __call__(self, rec: EpochRecord) -> None:
+        R = self.R
+        metrics = {c: np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (R,))) for c, v in rec.metrics.items()}
+        iters = None if rec.iter_costs is None else np.array(rec.iter_costs)
+        self.recs.append(EpochRecord(rec.epoch, metrics, np.array(rec.alive, dtype=bool), dict(rec.ended), iters))
+        # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches
+        # KeyboardInterrupt inside its epoch loop, not at epoch 0) marks the live replicas interrupted
+        if rec.epoch > 0 and self.should_stop is not None and self.should_stop():
+            raise KeyboardInterrupt
+
+    def pack(self, results: list[RunResult], seconds: float, interrupted: bool) -> GroupTrace:
+        cols = list(self.recs[0].metrics) if self.recs else []
+        return GroupTrace(
+            epochs=np.array([r.epoch for r in self.recs], dtype=np.int64),
+            metrics={c: np.stack([r.metrics[c] for r in self.recs]) for c in cols},
+            alive=np.stack([r.alive for r in self.recs]) if self.recs else np.zeros((0, self.R), dtype=bool),
+            ended=[r.ended for r in self.recs], iter_costs=[r.iter_costs for r in self.recs],
+            results=results, seconds=seconds, interrupted=interrupted,
+        )
+
+
+def train_group(cfgs: list[dict], *, should_stop: Callable[[], bool] | None = None,
+                trainer: Callable[..., Trainer] = make_trainer) -> GroupTrace:
+    """Train one group (no I/O) and return it as data; `should_stop` polled each epoch ends it as interrupted."""
+    t0 = time.perf_counter()
+    tr = trainer(cfgs, record_activations=True)
+    rec = _Recorder(len(cfgs), should_stop)
+    results = tr.run(on_epoch=rec)
+    return rec.pack(results, time.perf_counter() - t0, bool(tr.interrupted))
+
+
+def write_group(runs_dir: Path, cfgs: list[dict], trace: GroupTrace, *, group: str,
+                tags: list[dict] | None = None) -> list[Path]:
+    """Replay a trained group into its run directories, exactly as `execute` writes them while training."""
+    writer = RunWriter(runs_dir, cfgs, group=group, tags=tags)
+    try:
+        writer.start()
+        for rec in trace.records():
+            writer.on_epoch(rec)
+        writer.finish(trace.results, seconds=trace.seconds)
+    except KeyboardInterrupt:
+        writer.fail("interrupted while its run directory was written", status="interrupted")
+        raise
+    except BaseException as err:
+        writer.fail(f"{err.__class__.__name__}: {err}")
+        raise
+    return writer.dirs

@@ -159,22 +159,28 @@ class TrainProgress:
 
 
 def print_train_table(outcomes) -> None:
+    """One row per run (label, seed, status, final cost and accuracy, seconds), then where the runs are."""
+    if not outcomes:
+        return
+    names = {o.cfg["name"] for o in outcomes}
+    strip = (lambda lab: lab.split("/", 1)[-1]) if len(names) == 1 else (lambda lab: lab)  # noqa: E731
+    has_val = any(o.cfg["data"].get("val_fraction", 0) for o in outcomes)
     rows = []
     for o in outcomes:
         try:
-            s = json.loads((o.path / "summary.json").read_text())
+            final = json.loads((o.path / "summary.json").read_text()).get("final", {})
         except (OSError, json.JSONDecodeError):
-            s = {}
-        final = s.get("final", {})
-        acc = final.get("val_acc")
-        acc_name = "val"
-        if acc is None:
-            acc, acc_name = final.get("train_acc"), "train"
-        rows.append([
-            o.cfg["label"], str(o.cfg["seed"]), o.result.status, str(o.result.epochs),
-            num(final.get("train_cost")), "-" if acc is None else f"{acc:.1%} ({acc_name})", f"{o.seconds:.2f}", str(o.path),
-        ])
-    show_table(None, ["label", "seed", "status", "epochs", "final train cost", "final accuracy", "group s", "run directory"], rows)
+            final = {}
+        acc = final.get("val_acc" if has_val else "train_acc")
+        rows.append([strip(o.cfg["label"]), str(o.cfg["seed"]), o.result.status, str(o.result.epochs),
+                     num(final.get("train_cost")), "-" if acc is None else f"{acc:.1%}", f"{o.seconds:.2f}"])
+    acc_head = "final val acc" if has_val else "final train acc"
+    title = f"{', '.join(sorted(names))}: {len(outcomes)} runs"
+    show_table(title, ["label", "seed", "status", "epochs", "final train cost", acc_head, "seconds"], rows)
+    roots = sorted({str(o.path.parent) for o in outcomes})
+    print(f"run directories, in {', '.join(roots)}:")
+    for o in outcomes:
+        print(f"  {o.path.name}")
 
 
 # ---- list -----------------------------------------------------------------------------------------
@@ -223,3 +229,85 @@ def print_gradcheck(rows: list[dict]) -> bool:
         table.append([r["label"], r["param"], f"{r['error']:.2e}", f"{r['tolerance']:.0e}", "ok" if passed else "FAIL", r.get("note", "")])
     show_table("numeric gradient check (max relative error)", ["label", "param", "rel error", "tolerance", "", "note"], table)
     return ok
+
+
+# ---- sweep ----------------------------------------------------------------------------------------
+
+
+def _clock(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class SweepProgress:
+    """One bar over the runs of a sweep: done, running, diverged, elapsed and remaining; plain lines in a pipe."""
+
+    def __init__(self, *, quiet: bool = False):
+        self.quiet = quiet
+        self.rich = is_terminal() and not quiet
+        self._bar = None
+        self._task = None
+        self._t0 = time.perf_counter()
+        self._last_done = -1
+
+    def __enter__(self):
+        if self.rich:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                                 TextColumn("remaining {task.fields[remaining]}"))
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
+
+    def started(self, start) -> None:
+        self._t0 = time.perf_counter()
+        plan = start.plan
+        trials = len(plan.trials)
+        head = (f"sweep {plan.dirname}: {trials} trials, {start.total} runs"
+                + (f", {start.resumed} already complete" if start.resumed else "")
+                + (f"; training {start.todo} in {start.units} groups on {start.backend}" if start.todo else ""))
+        if self.quiet:
+            return
+        if self.rich:
+            console().print(head)
+            self._task = self._bar.add_task("runs", total=start.total, completed=start.resumed, counts="", remaining="?")
+        else:
+            print(head, flush=True)
+
+    def _remaining(self, t) -> float:
+        elapsed = time.perf_counter() - self._t0
+        trained = t.done - t.resumed
+        return elapsed / trained * (t.total - t.done) if trained > 0 else float("nan")
+
+    def update(self, t) -> None:
+        if self.quiet:
+            return
+        counts = f"running {t.running}  diverged {t.diverged}" + (f"  interrupted {t.interrupted}" if t.interrupted else "")
+        if self.rich:
+            self._bar.update(self._task, completed=t.done, counts=counts, remaining=_clock(self._remaining(t)))
+        elif t.done != self._last_done:
+            self._last_done = t.done
+            elapsed = time.perf_counter() - self._t0
+            print(f"  {t.done}/{t.total} runs done, {counts.replace('  ', ', ')}, elapsed {_clock(elapsed)}, "
+                  f"remaining {_clock(self._remaining(t))}", flush=True)
+
+
+def print_sweep_outcome(out) -> None:
+    """Where the sweep is, what this pass trained, and how to look at it."""
+    st = ", ".join(f"{n} {s}" for s, n in sorted(out.statuses.items()))
+    done = f"{st} in {out.seconds:.1f} s" if st else "nothing to train"
+    lines = [f"sweep {out.plan.id}: {len(out.plan.runs)} runs in {out.root}",
+             f"  this pass: {done}" + (f"; {out.resumed} were already complete" if out.resumed else "")]
+    if out.interrupted:
+        lines.append(f"  interrupted: run the same command again to train the {out.left} runs left")
+    else:
+        lines.append(f"  compare: optbench compare {out.root}")
+    print("\n".join(lines), flush=True)

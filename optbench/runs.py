@@ -143,6 +143,8 @@ class RunWriter:
                 np.savez(d / f"{fname}.npz", **arrays)
             extra = {"epochs": res.epochs, "seconds": seconds,
                      "fingerprints": {"init": res.init_fingerprint, "batches": res.batch_fingerprint}}
+            if res.final_eval:  # test mode, final parameters (the rows' train metrics average over batches)
+                extra["final_eval"] = res.final_eval
             _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra), indent=2))
             self._close(r)
 

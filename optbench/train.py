@@ -53,6 +53,7 @@ class RunResult:
     batch_fingerprint: str
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # more .npz files: name -> arrays
+    final_eval: dict[str, float] = field(default_factory=dict)  # test-mode metrics of the final parameters
 
 
 @dataclass
@@ -465,16 +466,25 @@ class Trainer:
             acts1 = self._activations(avg if avg is not None else theta, self.buffers) if self.record_activations else None
 
         results = []
-        final = avg if avg is not None else theta
+        final = (avg if avg is not None else theta).copy()
+        final_buffers = {k: v.copy() for k, v in self.buffers.items()}
+        for r, (th, buf) in snapshots.items():
+            final[r] = th
+            for k in final_buffers:
+                final_buffers[k][r] = buf[k]
+        # the metrics rows average over each epoch's batches; this is the final model itself, in test mode
+        with np.errstate(all="ignore"):
+            ev = self._eval_all(final, final_buffers)
         for r in range(R):
-            th, buf = snapshots.get(r, (final[r], {k: v[r] for k, v in self.buffers.items()}))
+            th, buf = final[r], {k: v[r] for k, v in final_buffers.items()}
             params = {k: v[0].copy() for k, v in net.layout.named(th[None]).items()}
             acts = {}
             if acts0 is not None:
                 for l, (a0, a1) in enumerate(zip(acts0, acts1), start=1):
                     acts[f"init_layer{l}"] = a0[r].reshape(-1)
                     acts[f"final_layer{l}"] = a1[r].reshape(-1)
-            results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts))
+            results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts,
+                                     final_eval={k: float(v[r]) for k, v in ev.items()}))
         return results
 
     interrupted = False

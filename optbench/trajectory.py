@@ -7,10 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
+from optbench.optim import OPTIMIZERS
 from optbench.problems import PROBLEMS
-from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
-from optbench.train import STOP, EpochRecord, RunResult, fingerprint, norms, stack_section
+from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
 
@@ -29,17 +28,12 @@ class ProblemTrainer:
         self.problem = PROBLEMS.build(c0["data"]["name"], opts)
         self.epochs = c0["train"]["epochs"]
         self.theta = np.tile(np.asarray(self.problem.start, dtype=dt), (R, 1))
-        self.opt_name = c0["optimizer"]["name"]
-        if self.opt_name == "lbfgs":
+        self.lbfgs = c0["optimizer"]["name"] == "lbfgs"
+        if self.lbfgs:  # its own group (groups.group_key): one L-BFGS per replica
             self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
-            self.lr = 1.0
-        else:
-            self.opt = OPTIMIZERS.build(self.opt_name, stack_section(cfgs, "optimizer", dt))
-            self.lr = self.opt.lr
-        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dt), epochs=self.epochs)
-        self.msched = MOMENTUM_SCHEDULES.build(
-            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dt), epochs=self.epochs
-        )
+            self.rules = []
+        else:  # one rule per slice of replicas sharing an optimizer and schedules, as in the MLP trainer
+            self.rules = _rules(cfgs, self.epochs, dt)
 
     def _cost(self, theta):
         return self.problem.f(theta).astype(np.float64)
@@ -47,10 +41,10 @@ class ProblemTrainer:
     def run(self, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[RunResult]:
         R, dt, theta, f = self.R, self.dtype, self.theta, self.problem
         path = [theta.copy()]
-        lbfgs = self.opt_name == "lbfgs"
-        state = None if lbfgs else self.opt.init(theta)
+        lbfgs = self.lbfgs
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if lbfgs else None
-        sstate, mstate = self.sched.init(R), self.msched.init(R)
+        for rule in self.rules:
+            rule.state = rule.opt.init(theta[rule.sl])
         active = np.ones(R, dtype=bool)
         status, reason, end = ["completed"] * R, [""] * R, np.full(R, self.epochs)
         lr_e = np.empty((R, 1), dtype=dt)
@@ -65,19 +59,18 @@ class ProblemTrainer:
                            val_acc=nan, grad_norm=gnorm, update_ratio=ratio, seconds=np.full(R, time.perf_counter() - t0))
 
         with np.errstate(all="ignore"):
-            m0, _ = self.sched.multiplier(0, sstate)
-            _, rec = row(0, np.broadcast_to(np.asarray(self.lr * m0, dtype=np.float64).reshape(-1), (R,)), nan, nan)
+            lr0 = np.array([c["optimizer"]["lr"] for c in self.cfgs], dtype=np.float64)
+            _, rec = row(0, lr0, nan, nan)
             if on_epoch is not None:
                 on_epoch(EpochRecord(0, rec, active.copy(), {}))
             try:
                 for e in range(1, self.epochs + 1):
                     if STOP.requested:
                         raise KeyboardInterrupt
-                    mult, sstate = self.sched.multiplier(e - 1, sstate)
-                    np.multiply(self.lr * np.asarray(mult, dtype=dt), active.reshape(R, 1), out=lr_e)
-                    mu, mstate = self.msched.multiplier(e - 1, mstate)
-                    if mu is not None:
-                        state[MOMENTUM_KEY[self.opt_name]][...] = mu
+                    lr_e[...] = lr0.reshape(R, 1)
+                    for rule in self.rules:
+                        rule.set_epoch(e, lr_e)
+                    lr_e *= active.reshape(R, 1)
                     before = theta.copy()
                     if lbfgs:
                         for r in np.flatnonzero(active):
@@ -86,8 +79,9 @@ class ProblemTrainer:
                         grad[...] = f.grad(theta)
                     else:
                         grad[...] = f.grad(theta)
-                        direction, state = self.opt.update(grad, state, theta)
-                        theta -= lr_e * direction
+                        for rule in self.rules:
+                            direction, rule.state = rule.opt.update(grad[rule.sl], rule.state, theta[rule.sl])
+                            theta[rule.sl] -= lr_e[rule.sl] * direction
                     path.append(theta.copy())
                     c, rec = row(e, lr_e.reshape(-1).astype(np.float64), norms(grad), norms(theta - before) / norms(before))
                     alive, ended = active.copy(), {}
@@ -96,7 +90,8 @@ class ProblemTrainer:
                             ended[r] = ("diverged", f"the point left the plane's finite region at epoch {e}")
                             status[r], reason[r], end[r] = "diverged", ended[r][1], e
                             active[r] = False
-                    sstate = self.sched.observe(c, sstate)
+                    for rule in self.rules:
+                        rule.observe(c)
                     if on_epoch is not None:
                         on_epoch(EpochRecord(e, rec, alive, ended))
                     done = e

@@ -261,8 +261,8 @@ def test_ensemble_of_seeds_beside_the_mean_single_model(moons, contest):
         for r in compare([root]).rows:
             e = r.ensemble
             assert e.models == 3 and e.split == split
-            finals = [json.loads((f.path / "summary.json").read_text())["final"][f"{split}_acc"] for f in r.runs]
-            # the rebuilt predictors score exactly what training logged
+            finals = [json.loads((f.path / "summary.json").read_text())["final_eval"][f"{split}_acc"] for f in r.runs]
+            # the rebuilt predictors score exactly what training measured on its final parameters
             assert e.single_acc == pytest.approx(np.mean(finals), abs=1e-12)
             assert 0 <= e.acc <= 1
 

@@ -1,0 +1,400 @@
+"""Where groups train and who writes their run directories: this process, local workers, or a Dask cluster.
+
+A *unit* is a list of resolved configs that trains as one vectorized group (a whole group, or a chunk of a
+large one: a run's numbers do not depend on its group); a Job is a unit with the place its run directories
+go. In this process and in local worker processes (one machine, one file system) the trainer's process
+writes them, so writing runs in parallel too; a Dask worker returns its `execute.GroupTrace` as data and
+the client writes, so the cluster needs no shared file system.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from optbench.errors import OptbenchError
+from optbench.execute import GroupTrace, train_group, write_group
+
+OVERHEAD = 9.0  # per-step cost of a group beyond its replicas, in replica-equivalents (moons net, measured)
+STOP_POLL = 1.0  # seconds between a Dask task's checks of the stop event (each is a round trip to the scheduler)
+FILE_DATASETS = ("csv", "npz")  # data read from the client's disk: shipped to Dask workers with the task
+
+
+# ---- splitting groups into units ----------------------------------------------------------------
+
+
+def unit_cost(cfgs: list[dict], n_train: Callable[[dict], int]) -> float:
+    """Estimated work of training these configs as one group: epochs x batches x (overhead + replicas)."""
+    tr = cfgs[0]["train"]
+    n = n_train(cfgs[0])
+    if tr["sampling"] == "random" and tr["iterations_per_epoch"]:
+        batches = tr["iterations_per_epoch"]
+    else:
+        batches = 1 if tr["batch_size"] == "full" else math.ceil(n / tr["batch_size"])
+    return tr["epochs"] * batches * (OVERHEAD + len(cfgs))
+
+
+def _halves(unit: list) -> list[list]:
+    mid = (len(unit) + 1) // 2
+    return [unit[:mid], unit[mid:]]
+
+
+def makespan(costs: list[float], workers: int) -> float:
+    """Finish time of greedy longest-first scheduling of these costs on `workers` equal workers."""
+    loads = [0.0] * workers
+    for c in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += c
+    return max(loads) if costs else 0.0
+
+
+def split_units(groups: list[list[Any]], workers: int, cost: Callable[[list[Any]], float]) -> list[list[Any]]:
+    """Split the largest unit in half while that shortens the estimated makespan; largest units first.
+
+    Splitting costs extra work (each unit pays the per-step overhead) but lets every worker train: three
+    groups of 40 on two workers become 40, 40, 20, 20.
+    """
+    units = [list(g) for g in groups if g]
+    best = makespan([cost(u) for u in units], workers)
+    while workers > 1:
+        units.sort(key=cost, reverse=True)
+        if len(units[0]) < 2:
+            break
+        trial = _halves(units[0]) + units[1:]
+        span = makespan([cost(u) for u in trial], workers)
+        if span >= best:
+            break
+        units, best = trial, span
+    return sorted(units, key=cost, reverse=True)
+
+
+# ---- backends ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit to train and where its run directories go: `root`, with a group id and summary.json tags per run."""
+
+    cfgs: list[dict]
+    root: Path
+    group: str
+    tags: list[dict]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A job done: its run directories and their statuses."""
+
+    dirs: list[Path]
+    statuses: list[str]
+    interrupted: bool
+
+
+def write_job(job: Job, trace: GroupTrace) -> Written:
+    dirs = write_group(job.root, job.cfgs, trace, group=job.group, tags=job.tags)
+    return Written(dirs, [r.status for r in trace.results], trace.interrupted)
+
+
+class Backend(Protocol):
+    """Trains jobs somewhere and has their run directories written."""
+
+    name: str
+
+    def slots(self) -> int: ...  # jobs that can train at once
+    def submit(self, job: Job) -> Any: ...  # a handle
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]: ...  # the finished ones (maybe none)
+    def result(self, handle: Any) -> Written: ...  # writes on the client if the worker did not; re-raises errors
+    def request_stop(self) -> None: ...  # running jobs end at their next epoch, as interrupted
+    def close(self) -> None: ...
+
+
+def _one_blas_thread():
+    """A context pinning BLAS to one thread (threadpoolctl, when installed): workers must not fight over cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it the environment variables set for worker processes apply
+        return nullcontext()
+    return threadpool_limits(limits=1)
+
+
+class InProcess:
+    """Train units one after another in this process (--jobs 1); Ctrl-C lands in the trainer, which saves what it has."""
+
+    name = "this process"
+
+    def __init__(self):
+        self._pending: dict[int, Job] = {}
+        self._done: dict[int, tuple[Job, GroupTrace]] = {}
+        self._next = 0
+
+    def slots(self) -> int:
+        return 1
+
+    def submit(self, job):
+        self._next += 1
+        self._pending[self._next] = job
+        return self._next
+
+    def wait(self, handles, timeout):
+        h = handles[0]
+        if h in self._pending:
+            job = self._pending.pop(h)
+            with _one_blas_thread():
+                self._done[h] = job, train_group(job.cfgs)
+        return [h]
+
+    def result(self, handle):
+        return write_job(*self._done.pop(handle))
+
+    def request_stop(self):
+        pass  # the KeyboardInterrupt itself stopped the trainer
+
+    def close(self):
+        pass
+
+
+_STOP = None  # a worker process's stop event (set by the client on Ctrl-C)
+_LIMITS = None  # its BLAS thread limit, held for the life of the process
+
+
+def _local_init(stop) -> None:
+    """Worker process set-up: one BLAS thread, Ctrl-C left to the client, which stops us through `stop`."""
+    global _STOP, _LIMITS
+    _STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # effective when threadpoolctl is missing and BLAS is not loaded yet
+    _LIMITS = _one_blas_thread().__enter__()  # kept for the life of the process
+
+
+def _local_job(job: Job) -> Written:
+    """In a worker process: train, then write the run directories here (the client's file system)."""
+    return write_job(job, train_group(job.cfgs, should_stop=_STOP.is_set))
+
+
+class LocalPool:
+    """`jobs` worker processes (spawned: no forked locks or threads), one unit each at a time."""
+
+    def __init__(self, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        self.jobs = jobs
+        self.name = f"{jobs} local worker processes"
+        self._stop = ctx.Event()
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_local_init, initargs=(self._stop,))
+        for _ in range(jobs):  # start every worker now: they import optbench while the client plans the units
+            self._pool.submit(int)
+
+    def slots(self) -> int:
+        return self.jobs
+
+    def submit(self, job):
+        return self._pool.submit(_local_job, job)
+
+    def wait(self, handles, timeout):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle):
+        return handle.result()
+
+    def request_stop(self):
+        self._stop.set()
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask_unit(unit: list[dict], stop_name: str, data: Any = None) -> GroupTrace:
+    """A Dask task: train one unit on a worker; file data arrives with the task; polls the sweep's stop event."""
+    from distributed import Event
+
+    if data is not None:
+        from optbench import config
+
+        config._DATA_CACHE[config._data_key(unit[0]["data"])] = data  # the worker may not see the client's files
+    event = Event(stop_name)
+    last = [time.monotonic()]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last[0] < STOP_POLL:
+            return False
+        last[0] = now
+        return event.is_set()
+
+    with _one_blas_thread():
+        return train_group(unit, should_stop=should_stop)
+
+
+class DaskCluster:
+    """Units as tasks on a Dask distributed cluster; a lost worker's task is retried elsewhere by the scheduler."""
+
+    def __init__(self, address: str, *, timeout: float = 30.0):
+        check_address(address)
+        try:
+            from distributed import Client, Event
+        except ImportError:
+            raise OptbenchError("--scheduler: needs Dask distributed: pip install 'optbench[dask]'") from None
+        try:
+            self.client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as err:
+            raise OptbenchError(f"--scheduler: cannot connect to {address} ({err.__class__.__name__}: {err})") from None
+        self.name = f"Dask cluster at {address}"
+        self._stop_name = f"optbench-stop-{uuid.uuid4().hex}"
+        self._stop = Event(self._stop_name, client=self.client)
+        self._jobs: dict[str, Job] = {}
+
+    def slots(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+
+    def submit(self, job):
+        data = None
+        if job.cfgs[0]["data"]["name"] in FILE_DATASETS:
+            from optbench.config import load_data
+
+            data = load_data(job.cfgs[0]["data"])
+        future = self.client.submit(_dask_unit, job.cfgs, self._stop_name, data, pure=False,
+                                    key=f"optbench-unit-{uuid.uuid4().hex}")
+        self._jobs[future.key] = job
+        return future
+
+    def wait(self, handles, timeout):
+        from distributed import wait
+
+        try:
+            done, _ = wait(handles, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
+        return list(done)
+
+    def result(self, handle):
+        return write_job(self._jobs.pop(handle.key), handle.result())  # the client writes: no shared file system
+
+    def request_stop(self):
+        self._stop.set()
+
+    def close(self):
+        self.client.close()
+
+
+def check_address(address: str) -> None:
+    """`tcp://HOST:PORT` (or tls://, ws://, wss://, inproc://): fail before connecting when it is not one."""
+    scheme, sep, rest = address.partition("://")
+    ok = sep and scheme in ("tcp", "tls", "ws", "wss", "inproc") and rest
+    if ok and scheme != "inproc":
+        host, _, port = rest.rpartition(":")
+        ok = bool(host) and port.isdigit()
+    if not ok:
+        raise OptbenchError(f"--scheduler: {address!r} is invalid (accepted: tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786)")
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def open_backend(*, jobs: int | None, scheduler: str | None, runs: int) -> Backend:
+    """Dask when a scheduler is given; else min(jobs, runs) local processes, or this process for one."""
+    if scheduler is not None:
+        if jobs is not None:
+            raise OptbenchError("--jobs: not used with --scheduler (the cluster's workers decide; drop one of them)")
+        return DaskCluster(scheduler)
+    n = default_jobs() if jobs is None else jobs
+    if n < 1:
+        raise OptbenchError(f"--jobs: {n} is invalid (accepted: an integer >= 1)")
+    n = min(n, max(runs, 1))
+    return InProcess() if n == 1 else LocalPool(n)
+
+
+# ---- driving ---------------------------------------------------------------------------------------
+
+
+def _stop_requested() -> bool:
+    from optbench.train import STOP
+
+    return STOP.requested
+
+
+def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None],
+          on_done: Callable[[Job, Written], None], *, should_stop: Callable[[], bool] = _stop_requested,
+          drain_timeout: float = 120.0) -> bool:
+    """Train every job, at most `slots` at a time, in order; returns whether it was interrupted.
+
+    A stop request (Ctrl-C sets train.STOP; a second one raises KeyboardInterrupt) or a trainer interrupted
+    in this process stops submitting; the running jobs are asked to stop at their next epoch and their runs
+    are still written, marked interrupted. A job's run directories are written whole: a signal that comes
+    while they are written is handled after.
+    """
+    queue = deque(jobs)
+    running: dict[Any, Job] = {}
+    stopping = False
+    try:
+        while running or (queue and not stopping):
+            while queue and not stopping and len(running) < backend.slots():
+                job = queue.popleft()
+                running[backend.submit(job)] = job
+                on_start(job)
+            for h in backend.wait(list(running), timeout=0.5):
+                with deferred_signals():
+                    done = backend.result(h)
+                    on_done(running.pop(h), done)
+                stopping |= done.interrupted
+            if should_stop() and not stopping:
+                stopping = True
+                backend.request_stop()
+    except KeyboardInterrupt:
+        stopping = True
+        backend.request_stop()
+        _drain(backend, running, on_done, drain_timeout)
+    return stopping
+
+
+@contextmanager
+def deferred_signals():
+    """Hold SIGINT and SIGTERM until the block ends, then hand each one that came to its own handler (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: got.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    for sig in got:
+        handler = old[sig]
+        if callable(handler):
+            handler(sig, None)
+        elif handler != signal.SIG_IGN:
+            raise KeyboardInterrupt  # the default action would end the process: end it the clean way
+
+
+def _drain(backend: Backend, running: dict, on_done, timeout: float) -> None:
+    """Collect the jobs still running after a stop request (they end within an epoch); give up after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while running and time.monotonic() < deadline:
+        for h in backend.wait(list(running), timeout=0.5):
+            job = running.pop(h)
+            try:
+                with deferred_signals():
+                    on_done(job, backend.result(h))
+            except Exception:  # noqa: BLE001 - a job lost while stopping is trained again by the next pass
+                continue
