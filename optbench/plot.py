@@ -16,7 +16,7 @@ from typing import Callable
 from optbench.errors import OptbenchError
 from optbench.runs import COLUMNS
 
-KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard")
+KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap")
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
@@ -42,6 +42,7 @@ class Options:
     log_y: bool = False
     seeds: bool = False
     band: str = "std"
+    keys: str = ""  # heatmap: "X,Y", two config key paths (default: the two keys a sweep varied)
 
 
 def _accepted(option: str, value: str, accepted) -> None:
@@ -72,9 +73,9 @@ def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) ->
 
 def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path | None = None, kind: str = "curves",
                  metric: str = "train_cost", x: str = "epoch", log_y: bool = False, seeds: bool = False,
-                 band: str = "std", warn: Callable[[str], None] = _stderr) -> Path:
+                 band: str = "std", keys: str = "", warn: Callable[[str], None] = _stderr) -> Path:
     """Draw one figure from run directories, save it, return its path."""
-    opts = check_options(Options(kind, metric, x, log_y, seeds, band))
+    opts = check_options(Options(kind, metric, x, log_y, seeds, band, keys))
     if out is not None:
         output_path(out, runs_dir, "", kind)  # a bad extension fails before any run is read
     from optbench.plots import data

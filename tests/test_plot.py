@@ -257,7 +257,7 @@ def test_dashboard_skips_panels_that_do_not_apply(moons, sine, paths):
 
 # ---- files, options, selection -------------------------------------------------------------------------
 
-KIND_RUNS = {"lr": "sweep", "trajectory": "paths"}
+KIND_RUNS = {"lr": "sweep", "trajectory": "paths", "heatmap": "grid_sweep"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -363,3 +363,46 @@ def test_every_kind_has_a_figure_function():
     from optbench.plots.figures import FIGURES
 
     assert tuple(FIGURES) == KINDS
+
+
+# ---- heatmap (2-D sweeps) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory):
+    """A 2 x 3 grid over momentum's lr and mu, two seeds, trained by `optbench sweep`."""
+    from optbench.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("grid")
+    cfg = root / "grid.yaml"
+    cfg.write_text(
+        "name: lr-mu\nseeds: [0, 1]\ndata: {name: moons, n_samples: 120, seed: 3}\nmodel: {hidden: [4]}\n"
+        "train: {epochs: 5, batch_size: 32}\noptimizer: {name: momentum, lr: 0.01, mu: 0.9}\n"
+        "sweep: {method: grid, params: {optimizer.lr: [0.01, 0.1], optimizer.mu: [0.0, 0.5, 0.9]}}\n"
+    )
+    run_sweep(cfg, runs_dir=root / "runs", jobs=1)
+    (sweep_dir,) = [p for p in (root / "runs").iterdir() if p.is_dir()]
+    return sweep_dir
+
+
+def test_heatmap_of_a_grid_sweep(grid_sweep, tmp_path):
+    from matplotlib.collections import QuadMesh
+
+    from optbench.plot import plot_command
+
+    fig = figure(grid_sweep, kind="heatmap")
+    ax = fig.axes[0]
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert mesh.get_array().shape == (3, 2)  # rows: the 3 mu values, columns: the 2 learning rates
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("optimizer.lr", "optimizer.mu")
+    assert len(fig.axes) == 2  # the panel and its colorbar
+    assert len([t for t in ax.texts if t.get_text()]) == 6  # every cell labelled with its value
+    out = plot_command([str(grid_sweep)], kind="heatmap", out=tmp_path / "h.svg")
+    assert out.exists() and out.stat().st_size > 1000
+
+
+def test_heatmap_needs_two_keys(grid_sweep, moons):
+    with pytest.raises(OptbenchError, match=r"--kind heatmap: needs two swept keys.*found: none"):
+        figure(moons, kind="heatmap")
+    with pytest.raises(OptbenchError, match="needs two swept keys"):
+        figure(grid_sweep, kind="heatmap", keys="optimizer.lr,optimizer.lr")

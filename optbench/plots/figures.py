@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from optbench.errors import OptbenchError
-from optbench.plots import activations, curves, data, spatial
+from optbench.plots import activations, curves, data, heatmap, spatial
 from optbench.plots.style import MANY_ENTRIES, metric_name
 
 if TYPE_CHECKING:
@@ -219,4 +219,5 @@ FIGURES = {
     "activations": _activations_figure,
     "trajectory": _trajectory_figure,
     "dashboard": _dashboard_figure,
+    "heatmap": heatmap.heatmap_figure,
 }
