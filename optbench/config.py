@@ -48,8 +48,11 @@ def parse_yaml(text: str, source: str) -> Any:
         raise OptbenchError(f"{where}: YAML syntax error: {problem}") from None
 
 
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, ~10x faster
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
 class _Strict(BaseModel):

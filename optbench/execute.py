@@ -135,7 +135,7 @@ def train_group(cfgs: list[dict], *, should_stop: Callable[[], bool] | None = No
 def write_group(runs_dir: Path, cfgs: list[dict], trace: GroupTrace, *, group: str,
                 tags: list[dict] | None = None) -> list[Path]:
     """Replay a trained group into its run directories, exactly as `execute` writes them while training."""
-    writer = RunWriter(runs_dir, cfgs, group=group, tags=tags)
+    writer = RunWriter(runs_dir, cfgs, group=group, tags=tags, flush=False)  # finished already: write, don't flush rows
     try:
         writer.start()
         for rec in trace.records():

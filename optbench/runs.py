@@ -74,11 +74,13 @@ def versions() -> dict[str, str]:
 class RunWriter:
     """Writes the run directories of one group: opened at start, a row per epoch, finished at the end."""
 
-    def __init__(self, root: Path, cfgs: list[dict], *, group: str, tags: list[dict] | None = None):
+    def __init__(self, root: Path, cfgs: list[dict], *, group: str, tags: list[dict] | None = None,
+                 flush: bool = True):
         self.root = Path(root)
         self.cfgs = cfgs
         self.group = group
-        self.tags = tags or [{} for _ in cfgs]  # more summary.json keys per run, e.g. {"sweep": {id, trial, ...}}
+        self.tags = tags or [{} for _ in cfgs]
+        self.flush = flush  # every epoch while training; a replay of a finished trace writes once  # more summary.json keys per run, e.g. {"sweep": {id, trial, ...}}
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
@@ -122,7 +124,8 @@ class RunWriter:
             line = f"{int(v[0])},{int(v[1])}," + ",".join(map(repr, v[2:])).replace("nan", "")
             f = self._metrics[r]
             f.write(line + "\n")
-            f.flush()
+            if self.flush:
+                f.flush()
             for c, vals in self._rows[r].items():
                 vals.append(v[_COL[c]])
             it = self._iters[r]
@@ -131,7 +134,8 @@ class RunWriter:
                 it.write("".join(
                     f"{rec.epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(rec.iter_costs[r])
                 ))
-                it.flush()
+                if self.flush:
+                    it.flush()
 
     def finish(self, results, *, seconds: float) -> None:
         for r, (cfg, res) in enumerate(zip(self.cfgs, results)):
