@@ -166,8 +166,8 @@ def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, rep
     tr = _medium_trainer(opt, B, n_steps)
     steps = tr._plan()
     tr._gather(1)
-    opt = tr.rules[0].opt
-    state = opt.init(tr.theta)
+    rule = tr.rules[0].opt
+    state = rule.init(tr.theta)
     lr = np.full((1, 1), 1e-3, dtype=np.float32)
     buf = np.empty_like(tr.theta)
 
@@ -175,7 +175,7 @@ def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, rep
         nonlocal state
         for f in steps:
             f()
-            d, state = opt.update(tr.grad, state, tr.theta)
+            d, state = rule.update(tr.grad, state, tr.theta)
             np.multiply(d, lr, out=buf)
             tr.theta -= buf
 

@@ -84,7 +84,7 @@ class RunWriter:
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
-        self._rows: list[dict[str, list[float]]] = []
+        self._rows: list[dict[str, _Track]] = []  # constant memory per run, whatever the number of epochs
         self._t0 = time.time()
         self.finished = [False] * len(cfgs)
 
@@ -110,7 +110,7 @@ class RunWriter:
             self.dirs.append(final)
             self._metrics.append(open(final / "metrics.csv", "a", newline=""))
             self._iters.append(open(final / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
-            self._rows.append({c: [] for c in ("train_cost", "val_cost", "train_acc", "val_acc")})
+            self._rows.append({c: _Track(c.endswith("acc")) for c in ("train_cost", "val_cost", "train_acc", "val_acc")})
         return self.dirs
 
     def on_epoch(self, rec) -> None:
@@ -126,8 +126,8 @@ class RunWriter:
             f.write(line + "\n")
             if self.flush:
                 f.flush()
-            for c, vals in self._rows[r].items():
-                vals.append(v[_COL[c]])
+            for c, track in self._rows[r].items():
+                track.add(v[_COL[c]], int(v[0]))
             it = self._iters[r]
             if it is not None and rec.iter_costs is not None:
                 step0 = int(v[1]) - rec.iter_costs.shape[1]
@@ -178,22 +178,34 @@ class RunWriter:
             "versions": versions(),
         }
         out.update(next(t for c, t in zip(self.cfgs, self.tags) if c is cfg))
-        if r is not None and self._rows[r]["train_cost"]:
+        if r is not None and self._rows[r]["train_cost"].n:
             rows = self._rows[r]
-            out["initial"] = {"train_cost": rows["train_cost"][0],
+            out["initial"] = {"train_cost": rows["train_cost"].first,
                               "expected_cost": expected_initial_cost(cfg["loss"], _n_outputs(cfg, rows))}
-            out["final"] = {c: v[-1] for c, v in rows.items()}
-            best = {}
-            for c, v in rows.items():
-                a = np.array(v, dtype=float)
-                if np.isfinite(a).any():
-                    i = int(np.nanargmax(a) if c.endswith("acc") else np.nanargmin(a))
-                    best[c] = {"value": float(a[i]), "epoch": i}
-            out["best"] = best
+            out["final"] = {c: t.last for c, t in rows.items()}
+            out["best"] = {c: {"value": t.best, "epoch": t.best_epoch} for c, t in rows.items() if t.best_epoch is not None}
         if extra:
             out.update(extra)
         out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None
         return _clean(out)
+
+
+class _Track:
+    """First, last and best value of one metric column, and the epoch of the best (the first one on ties)."""
+
+    def __init__(self, higher_is_better: bool):
+        self.higher = higher_is_better
+        self.n = 0
+        self.first = self.last = self.best = math.nan
+        self.best_epoch: int | None = None
+
+    def add(self, x: float, epoch: int) -> None:
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+        self.last = x
+        if x == x and (self.best_epoch is None or (x > self.best if self.higher else x < self.best)):
+            self.best, self.best_epoch = x, epoch
 
 
 def _n_outputs(cfg: dict, rows) -> int:
