@@ -1,0 +1,245 @@
+"""Compare's first stage: the options, one RunFacts per readable run directory, runs grouped by label and config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from optbench.errors import OptbenchError
+from optbench.runs import COLUMNS, CorruptRun, Run, find_run_dirs, read_run
+
+FORMATS = ("table", "markdown", "csv", "json", "latex")
+# per-label metric -> +1 when lower is better, -1 when higher is better (label: alphabetical)
+SORT_METRICS = {"final_train_cost": 1, "best_cost": 1, "best_acc": -1, "auc": 1, "seconds": 1, "ensemble_acc": -1, "label": 0}
+THRESHOLD_METRICS = tuple(c for c in COLUMNS if c != "epoch")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+# ---- options ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """`--threshold METRIC=VALUE`: the first epoch at which METRIC <= VALUE (>= for accuracies)."""
+
+    metric: str
+    value: float
+
+    @property
+    def op(self) -> str:
+        return ">=" if self.metric.endswith("acc") else "<="
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+    def first_epoch(self, metrics: dict[str, np.ndarray]) -> float | None:
+        """The epoch, NaN when never reached, None when the run did not measure the metric (no validation split)."""
+        col = metrics[self.metric]
+        if not np.isfinite(col).any():
+            return None
+        hit = np.flatnonzero(col >= self.value if self.op == ">=" else col <= self.value)
+        return float(metrics["epoch"][hit[0]]) if len(hit) else math.nan
+
+
+def parse_threshold(text: str) -> Threshold:
+    """`train_cost=0.3` -> Threshold; anything else is an OptbenchError naming the option."""
+    metric, sep, raw = text.partition("=")
+    metric = metric.strip()
+    if not sep or metric not in THRESHOLD_METRICS:
+        raise OptbenchError(f"--threshold: {text!r} is invalid: expected METRIC=VALUE with METRIC one of "
+                            f"{', '.join(THRESHOLD_METRICS)} (e.g. train_cost=0.3)")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise OptbenchError(f"--threshold: {text!r} is invalid: {raw.strip()!r} is not a finite number "
+                            "(expected METRIC=VALUE, e.g. train_cost=0.3)")
+    return Threshold(metric, value)
+
+
+def check_options(thresholds: Sequence[str], sort: str | None, fmt: str) -> tuple[Threshold, ...]:
+    """Validate the option values before any run is read."""
+    if fmt not in FORMATS:
+        raise OptbenchError(f"--format: {fmt!r} is not a format (accepted: {', '.join(FORMATS)})")
+    if sort is not None and sort not in SORT_METRICS:
+        raise OptbenchError(f"--sort: {sort!r} is not a metric (accepted: {', '.join(SORT_METRICS)})")
+    return tuple(dict.fromkeys(parse_threshold(t) for t in thresholds))
+
+
+# ---- read ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What compare needs from one run directory, read once."""
+
+    path: Path
+    label: str
+    seed: int
+    status: str
+    epochs: int  # the last epoch logged
+    config: dict
+    created: str
+    split: str  # "val", or "train" when the run has no validation split
+    final_train_cost: float
+    best_cost: float
+    best_cost_epoch: float
+    best_acc: float  # NaN for regression
+    best_acc_epoch: float
+    auc: float
+    seconds: float
+    initial_cost: float
+    expected_cost: float | None  # None for regression
+    update_ratio: float  # median over epochs
+    fingerprints: tuple[str, str] | None  # (init, batches)
+    reached: tuple[float | None, ...]  # per threshold: Threshold.first_epoch
+    fold: int | None = None  # data.fold of a k-fold run: (seed, fold) is the replicate
+    sweep: dict | None = None  # summary.json's sweep entry: the run is a trial of a sweep
+
+    @property
+    def replicate(self) -> tuple[int, int]:
+        """What a label aggregates over: seeds, and folds under k-fold cross-validation."""
+        return self.seed, -1 if self.fold is None else self.fold
+
+
+def _best(values: np.ndarray, epochs: np.ndarray, sign: int) -> tuple[float, float]:
+    """(best value, its epoch); sign +1 for minimum, -1 for maximum; NaN when nothing was measured."""
+    if np.isnan(values).all():
+        return math.nan, math.nan
+    i = int(np.nanargmin(sign * values))
+    return float(values[i]), float(epochs[i])
+
+
+def _auc(cost: np.ndarray, epochs: np.ndarray) -> float:
+    """Mean train cost over epochs 0..E: trapezoid area / E (a run logged only at epoch 0 gives its cost)."""
+    span = epochs[-1] - epochs[0]
+    if span <= 0:
+        return float(cost[0])
+    if not np.isfinite(cost).all():
+        return math.inf
+    return float(np.trapezoid(cost, epochs) / span)
+
+
+def _check_rows(run: Run) -> None:
+    """metrics.csv must hold epochs 0..E, E as summary.json says: a file cut at a row boundary parses cleanly."""
+    ep = run.metrics["epoch"]
+    if ep[0] != 0 or not np.array_equal(ep, np.arange(len(ep))):
+        raise CorruptRun(f"{run.path}: metrics.csv epochs are not 0, 1, 2, ...")
+    said = run.summary.get("epochs")
+    # an interrupt can land after an epoch's row is written but before the loop counts it: no check then
+    if isinstance(said, int) and said != int(ep[-1]) and run.status != "interrupted":
+        raise CorruptRun(f"{run.path}: metrics.csv ends at epoch {int(ep[-1])} but summary.json says {said} (truncated?)")
+
+
+def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
+    """Per-run numbers, from metrics.csv (status, fingerprints and expectations from summary.json)."""
+    s, m = run.summary, run.metrics
+    if run.status == "failed":
+        raise CorruptRun(f"{run.path}: status failed ({s.get('reason') or 'no reason given'})")
+    _check_rows(run)
+    ep = m["epoch"]
+    cost = np.where(np.isnan(m["train_cost"]), np.inf, m["train_cost"])  # a NaN cost means the run blew up: rank it last
+    split = "val" if np.isfinite(m["val_cost"]).any() else "train"
+    best_cost, best_cost_epoch = _best(m[f"{split}_cost"], ep, 1)
+    best_acc, best_acc_epoch = _best(m[f"{split}_acc"], ep, -1)
+    ratio = m["update_ratio"][np.isfinite(m["update_ratio"])]
+    fp = s.get("fingerprints")
+    fps = (str(fp["init"]), str(fp["batches"])) if isinstance(fp, dict) and fp.get("init") and fp.get("batches") else None
+    expected = (s.get("initial") or {}).get("expected_cost")
+    return RunFacts(
+        path=run.path, label=str(run.label), seed=run.seed, status=run.status, epochs=int(ep[-1]), config=run.config,
+        created=str(s.get("created") or ""), split=split, final_train_cost=float(cost[-1]),
+        best_cost=best_cost, best_cost_epoch=best_cost_epoch, best_acc=best_acc, best_acc_epoch=best_acc_epoch,
+        auc=_auc(cost, ep), seconds=float(m["seconds"][-1]), initial_cost=float(cost[0]),
+        expected_cost=float(expected) if isinstance(expected, (int, float)) and expected > 0 else None,
+        update_ratio=float(np.median(ratio)) if len(ratio) else math.nan, fingerprints=fps,
+        reached=tuple(t.first_epoch(m) for t in thresholds), fold=_fold(run.config),
+        sweep=s["sweep"] if isinstance(s.get("sweep"), dict) and s["sweep"].get("id") else None,
+    )
+
+
+def _fold(cfg: dict) -> int | None:
+    data = cfg.get("data")
+    fold = data.get("fold") if isinstance(data, dict) else None
+    return fold if isinstance(fold, int) else None
+
+
+def _with_sweeps(dirs: list[Path]) -> list[Path]:
+    """A sweep directory (it holds sweep.json) found among run directories stands for the runs inside it."""
+    out: list[Path] = []
+    for d in dirs:
+        out.extend(find_run_dirs([d]) if (d / "sweep.json").is_file() and not (d / "summary.json").exists() else [d])
+    return out
+
+
+def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[RunFacts]:
+    """Every readable run under `paths`; each unreadable one costs one warning line, never the command."""
+    dirs: dict[Path, Path] = {}  # resolved -> as named: read each run once, show paths as the user wrote them
+    for p in paths:
+        try:
+            for d in _with_sweeps(find_run_dirs([p])):
+                dirs.setdefault(d.resolve(), d)
+        except OptbenchError as err:
+            warn(f"warning: {err}")
+    out = []
+    for d in dirs.values():
+        try:
+            out.append(run_facts(read_run(d), thresholds))
+        except CorruptRun as err:
+            warn(f"warning: {err}")
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # valid files, unexpected content
+            warn(f"warning: {d}: unexpected content ({err.__class__.__name__}: {err})")
+    return out
+
+
+# ---- group --------------------------------------------------------------------------------------
+
+
+def config_key(cfg: dict) -> str:
+    """A short hash of the config minus the seed (and data.fold): runs of one label with different settings must not merge."""
+    cfg = {k: v for k, v in cfg.items() if k != "seed"}
+    if isinstance(cfg.get("data"), dict):
+        cfg["data"] = {k: v for k, v in cfg["data"].items() if k != "fold"}  # folds aggregate as seeds do
+    text = json.dumps(cfg, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _one_per_seed(runs: list[RunFacts], warn: Callable[[str], None]) -> list[RunFacts]:
+    """The newest run of each seed (and fold) (a rerun of the same config); the older ones are named in a warning."""
+    chosen: dict[tuple[int, int], RunFacts] = {}
+    for r in sorted(runs, key=lambda r: (r.created, r.path.name), reverse=True):
+        if r.replicate in chosen:
+            what = f"seed {r.seed}" + ("" if r.fold is None else f" fold {r.fold}")
+            warn(f"warning: {r.path}: {what} of {r.label} also in {chosen[r.replicate].path} "
+                 "with the same config; using the newer run")
+        else:
+            chosen[r.replicate] = r
+    return [chosen[s] for s in sorted(chosen)]
+
+
+def group_runs(facts: list[RunFacts], warn: Callable[[str], None]) -> list[tuple[str, str, list[RunFacts]]]:
+    """(row name, config hash, runs) per label and config, labels alphabetical, configs oldest first."""
+    by: dict[tuple[str, str], list[RunFacts]] = {}
+    for f in facts:
+        by.setdefault((f.label, config_key(f.config)), []).append(f)
+    out = []
+    for label in sorted({lab for lab, _ in by}):
+        keys = sorted((k for lab, k in by if lab == label), key=lambda k: min((r.created, r.path.name) for r in by[label, k]))
+        if len(keys) > 1:
+            names = ", ".join([label] + [f"{label}#{i}" for i in range(2, len(keys) + 1)])
+            warn(f"warning: {label}: runs from {len(keys)} different configs; shown as separate rows {names}")
+        for i, k in enumerate(keys):
+            out.append((label if i == 0 else f"{label}#{i + 1}", k, _one_per_seed(by[label, k], warn)))
+    return out

@@ -1,0 +1,215 @@
+"""What compare's tables say: one Column of cell texts per header, for the labels, the paired statistics, each sweep."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from optbench.compare.read import SORT_METRICS
+from optbench.compare.stats import INIT_RATIO, RESAMPLES, UPDATE_RATIO, Comparison, Row, Versus, _text, flatten
+
+METRIC_NAMES = {"final_train_cost": "final train cost", "best_cost": "best cost", "best_acc": "best accuracy",
+                "auc": "AUC", "seconds": "seconds"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a text table: header, cell texts, alignment, and which rows hold its best value."""
+
+    header: str
+    cells: list[str]
+    align: str = "r"
+    best: frozenset[int] = frozenset()
+
+
+def _best_rows(scores: list[tuple]) -> frozenset[int]:
+    """Rows with the smallest score (None: no score); nothing when every row ties or there is one row."""
+    valid = [s for s in scores if s is not None]
+    if len(valid) < 2 or len(set(valid)) == 1:
+        return frozenset()
+    top = min(valid)
+    return frozenset(i for i, s in enumerate(scores) if s == top)
+
+
+def _metric_column(header: str, rows: list[Row], text: Callable[[Row], str], value: Callable[[Row], float], sign: int) -> Column:
+    scores = [None if math.isnan(value(r)) else (sign * value(r),) for r in rows]
+    return Column(header, [text(r) for r in rows], "r", _best_rows(scores))
+
+
+def _num(x: float, digits: int = 4) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.{digits}g}"
+
+
+def _pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.1%}"
+
+
+def _best_cell(r: Row, kind: str, mixed: bool) -> str:
+    value = r.mean(f"best_{kind}")
+    if math.isnan(value):
+        return "-"
+    epoch = float(np.median(r.values(f"best_{kind}_epoch")))
+    where = f", {r.split}" if mixed else ""
+    return f"{_pct(value) if kind == 'acc' else _num(value)} (ep {epoch:g}{where})"
+
+
+def results_columns(c: Comparison) -> list[Column]:
+    """The main table: what each label reached."""
+    rows = c.rows
+    splits = {r.split for r in rows}
+    mixed = len(splits) > 1
+    split = "" if mixed else f"{splits.pop()} " if splits else ""
+    cols = [Column("label", [r.name for r in rows], "l")]
+    cols += [Column(k, [_text(flatten(r.runs[0].config).get(k)) for r in rows], "l") for k in c.varied]
+    cols += [Column("seeds", [_seeds_cell(r) for r in rows]), Column("status", [r.status() for r in rows], "l")]
+    cols.append(_metric_column(
+        "final train cost", rows, lambda r: _num(r.mean("final_train_cost")) + (f" ± {_num(r.std('final_train_cost'), 2)}"
+                                                                                if len(r.runs) > 1 else ""),
+        lambda r: r.mean("final_train_cost"), 1))
+    cols.append(_metric_column(f"best {split}cost", rows, lambda r: _best_cell(r, "cost", mixed), lambda r: r.mean("best_cost"), 1))
+    cols.append(_metric_column(f"best {split}acc", rows, lambda r: _best_cell(r, "acc", mixed), lambda r: r.mean("best_acc"), -1))
+    for i, t in enumerate(c.thresholds):
+        def text(r, i=i):
+            mean, hit, got = r.reached[i]
+            return "-" if not got else f"{_num(mean, 3)} ({hit}/{got})"
+        scores = [(-r.reached[i][1], r.reached[i][0]) if r.reached[i][1] else None for r in rows]
+        cols.append(Column(f"epochs to {t.name}", [text(r) for r in rows], "r", _best_rows(scores)))
+    cols.append(_metric_column("AUC", rows, lambda r: _num(r.mean("auc")), lambda r: r.mean("auc"), 1))
+    cols.append(_metric_column("seconds", rows, lambda r: _num(r.mean("seconds"), 3), lambda r: r.mean("seconds"), 1))
+    return cols
+
+
+def _seeds_cell(r: Row) -> str:
+    return str(len(r.runs)) if r.folds is None else f"{len(r.seeds)} x {r.folds} folds"
+
+
+def _versus_cells(v: Versus | None) -> tuple[str, str, str, str, str]:
+    """(difference, 95% CI, win rate, verdict, pairing) cells."""
+    if v is None:
+        return "-", "-", "-", "-", "-"
+    if v.verdict == "best":
+        return "0", "reference", "-", "best", "-"
+    if v.verdict == "n/a":
+        return "n/a", "n/a", "n/a", "n/a", v.pairing.removeprefix("n/a: ")
+    f = (lambda x: f"{x:+.1%}") if v.metric == "best_acc" else (lambda x: f"{x:+.3g}")
+    verdict = "tie (CI includes 0)" if v.verdict == "tie" else f"{v.verdict} (CI excludes 0)"
+    pairing = f"paired, {v.n} seeds" if v.pairing == "paired" else v.pairing
+    return f(v.diff), f"[{f(v.lo)}, {f(v.hi)}]", f"{v.win_rate:.0%}", verdict, pairing
+
+
+def versus_columns(c: Comparison) -> list[Column]:
+    """The second table: each label against the best, ensembles, health."""
+    rows = c.rows
+    cells = [_versus_cells(r.versus) for r in rows]
+    ens_split = {r.ensemble.split for r in rows if r.ensemble}
+    ens = f" ({ens_split.pop()})" if len(ens_split) == 1 else ""
+    return [
+        Column("label", [r.name for r in rows], "l"),
+        Column(f"Δ {METRIC_NAMES[c.metric]}", [x[0] for x in cells]),
+        Column("95% CI", [x[1] for x in cells]),
+        Column("win rate", [x[2] for x in cells]),
+        Column("verdict", [x[3] for x in cells], "l"),
+        Column("pairing", [x[4] for x in cells], "l"),
+        _metric_column(f"ensemble acc{ens}", rows,
+                       lambda r: "-" if not r.ensemble else f"{_pct(r.ensemble.acc)} ({r.ensemble.models} models"
+                       + ("" if ens else f", {r.ensemble.split}") + ")",
+                       lambda r: r.ensemble.acc if r.ensemble else math.nan, -1),
+        Column("mean single acc", [_pct(r.ensemble.single_acc) if r.ensemble else "-" for r in rows]),
+        Column("health", ["ok" if not r.health.flags else "; ".join(r.health.flags) for r in rows], "l"),
+    ]
+
+
+def titles(c: Comparison) -> tuple[str, str]:
+    n = len(c.rows)
+    first = f"{c.n_runs} runs, {n} label{'s' if n != 1 else ''}"
+    return first, f"vs best: {c.best} on {METRIC_NAMES[c.metric]}"
+
+
+def footnotes(c: Comparison, marker: str) -> list[str]:
+    """What each column means: stated once, under the tables."""
+    notes = [
+        f"{marker}: best in column.",
+        "final train cost: the last epoch's mean training cost, mean ± std over seeds.",
+        "best cost/acc: each seed's best value (validation split; training set when none), mean over seeds, "
+        "(ep: median epoch it was reached).",
+    ]
+    if c.thresholds:
+        notes.append("epochs to M<=V: first epoch at which M <= V (>= for accuracies), mean over the seeds "
+                     "that reached it (reached/seeds that measured it).")
+    notes += [
+        "AUC: area under the train-cost curve, trapezoid over epochs 0..E divided by E (the mean cost over "
+        "training: lower means faster descent), mean over seeds.",
+        "seconds: training wall time at each run's last epoch, mean over seeds (runs trained in one group share a clock).",
+        f"Δ: the label's {METRIC_NAMES[c.metric]} minus the best label's, paired by seed when the runs share initial "
+        f"weights and batches (fingerprints agree), else unpaired; 95% percentile bootstrap CI over seeds "
+        f"({RESAMPLES} resamples, fixed seed); win rate: share of seeds on which the label beats the best (ties count half).",
+        "ensemble acc: accuracy of the seeds' averaged predicted probabilities (diverged runs left out), "
+        "beside the seeds' mean single-model accuracy; classification only.",
+        f"health: median initial cost flagged outside {INIT_RATIO[0]:g}x..{INIT_RATIO[1]:g}x the expected ln C (ln 2 for BCE); "
+        f"median update/weight ratio flagged outside [{UPDATE_RATIO[0]:g}, {UPDATE_RATIO[1]:g}]; diverged runs counted.",
+    ]
+    return notes
+
+
+def health_lines(c: Comparison) -> list[str]:
+    """One line per flagged label; nothing when all is well."""
+    return [f"health: {r.name}: {'; '.join(r.health.notes)}" for r in c.rows if r.health.notes]
+
+
+# ---- sweeps -------------------------------------------------------------------------------------
+
+
+def sweep_title(sw) -> str:
+    how = f"random search, budget {sw.budget} trials per variant" if sw.budget else f"{sw.method} search"
+    over = f"{sw.seeds} seeds" + (f" x {sw.folds} folds" if sw.folds else "")
+    return (f"sweep {sw.name}-{sw.id}: {how}, {sw.n_trials} trials over {over}, {sw.n_runs} runs"
+            f" ({sw.diverged} diverged); trials ranked by {_sweep_metric_name(sw)}, mean over {over}")
+
+
+def _sweep_metric_name(sw) -> str:
+    """`best val cost` when every run has a validation split (`best train cost` when none has)."""
+    name = METRIC_NAMES.get(sw.metric, sw.metric)
+    splits = {f.split for p in sw.picks for f in p.result.runs}
+    return name.replace("best ", f"best {splits.pop()} ") if sw.metric.startswith("best_") and len(splits) == 1 else name
+
+
+def sweep_columns(sw) -> list[Column]:
+    """One row per pick: the variant, default or tuned, the trial's hyperparameters, its metric, the budget spent."""
+    picks = sw.picks
+    keys = list(dict.fromkeys(k for p in picks for k in p.result.params))
+    sign = SORT_METRICS[sw.metric]
+    fmt = _pct if sw.metric == "best_acc" else _num
+
+    def value(p) -> str:
+        r = p.result
+        spread = "" if math.isnan(r.std) else f" ± {_pct(r.std) if sw.metric == 'best_acc' else _num(r.std, 2)}"
+        return "-" if math.isnan(r.mean) else fmt(r.mean) + spread
+
+    def param(p, k) -> str:
+        v = p.result.params.get(k, flatten(p.result.runs[0].config).get(k))
+        return _num(v) if isinstance(v, float) else _text(v)
+
+    return [
+        Column("variant", [str(p.result.variant or "-") for p in picks], "l"),
+        Column("setting", [p.role for p in picks], "l"),
+        Column("trial", [p.result.trial for p in picks], "l"),
+        *(Column(k, [param(p, k) for p in picks]) for k in keys),
+        Column(_sweep_metric_name(sw), [value(p) for p in picks], "r",
+               _best_rows([None if math.isnan(p.result.mean) else (sign * p.result.mean,) for p in picks])),
+        Column("runs", [str(len(p.result.runs)) for p in picks]),
+        Column("diverged", [str(p.result.diverged) for p in picks]),
+        Column("budget spent", ["-" if p.role == "default" else f"{p.trials} trials, {p.runs} runs, {p.epochs} epochs"
+                                for p in picks], "l"),
+    ]
+
+
+def sweep_notes(c: Comparison) -> list[str]:
+    if not c.sweeps:
+        return []
+    return ["sweep tables: each variant's best trial (tuned, under a budget) and, with a budget, the variant at its "
+            "defaults as the config writes them; a trial that diverged on any seed or fold ranks after all that did not; "
+            "budget spent: the searched trials (defaults not counted), their runs and the epochs they trained. "
+            "The label tables show only these trials of each sweep."]

@@ -1,0 +1,148 @@
+"""Running a sweep: skip its complete runs, train the rest on a backend, record each pass in sweep.json."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from optbench.sweep.plan import FINAL, Plan, SweepRun, _write_json, plan_sweep, read_sweep_json, scan, set_aside, sweep_record
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a sweep pass is about to do (for the progress display)."""
+
+    plan: Plan
+    root: Path
+    total: int  # runs in the sweep
+    resumed: int  # already complete from an earlier pass
+    todo: int
+    units: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts of runs so far; `done` includes the ones resumed from an earlier pass."""
+
+    total: int
+    done: int
+    running: int
+    diverged: int
+    interrupted: int
+    resumed: int
+
+
+class SweepProgress(Protocol):
+    """What the CLI shows while a sweep trains."""
+
+    def started(self, start: Start) -> None: ...
+    def update(self, tally: Tally) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """A finished (or interrupted) sweep pass."""
+
+    plan: Plan
+    root: Path
+    resumed: int
+    statuses: Counter = field(default_factory=Counter)  # of the runs trained in this pass
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def left(self) -> int:
+        """Runs still to train (a next pass trains them)."""
+        return len(self.plan.runs) - self.resumed - sum(n for s, n in self.statuses.items() if s in FINAL)
+
+
+def make_units(todo: list[SweepRun], workers: int) -> list[list[SweepRun]]:
+    """Runs that share structure in one unit (a vectorized group), large groups split so every worker has work."""
+    from optbench.config import load_data
+    from optbench.problems import PROBLEMS
+    from optbench.groups import make_groups
+    from optbench.workers import split_units, unit_cost
+
+    by_id = {id(r.cfg): r for r in todo}
+    groups = [[by_id[id(c)] for c in g] for g in make_groups([r.cfg for r in todo])]
+
+    def n_train(cfg: dict) -> int:
+        return 1 if cfg["data"]["name"] in PROBLEMS else len(load_data(cfg["data"]).train.y)
+
+    return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train))
+
+
+def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun]):
+    """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots."""
+    from optbench.workers import open_backend
+
+    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo))
+    try:
+        return backend, make_units(todo, backend.slots())
+    except BaseException:
+        backend.close()
+        raise
+
+
+def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), jobs: int | None = None,
+              scheduler: str | None = None, progress: SweepProgress | None = None) -> Outcome:
+    """Plan the sweep, skip its complete runs, train the rest on the chosen backend, write every run directory."""
+    from optbench.workers import Job, drive
+
+    plan = plan_sweep(config, sets=sets)
+    root = Path(runs_dir) / plan.dirname
+    old = read_sweep_json(root, plan)
+    done, stale = scan(root, plan)
+    todo = [r for r in plan.runs if r.key not in done]
+    backend, units = _open(jobs, scheduler, todo) if todo else (None, [])
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    out = Outcome(plan, root, resumed=len(done))
+    t0 = time.perf_counter()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        set_aside(root, stale)
+        info = {"started": started, "backend": backend.name if backend else None, "resumed": len(done), "todo": len(todo)}
+        _write_json(root / "sweep.json", sweep_record(plan, old, info))
+        earlier = Counter(done.values())
+        running = [0]
+
+        def tally() -> Tally:
+            st = earlier + out.statuses
+            return Tally(len(plan.runs), sum(st[s] for s in FINAL), running[0], st["diverged"], st["interrupted"], len(done))
+
+        def on_start(job):
+            running[0] += len(job.cfgs)
+            if progress is not None:
+                progress.update(tally())
+
+        def on_done(job, written):
+            running[0] -= len(job.cfgs)
+            out.statuses.update(written.statuses)
+            if progress is not None:
+                progress.update(tally())
+
+        if progress is not None:
+            progress.started(Start(plan, root, len(plan.runs), len(done), len(todo), len(units),
+                                   backend.name if backend else "nothing to train"))
+            progress.update(tally())
+        if backend is not None:
+            work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
+            out.interrupted = drive(work, backend, on_start, on_done)
+        out.seconds = time.perf_counter() - t0
+        info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(out.seconds, 3),
+                    trained=dict(out.statuses), interrupted=out.interrupted)
+        _write_json(root / "sweep.json", sweep_record(plan, read_sweep_json(root, plan), info))
+    finally:
+        if backend is not None:
+            backend.close()
+    return out
+
+
+def unit_id(unit: list[SweepRun]) -> str:
+    """A short, stable name for a unit's group (its first run's key, hashed)."""
+    return hashlib.sha256(unit[0].key.encode()).hexdigest()[:6]
