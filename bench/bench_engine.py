@@ -4,8 +4,10 @@
     python bench/bench_engine.py --quick    # fewer repetitions
 
 Each case runs in its own subprocess (so peak memory is its own) with the BLAS/OpenMP thread count
-fixed by environment for NumPy and by torch.set_num_threads for PyTorch. Times are medians over
-repetitions, in microseconds per optimizer step. Needs torch and scikit-learn installed
+fixed by environment for NumPy and by torch.set_num_threads for PyTorch. On a shared machine the
+speed drifts by up to 2x over minutes, so the cases run in interleaved rounds (every case once per
+round) and each figure is the median over rounds of a case's best repetition within its round, in
+microseconds per optimizer step. Needs torch and scikit-learn installed
 (`pip install torch==2.13.0 scikit-learn`); they are references here, never optbench dependencies.
 """
 
@@ -27,12 +29,13 @@ REPS = 5
 
 
 def _median_time(fn, reps: int) -> float:
+    """The best of `reps` timings (the least disturbed by other load); rounds take the median of these."""
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return min(times)
 
 
 # ---------------------------------------------------------------- tiny: moons [2, 5, 2, 1], Adam, batch 64
@@ -238,7 +241,7 @@ def case_medium_torch(opt: str = "adam", B: int = 128, n_steps: int = 60, reps: 
 # ---------------------------------------------------------------- the shipped experiment, end to end
 
 
-def case_cli(epochs: int | None = None, reps: int = 3) -> dict:
+def case_cli(epochs: int | None = None, reps: int = 1) -> dict:
     """`optbench train configs/moons-optimizers.yaml` as a user runs it: wall time and peak memory."""
     times, rss = [], []
     for _ in range(reps):
@@ -252,7 +255,7 @@ def case_cli(epochs: int | None = None, reps: int = 3) -> dict:
             subprocess.run(args, check=True, capture_output=True)
             times.append(time.perf_counter() - t)
             rss.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-    return {"wall_s": statistics.median(times), "peak_kb": max(rss)}
+    return {"wall_s": min(times), "peak_kb": max(rss)}
 
 
 CASES = {
@@ -264,8 +267,8 @@ CASES = {
     "medium-torch-adam": case_medium_torch,
     "medium-optbench-sgd1024": lambda reps=REPS: case_medium_optbench("sgd", 1024, 20, reps),
     "medium-torch-sgd1024": lambda reps=REPS: case_medium_torch("sgd", 1024, 20, reps),
-    "cli": lambda reps=3: case_cli(reps=reps),
-    "cli-1000-epochs": lambda reps=3: case_cli(1000, reps=reps),
+    "cli": lambda reps=1: case_cli(reps=reps),
+    "cli-1000-epochs": lambda reps=1: case_cli(1000, reps=reps),
 }
 
 
@@ -288,17 +291,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 5")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--only", default="", help="run only cases whose name contains this text")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median over rounds is shown)")
     args = ap.parse_args()
     reps = 3 if args.quick else REPS
+    per_round: dict[str, list[dict]] = {}
+    for rnd in range(args.rounds):
+        for name in CASES:
+            if args.only not in name:
+                continue
+            for th in ([1, 2] if name.startswith("medium") else [1]):
+                key = f"{name}@{th}"
+                out = run_case(name, th, reps if not name.startswith("cli") else 1)
+                per_round.setdefault(key, []).append(out)
+                print(f"  round {rnd + 1} {key:32s} {out}", file=sys.stderr, flush=True)
     r = {}
-    for name in CASES:
-        if args.only not in name:
-            continue
-        threads = [1, 2] if name.startswith("medium") else [1]
-        for th in threads:
-            key = f"{name}@{th}"
-            r[key] = run_case(name, th, reps if not name.startswith("cli") else 3)
-            print(f"  {key:32s} {r[key]}", file=sys.stderr, flush=True)
+    for key, outs in per_round.items():
+        ok = [o for o in outs if "error" not in o]
+        r[key] = ({f: statistics.median(o[f] for o in ok) for f in ok[0]} if ok else outs[-1])
 
     def g(key, field="step_us"):
         return r.get(key, {}).get(field, float("nan"))
@@ -337,7 +346,7 @@ def main() -> None:
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for x in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(x, widths)))
-    print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"\nmachine: {os.cpu_count()} cores; {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.2f} at the end")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
 

@@ -282,13 +282,22 @@ class Trainer:
     PERM_BLOCK = 32  # epochs of shuffles drawn per call: a fixed number, so a run's stream ignores its group
 
     def _permutation(self) -> np.ndarray:
-        """This epoch's order (R, N): each replica's own permutation, drawn PERM_BLOCK epochs at a time."""
+        """This epoch's order (R, N): each replica's own uniform permutation, drawn PERM_BLOCK epochs at a time.
+
+        Each replica fills its block of keys from its own generator, then one argsort orders all rows:
+        iid uniform keys give uniform permutations (ties have probability ~N^2/2^53), and at R = 64
+        this costs half of a Fisher-Yates call per row.
+        """
         if getattr(self, "_perms", None) is None or self._perm_at == self.PERM_BLOCK:
-            base = np.broadcast_to(np.arange(self.data.N), (self.PERM_BLOCK, self.data.N))
-            self._perms = np.stack([g["shuffle"].permuted(base, axis=1) for g in self.gens], axis=1)
+            keys = getattr(self, "_keys", None)
+            if keys is None:
+                keys = self._keys = np.empty((self.R, self.PERM_BLOCK, self.data.N))
+            for r, g in enumerate(self.gens):
+                g["shuffle"].random(out=keys[r])
+            self._perms = keys.argsort(axis=2)
             self._perm_at = 0
         self._perm_at += 1
-        return self._perms[self._perm_at - 1]
+        return np.ascontiguousarray(self._perms[:, self._perm_at - 1])  # take() is a third faster with it
 
     def _augment(self, G: np.ndarray) -> None:
         """Label smoothing, mixup and input noise on one gathered batch G (D+1+C, R, B), per replica."""
