@@ -36,7 +36,14 @@ def bce() -> Loss:
 
     def value(Z, T):
         A = np.abs(Z)
-        return replica_sums(0.5 * (A - T * Z) + np.log1p(np.exp(-A)))
+        S = np.multiply(T, Z)
+        np.subtract(A, S, out=S)
+        S *= 0.5
+        np.negative(A, out=A)  # log1p(exp(-|z|)) in place: two arrays for the whole epoch, not eight
+        np.exp(A, out=A)
+        np.log1p(A, out=A)
+        S += A
+        return replica_sums(S)
 
     def grad(Z, T, dZ):
         np.multiply(Z, 0.5, out=dZ)
@@ -127,7 +134,7 @@ def replica_sums(a: np.ndarray) -> np.ndarray:
     however the array is laid out: a run's numbers must not depend on its group.
     """
     R = a.shape[0]
-    return np.ascontiguousarray(np.broadcast_to(a, (R, *a.shape[1:]))).reshape(R, -1).sum(axis=1)
+    return np.ascontiguousarray(a).reshape(R, -1).sum(axis=1)
 
 
 def l2_penalty(theta: np.ndarray, mask: np.ndarray, l2) -> np.ndarray:
