@@ -5,7 +5,7 @@
       metrics.csv    one row per epoch (epoch 0 = before training), flushed every epoch
       summary.json   status, reason, final and best metrics, fingerprints, versions
       params.npz     final parameters (and batch-norm statistics) by name, no pickle
-      activations.npz  hidden activations on up to 512 training examples, at init and at the end
+      activations.npz  hidden activations on up to 256 training examples, at init and at the end
       iterations.csv per-iteration batch costs, when train.log_iterations is set
       trajectory.npz the path `xy` (steps+1, 2) of a run on a 2-D problem
 
@@ -34,6 +34,8 @@ from optbench.model import expected_initial_cost
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 _COL = {c: i for i, c in enumerate(COLUMNS)}
+_ROW = "%d,%d" + ",%r" * (len(COLUMNS) - 2) + "\n"  # epoch and step as integers, the rest exact
+TRACKED = ("train_cost", "val_cost", "train_acc", "val_acc")
 STATUSES = ("running", "completed", "diverged", "stopped_early", "interrupted", "failed")
 
 
@@ -84,7 +86,7 @@ class RunWriter:
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
-        self._rows: list[dict[str, _Track]] = []  # constant memory per run, whatever the number of epochs
+        self._rows: list[list[tuple[int, _Track]]] = []  # (column, tracker): constant memory, whatever the epochs
         self._t0 = time.time()
         self.finished = [False] * len(cfgs)
 
@@ -110,7 +112,7 @@ class RunWriter:
             self.dirs.append(final)
             self._metrics.append(open(final / "metrics.csv", "a", newline=""))
             self._iters.append(open(final / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
-            self._rows.append({c: _Track(c.endswith("acc")) for c in ("train_cost", "val_cost", "train_acc", "val_acc")})
+            self._rows.append([(_COL[c], _Track(c)) for c in TRACKED])
         return self.dirs
 
     def on_epoch(self, rec) -> None:
@@ -118,16 +120,16 @@ class RunWriter:
         m = rec.metrics
         R = len(self.cfgs)
         cols = [m[c].tolist() if isinstance(m[c], np.ndarray) else [float(m[c])] * R for c in COLUMNS]
+        epoch = int(rec.epoch)
         for r in np.flatnonzero(rec.alive).tolist():
             v = [col[r] for col in cols]
-            # repr is the shortest text that reads back to the same float; NaN (not measured) is empty
-            line = f"{int(v[0])},{int(v[1])}," + ",".join(map(repr, v[2:])).replace("nan", "")
+            # %r is the shortest text that reads back to the same float; NaN (not measured) is empty
             f = self._metrics[r]
-            f.write(line + "\n")
+            f.write((_ROW % tuple(v)).replace("nan", ""))
             if self.flush:
                 f.flush()
-            for c, track in self._rows[r].items():
-                track.add(v[_COL[c]], int(v[0]))
+            for i, track in self._rows[r]:
+                track.add(v[i], epoch)
             it = self._iters[r]
             if it is not None and rec.iter_costs is not None:
                 step0 = int(v[1]) - rec.iter_costs.shape[1]
@@ -141,8 +143,8 @@ class RunWriter:
         for r, (cfg, res) in enumerate(zip(self.cfgs, results)):
             d = self.dirs[r]
             np.savez(d / "params.npz", **res.params, **res.buffers)
-            if res.activations:
-                np.savez_compressed(d / "activations.npz", **res.activations)
+            if res.activations:  # float32, uncompressed: zlib on these costs more than the whole run's CSV
+                np.savez(d / "activations.npz", **{k: v.astype(np.float32) for k, v in res.activations.items()})
             for fname, arrays in res.extra.items():
                 np.savez(d / f"{fname}.npz", **arrays)
             extra = {"epochs": res.epochs, "seconds": seconds,
@@ -178,8 +180,8 @@ class RunWriter:
             "versions": versions(),
         }
         out.update(next(t for c, t in zip(self.cfgs, self.tags) if c is cfg))
-        if r is not None and self._rows[r]["train_cost"].n:
-            rows = self._rows[r]
+        if r is not None and self._rows[r][0][1].n:
+            rows = {t.name: t for _, t in self._rows[r]}
             out["initial"] = {"train_cost": rows["train_cost"].first,
                               "expected_cost": expected_initial_cost(cfg["loss"], _n_outputs(cfg, rows))}
             out["final"] = {c: t.last for c, t in rows.items()}
@@ -193,8 +195,9 @@ class RunWriter:
 class _Track:
     """First, last and best value of one metric column, and the epoch of the best (the first one on ties)."""
 
-    def __init__(self, higher_is_better: bool):
-        self.higher = higher_is_better
+    def __init__(self, name: str):
+        self.name = name
+        self.higher = name.endswith("acc")
         self.n = 0
         self.first = self.last = self.best = math.nan
         self.best_epoch: int | None = None

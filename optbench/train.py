@@ -355,7 +355,7 @@ class Trainer:
         return {"train_cost": tc + self._penalty(theta), "train_acc": ta, **self._eval_val(theta, buffers)}
 
     def _activations(self, theta, buffers) -> list[np.ndarray]:
-        M = self.data.train[:, :512]
+        M = self.data.train[:, :256]
         return self.net.hidden(theta, M[None, : self.data.D + 1], buffers=buffers)
 
     # ---- the loop -----------------------------------------------------------------------------
