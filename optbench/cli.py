@@ -173,23 +173,26 @@ def plot(
     typer.echo(str(path))
 
 
+def _usage_error(err: BaseException) -> bool:
+    """Click's usage errors (typer vendors click from 0.29 on, so match by shape, not by class)."""
+    return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
+
+
 def main():
     """Console entry point: bad input is one line on stderr with exit code 2, never a traceback."""
-    import click
-
     try:
         rc = app(standalone_mode=False)
     except OptbenchError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except click.exceptions.ClickException as err:  # usage errors: click's own message, exit 2
-        err.show()
-        sys.exit(err.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as err:  # a bug: one line, the traceback only on request
-        if os.environ.get("OPTBENCH_DEBUG"):
+    except Exception as err:
+        if _usage_error(err):  # a usage error: click's own message, exit 2
+            err.show()
+            sys.exit(err.exit_code)
+        if os.environ.get("OPTBENCH_DEBUG"):  # a bug: one line, the traceback only on request
             raise
         typer.echo(f"internal error: {err.__class__.__name__}: {err} (set OPTBENCH_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
