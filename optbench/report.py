@@ -82,25 +82,23 @@ def num(x: Any, digits: int = 4) -> str:
 # ---- train ----------------------------------------------------------------------------------------
 
 
-class TrainProgress:
-    """A rich progress bar per group on a terminal (epoch, current cost per label); plain lines otherwise."""
+class _Bar:
+    """A rich Progress on a terminal (none when quiet or in a pipe), opened and closed as a context manager."""
+
+    COLUMNS: tuple = ()  # text templates after the description, bar and count
 
     def __init__(self, *, quiet: bool = False):
         self.quiet = quiet
         self.rich = is_terminal() and not quiet
         self._bar = None
         self._task = None
-        self._last = 0.0
-        self._next_line = 0
 
     def __enter__(self):
         if self.rich:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[costs]}"),
-            )
+            cols = [TimeElapsedColumn() if c == "elapsed" else TextColumn(c) for c in self.COLUMNS]
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *cols)
             self._bar.__enter__()
         return self
 
@@ -108,6 +106,17 @@ class TrainProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
         return False
+
+
+class TrainProgress(_Bar):
+    """A rich progress bar per group on a terminal (epoch, current cost per label); plain lines otherwise."""
+
+    COLUMNS = ("elapsed", "{task.fields[costs]}")
+
+    def __init__(self, *, quiet: bool = False):
+        super().__init__(quiet=quiet)
+        self._last = 0.0
+        self._next_line = 0
 
     def group_started(self, index, n_groups, cfgs):
         self.cfgs = cfgs
@@ -241,31 +250,15 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-class SweepProgress:
+class SweepProgress(_Bar):
     """One bar over the runs of a sweep: done, running, diverged, elapsed and remaining; plain lines in a pipe."""
 
+    COLUMNS = ("{task.fields[counts]}", "elapsed", "remaining {task.fields[remaining]}")
+
     def __init__(self, *, quiet: bool = False):
-        self.quiet = quiet
-        self.rich = is_terminal() and not quiet
-        self._bar = None
-        self._task = None
+        super().__init__(quiet=quiet)
         self._t0 = time.perf_counter()
         self._last_done = -1
-
-    def __enter__(self):
-        if self.rich:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                                 TextColumn("remaining {task.fields[remaining]}"))
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
 
     def started(self, start) -> None:
         self._t0 = time.perf_counter()

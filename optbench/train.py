@@ -12,12 +12,12 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from optbench.config import load_data
-from optbench.groups import group_key, make_groups, rule_key, stack, stack_section  # noqa: F401 - re-exported
+from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build, expected_initial_cost
 from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
