@@ -138,8 +138,7 @@ def write_group(runs_dir: Path, cfgs: list[dict], trace: GroupTrace, *, group: s
     writer = RunWriter(runs_dir, cfgs, group=group, tags=tags, flush=False)  # finished already: write, don't flush rows
     try:
         writer.start()
-        for rec in trace.records():
-            writer.on_epoch(rec)
+        writer.write_trace(trace.metrics, trace.alive, trace.iter_costs)
         writer.finish(trace.results, seconds=trace.seconds)
     except KeyboardInterrupt:
         writer.fail("interrupted while its run directory was written", status="interrupted")

@@ -139,6 +139,25 @@ class RunWriter:
                 if self.flush:
                     it.flush()
 
+    def write_trace(self, metrics: dict[str, np.ndarray], alive: np.ndarray, iter_costs: list) -> None:
+        """Write a finished group's every epoch at once (a sweep replays workers' results): the files
+        on_epoch writes row by row, from columns (T, R) and alive (T, R), in a fraction of the time."""
+        table = np.stack([np.asarray(metrics[c], dtype=float) for c in COLUMNS], axis=-1)  # (T, R, columns)
+        for r in range(len(self.cfgs)):
+            rows = table[alive[:, r], r]
+            if not len(rows):
+                continue
+            self._metrics[r].write("".join(_ROW % tuple(v) for v in rows.tolist()).replace("nan", ""))
+            for i, track in self._rows[r]:
+                track.set(rows[:, i], rows[:, 0])
+            it = self._iters[r]
+            if it is not None:
+                for t in np.flatnonzero(alive[:, r]).tolist():
+                    if iter_costs[t] is not None:
+                        step0 = int(table[t, r, 1]) - iter_costs[t].shape[1]
+                        epoch = int(table[t, r, 0])
+                        it.write("".join(f"{epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(iter_costs[t][r])))
+
     def finish(self, results, *, seconds: float) -> None:
         for r, (cfg, res) in enumerate(zip(self.cfgs, results)):
             d = self.dirs[r]
@@ -209,6 +228,14 @@ class _Track:
         self.last = x
         if x == x and (self.best_epoch is None or (x > self.best if self.higher else x < self.best)):
             self.best, self.best_epoch = x, epoch
+
+    def set(self, values: np.ndarray, epochs: np.ndarray) -> None:
+        """The same state as add() over every value, in one pass."""
+        self.n, self.first, self.last = len(values), float(values[0]), float(values[-1])
+        finite = ~np.isnan(values)
+        if finite.any():
+            i = int(np.nanargmax(values) if self.higher else np.nanargmin(values))  # the first best, as add()
+            self.best, self.best_epoch = float(values[i]), int(epochs[i])
 
 
 def _n_outputs(cfg: dict, rows) -> int:
