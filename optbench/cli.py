@@ -106,7 +106,7 @@ def sweep(
 @app.command("list")
 def list_(
     family: Optional[str] = typer.Argument(
-        None, help="optimizers, schedules, momentum_schedules, datasets, initializers, activations or losses (default: all)."
+        None, help="optimizers, schedules, momentum_schedules, datasets, problems, initializers, activations or losses (default: all)."
     ),
 ):
     """List what a config can name, with each entry's hyperparameters and defaults."""

@@ -15,6 +15,7 @@ FAMILIES = {
     "schedules": ("optbench.schedules", "SCHEDULES"),
     "momentum_schedules": ("optbench.schedules", "MOMENTUM_SCHEDULES"),
     "datasets": ("optbench.data", "DATASETS"),
+    "problems": ("optbench.problems", "PROBLEMS"),
     "initializers": ("optbench.init", "INITIALIZERS"),
     "activations": ("optbench.layers", "ACTIVATIONS"),
     "losses": ("optbench.losses", "LOSSES"),

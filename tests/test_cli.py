@@ -62,6 +62,7 @@ def test_version_help_and_list(cli):
         assert name in out
     code, out, _ = cli("list")
     assert code == 0 and "inverse_time" in out and "moons" in out and "xavier" in out and "softmax_ce" in out
+    assert "rosenbrock" in out and "condition=10.0" in out
 
 
 def test_gradcheck_command(cli):
