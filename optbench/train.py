@@ -19,7 +19,7 @@ import numpy as np
 from optbench.config import load_data
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
-from optbench.model import MLP, build, expected_initial_cost
+from optbench.model import MLP, build
 from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 
@@ -31,7 +31,6 @@ class _StopRequest:
 
 STOP = _StopRequest()
 
-COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
 EVAL_CHUNK = 4096
 
@@ -578,4 +577,4 @@ def train_runs(cfgs: list[dict], **kw) -> list[RunResult]:
     return [out[i] for i in range(len(cfgs))]
 
 
-__all__ = ["COLUMNS", "EpochRecord", "RunResult", "Trainer", "expected_initial_cost", "group_key", "make_groups", "train_runs"]
+__all__ = ["STOP", "EpochRecord", "RunResult", "Trainer", "group_key", "make_groups", "make_trainer", "rule_key", "train_runs"]
