@@ -51,21 +51,28 @@ def _tiny_cfgs(R: int, epochs: int, opt: str = "adam"):
 
 def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
     """The whole training loop (shuffles, steps, per-epoch metrics; no file I/O) per step, and the bare step."""
-    import numpy as np
 
     from optbench.train import Trainer
 
     cfgs = _tiny_cfgs(R, epochs)
     Trainer(cfgs).run()  # warm-up
     loop = _median_time(lambda: Trainer(cfgs).run(), reps)
-    tr = Trainer(cfgs)
+    bare, n = _bare_steps(Trainer(cfgs), 7e-4, epochs)
+    n_steps = epochs * n
+    return {"loop_us": loop / n_steps * 1e6, "step_us": _median_time(bare, reps) / n_steps * 1e6}
+
+
+def _bare_steps(tr, lr: float, epochs: int = 1):
+    """A function running `epochs` x the trainer's compiled steps plus the first rule's update (no per-epoch
+    work: shuffles, metrics, writing), and the number of steps per epoch."""
+    import numpy as np
+
     steps = tr._plan()
-    n_steps = epochs * len(steps)
+    tr._gather(1)
     opt = tr.rules[0].opt
     state = opt.init(tr.theta)
-    lr = np.full((R, 1), 7e-4)
+    lr_col = np.full((tr.R, 1), lr, dtype=tr.dtype)
     buf = np.empty_like(tr.theta)
-    tr._gather(1)
 
     def bare():
         nonlocal state
@@ -73,11 +80,11 @@ def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
             for f in steps:
                 f()
                 d, state = opt.update(tr.grad, state, tr.theta)
-                np.multiply(d, lr, out=buf)
+                np.multiply(d, lr_col, out=buf)
                 tr.theta -= buf
 
-    bare()
-    return {"loop_us": loop / n_steps * 1e6, "step_us": _median_time(bare, reps) / n_steps * 1e6}
+    bare()  # warm-up
+    return bare, len(steps)
 
 
 def case_tiny_torch(epochs: int = 100, reps: int = REPS) -> dict:
@@ -164,26 +171,9 @@ def _medium_trainer(opt: str, B: int, n_steps: int):
 
 
 def case_medium_optbench(opt: str = "adam", B: int = 128, n_steps: int = 60, reps: int = REPS) -> dict:
-    import numpy as np
 
-    tr = _medium_trainer(opt, B, n_steps)
-    steps = tr._plan()
-    tr._gather(1)
-    rule = tr.rules[0].opt
-    state = rule.init(tr.theta)
-    lr = np.full((1, 1), 1e-3, dtype=np.float32)
-    buf = np.empty_like(tr.theta)
-
-    def run():
-        nonlocal state
-        for f in steps:
-            f()
-            d, state = rule.update(tr.grad, state, tr.theta)
-            np.multiply(d, lr, out=buf)
-            tr.theta -= buf
-
-    run()
-    out = {"step_us": _median_time(run, reps) / len(steps) * 1e6}
+    run, n = _bare_steps(_medium_trainer(opt, B, n_steps), 1e-3)
+    out = {"step_us": _median_time(run, reps) / n * 1e6}
     if opt == "sgd":
         out["matmul_us"] = _matmul_sum(B)
     return out
