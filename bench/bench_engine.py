@@ -51,7 +51,6 @@ def _tiny_cfgs(R: int, epochs: int, opt: str = "adam"):
 
 def case_tiny_optbench(R: int = 1, epochs: int = 400, reps: int = REPS) -> dict:
     """The whole training loop (shuffles, steps, per-epoch metrics; no file I/O) per step, and the bare step."""
-
     from optbench.train import Trainer
 
     cfgs = _tiny_cfgs(R, epochs)
