@@ -93,6 +93,15 @@ class GroupTrace:
                               self.iter_costs[t])
 
 
+def _column(v, R: int) -> np.ndarray:
+    """A metric as a fresh float64 (R,) array: a per-replica array copied, a shared scalar repeated."""
+    if isinstance(v, np.ndarray) and v.shape == (R,):
+        return v.astype(np.float64)  # always a copy: the trainer reuses its arrays
+    if np.ndim(v) == 0:
+        return np.full(R, v, dtype=np.float64)
+    return np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (R,)))
+
+
 class _Recorder:
     """on_epoch callback that keeps every record; asks the trainer to stop (as Ctrl-C would) when told to."""
 
@@ -103,7 +112,7 @@ class _Recorder:
 
     def __call__(self, rec: EpochRecord) -> None:
         R = self.R
-        metrics = {c: np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (R,))) for c, v in rec.metrics.items()}
+        metrics = {c: _column(v, R) for c, v in rec.metrics.items()}
         iters = None if rec.iter_costs is None else np.array(rec.iter_costs)
         self.recs.append(EpochRecord(rec.epoch, metrics, np.array(rec.alive, dtype=bool), dict(rec.ended), iters))
         # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches

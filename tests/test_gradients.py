@@ -182,15 +182,21 @@ def test_replicas_are_independent_in_the_model():
         np.testing.assert_allclose(g1[0], grad[r], rtol=1e-12, atol=1e-15)
 
 
-def test_compiled_step_matches_loss_grad():
+@pytest.mark.parametrize("dims,act,loss", [([2, 5, 2, 1], "relu", "bce"), ([2, 4, 1, 3], "tanh", "softmax_ce"),
+                                            ([3, 1], "relu", "mse")])
+def test_compiled_step_matches_loss_grad(dims, act, loss):
+    """The training hot path (outer products for single outputs) gives loss_grad's gradient bit for bit."""
     rng = np.random.default_rng(7)
-    net = MLP([2, 5, 2, 1], ACTIVATIONS.build("relu", {}), LOSSES.build("bce", {}), R=3)
+    net = MLP(dims, ACTIVATIONS.build(act, {}), LOSSES.build(loss, {}), R=3)
     theta = rng.standard_normal((3, net.layout.P))
-    A0 = np.ones((3, 3, 16))
-    A0[:, :2] = rng.standard_normal((3, 2, 16))
-    Y = 2.0 * (rng.random((3, 1, 16)) < 0.5) - 1.0
+    D, C = dims[0], dims[-1]
+    A0 = np.ones((3, D + 1, 16))
+    A0[:, :D] = rng.standard_normal((3, D, 16))
+    Y = 2.0 * (rng.random((3, C, 16)) < 0.5) - 1.0
+    if loss == "softmax_ce":
+        Y = np.eye(C)[rng.integers(0, C, (3, 16))].transpose(0, 2, 1).copy()
     g1, g2 = np.zeros_like(theta), np.zeros_like(theta)
     net.loss_grad(theta, g1, A0, Y)
-    Z = np.empty((3, 1, 16))
+    Z = np.empty((3, C, 16))
     net.compile_step(theta, g2, A0, Y, Z)()
     np.testing.assert_array_equal(g1, g2)

@@ -33,3 +33,22 @@ def test_trace_written_at_once_equals_row_by_row(tmp_path):
         statuses.add(ra.status)
     assert "diverged" in statuses
     assert len({len(read_run(d).metrics["epoch"]) for d in a.dirs}) > 1  # runs ended at different epochs
+
+
+def test_metrics_text_reads_back_to_the_same_floats(tmp_path):
+    import numpy as np
+
+    cfgs = expand({"name": "w", "seeds": [0, 1], "data": {"name": "moons", "n_samples": 200, "val_fraction": 0.25},
+                   "optimizer": {"name": "sgd", "lr": 0.1}, "schedule": {"name": "step", "every": 5, "gamma": 0.5},
+                   "train": {"epochs": 12, "batch_size": 32}})
+    trace = train_group(cfgs)
+    w = RunWriter(tmp_path, cfgs, group="g", flush=False)
+    w.start()
+    w.write_trace(trace.metrics, trace.alive, trace.iter_costs)
+    w.finish(trace.results, seconds=1.0)
+    for r, d in enumerate(w.dirs):
+        m = read_run(d).metrics
+        for col in ("lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio"):
+            np.testing.assert_array_equal(m[col], np.asarray(trace.metrics[col], dtype=float)[:, r], err_msg=col)
+        assert len(set(m["lr"])) == 3  # the step schedule's three values
+        np.testing.assert_allclose(m["seconds"], np.asarray(trace.metrics["seconds"], dtype=float)[:, r], atol=1e-6)

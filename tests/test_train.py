@@ -247,3 +247,26 @@ def test_batch_by_batch_gathering_equals_epoch_gathering(monkeypatch):
     monkeypatch.setattr(_Data, "ROWS_MAJOR_BYTES", 0)
     rows_mode, _ = metrics(cfgs)
     np.testing.assert_equal(strip(rows_mode), strip(epoch_mode))
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_epoch_orders_are_each_replicas_own_uniform_permutations(monkeypatch, packed):
+    """Epoch e's order of replica r is the argsort of the e-th N uniforms of r's shuffle stream,
+    whatever the group size, the keys drawn ahead, or whether positions ride in the keys' low bits."""
+    if not packed:
+        monkeypatch.setattr(Trainer, "PACK_MAX_N", 0)
+    monkeypatch.setattr(Trainer, "PERM_KEY_BYTES", 3 * 8 * 3 * 300)  # 3 epochs ahead at R = 3: blocks refill
+    cfgs = runs_of(seeds=[4, 5, 6])
+    tr = Trainer(cfgs)
+    tr._plan()
+    N = tr.data.N
+    orders = [tr._gather(e).copy() for e in range(1, 8)]
+    for r, c in enumerate(cfgs):
+        stream = np.random.default_rng(np.random.SeedSequence(c["seed"]).spawn(5)[1]).random(7 * N)
+        for e, order in enumerate(orders):
+            np.testing.assert_array_equal(order[r], np.argsort(stream[e * N : (e + 1) * N], kind="stable"))
+    solo = Trainer(cfgs[1:2])
+    solo._plan()
+    np.testing.assert_array_equal(solo._gather(1)[0], orders[0][1])
+    # the gathered examples follow the order
+    np.testing.assert_array_equal(tr.G[:, 2, :], tr.data.train[:, orders[-1][2]])
