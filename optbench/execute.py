@@ -93,40 +93,45 @@ class GroupTrace:
                               self.iter_costs[t])
 
 
-def _column(v, R: int) -> np.ndarray:
-    """A metric as a fresh float64 (R,) array: a per-replica array copied, a shared scalar repeated."""
-    if isinstance(v, np.ndarray) and v.shape == (R,):
-        return v.astype(np.float64)  # always a copy: the trainer reuses its arrays
-    if np.ndim(v) == 0:
-        return np.full(R, v, dtype=np.float64)
-    return np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (R,)))
-
-
 class _Recorder:
-    """on_epoch callback that keeps every record; asks the trainer to stop (as Ctrl-C would) when told to."""
+    """on_epoch callback that keeps every record in growing (T, R) columns; asks the trainer to stop (as
+    Ctrl-C would) when told to."""
 
     def __init__(self, R: int, should_stop: Callable[[], bool] | None):
         self.R = R
         self.should_stop = should_stop
-        self.recs: list[EpochRecord] = []
+        self.T = 0
+        self.cols: dict[str, np.ndarray] = {}
+        self.alive = np.zeros((0, R), dtype=bool)
+        self.epochs: list[int] = []
+        self.ended: list[dict[int, tuple[str, str]]] = []
+        self.iter_costs: list[np.ndarray | None] = []
 
     def __call__(self, rec: EpochRecord) -> None:
-        R = self.R
-        metrics = {c: _column(v, R) for c, v in rec.metrics.items()}
-        iters = None if rec.iter_costs is None else np.array(rec.iter_costs)
-        self.recs.append(EpochRecord(rec.epoch, metrics, np.array(rec.alive, dtype=bool), dict(rec.ended), iters))
+        t = self.T
+        if t == len(self.alive):  # grow by doubling: appending a row costs a copy per column, not a stack at the end
+            cap = max(64, 2 * t)
+            self.cols = {c: np.resize(self.cols.get(c, np.empty((0, self.R))), (cap, self.R)) for c in rec.metrics}
+            self.alive = np.resize(self.alive, (cap, self.R))
+        for c, v in rec.metrics.items():
+            self.cols[c][t] = v  # a per-replica array or a shared scalar, broadcast
+        self.alive[t] = rec.alive
+        self.epochs.append(int(rec.epoch))
+        self.ended.append(dict(rec.ended))
+        self.iter_costs.append(None if rec.iter_costs is None else np.array(rec.iter_costs))
+        self.T = t + 1
         # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches
         # KeyboardInterrupt inside its epoch loop, not at epoch 0) marks the live replicas interrupted
         if rec.epoch > 0 and self.should_stop is not None and self.should_stop():
             raise KeyboardInterrupt
 
     def pack(self, results: list[RunResult], seconds: float, interrupted: bool) -> GroupTrace:
-        cols = list(self.recs[0].metrics) if self.recs else []
+        T = self.T
         return GroupTrace(
-            epochs=np.array([r.epoch for r in self.recs], dtype=np.int64),
-            metrics={c: np.stack([r.metrics[c] for r in self.recs]) for c in cols},
-            alive=np.stack([r.alive for r in self.recs]) if self.recs else np.zeros((0, self.R), dtype=bool),
-            ended=[r.ended for r in self.recs], iter_costs=[r.iter_costs for r in self.recs],
+            epochs=np.array(self.epochs, dtype=np.int64),
+            metrics={c: v[:T].copy() for c, v in self.cols.items()},
+            alive=self.alive[:T].copy(),
+            ended=self.ended, iter_costs=self.iter_costs,
             results=results, seconds=seconds, interrupted=interrupted,
         )
 

@@ -169,6 +169,11 @@ class Trainer:
         self.data = _Data(self.split, c0["loss"], dt)
         self.net: MLP = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=R, dtype=dt)
         self.gens = [_gens(c["seed"]) for c in cfgs]
+        # runs with equal seeds see equal batches (a sweep's learning rates, say): their order is drawn once
+        first: dict[int, int] = {}
+        src = [first.setdefault(c["seed"], r) for r, c in enumerate(cfgs)]
+        self._owners = sorted(first.values())  # the replicas whose shuffle streams are drawn
+        self._inv = np.array([self._owners.index(s) for s in src])  # replica -> its owner's row
         inits = [(c["model"]["init"]["name"], {k: v for k, v in c["model"]["init"].items() if k != "name"}) for c in cfgs]
         self.theta = self.net.init_params(inits, [g["init"] for g in self.gens])
         self.grad = np.zeros_like(self.theta)
@@ -266,19 +271,28 @@ class Trainer:
         N, R = self.data.N, self.R
         tr = self.cfgs[0]["train"]
         if tr["sampling"] == "random":
-            order = np.stack([g["shuffle"].integers(0, N, size=self.n_epoch) for g in self.gens])
+            uorder = np.stack([self.gens[o]["shuffle"].integers(0, N, size=self.n_epoch) for o in self._owners])
         elif self.batch_size >= N:
-            order = np.broadcast_to(np.arange(N), (R, N))
+            uorder = np.broadcast_to(np.arange(N), (len(self._owners), N))
         else:
-            order = self._permutation()
-        self._order = order
+            uorder = self._permutation()
+        shared = len(uorder) < R
+        order = self._order = uorder[self._inv] if shared else uorder
         if self.G is not None:
             M, D = self.data.train, self.data.D
+            G = self.G
+            if shared:  # gather each distinct order once, then copy whole rows to the replicas sharing it
+                if getattr(self, "_Gu", None) is None:
+                    self._Gu = np.empty((G.shape[0], len(uorder), G.shape[2]), dtype=G.dtype)
+                    self._Gu[D] = 1.0
+                G = self._Gu
             if self.augment:  # mixup blends every row, the ones too: gather them afresh
-                np.take(M, order, axis=1, out=self.G)
+                np.take(M, uorder, axis=1, out=G)
             else:  # the features and the targets; the ones row stays as _plan set it (a quarter less on moons)
-                np.take(M[:D], order, axis=1, out=self.G[:D])
-                np.take(M[D + 1 :], order, axis=1, out=self.G[D + 1 :])
+                np.take(M[:D], uorder, axis=1, out=G[:D])
+                np.take(M[D + 1 :], uorder, axis=1, out=G[D + 1 :])
+            if shared:
+                np.take(G, self._inv, axis=1, out=self.G)
             if self.augment:
                 for a, b in self.bounds:
                     self._augment(self.G[:, :, a:b])
@@ -288,7 +302,7 @@ class Trainer:
     PACK_MAX_N = 2**16  # up to this many examples the index rides in the keys' low bits (see _permutation)
 
     def _permutation(self) -> np.ndarray:
-        """This epoch's order (R, N): each replica's own uniform permutation, several epochs drawn at a time.
+        """This epoch's order (U, N) for the U distinct seeds: uniform permutations, several epochs drawn at a time.
 
         Each replica fills its rows of keys from its own generator (drawing k epochs at once gives the
         same numbers as k draws of one), and sorting a row of iid uniform keys gives a uniform
@@ -299,13 +313,13 @@ class Trainer:
         per row at most) keep their positions' order.
         """
         if getattr(self, "_perms", None) is None or self._perm_at == self._perms.shape[1]:
-            R, N = self.R, self.data.N
+            U, N = len(self._owners), self.data.N
             keys = getattr(self, "_keys", None)
             if keys is None:
-                k = max(1, min(32, self.PERM_KEY_BYTES // (8 * R * N)))
-                keys = self._keys = np.empty((R, k, N))
-            for r, g in enumerate(self.gens):
-                g["shuffle"].random(out=keys[r])
+                k = max(1, min(32, self.PERM_KEY_BYTES // (8 * U * N)))
+                keys = self._keys = np.empty((U, k, N))
+            for u, r in enumerate(self._owners):
+                self.gens[r]["shuffle"].random(out=keys[u])
             if N <= self.PACK_MAX_N:
                 bits = keys.view(np.uint64)
                 low = np.uint64((1 << max(1, (N - 1).bit_length())) - 1)

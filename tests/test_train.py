@@ -175,10 +175,12 @@ def test_every_option_trains_and_learns(extra):
 def test_regularizers_are_per_replica_in_a_group():
     """Dropout and noise draw from each run's own generators: grouped equals solo."""
     cfgs = expand({**BASE, "seeds": [0, 1], "model": {"hidden": [8], "drop_prob": 0.2},
-                   "regularization": {"input_noise": 0.05, "mixup": 0.2, "label_smoothing": 0.05}})
+                   "regularization": {"input_noise": 0.05, "mixup": 0.2, "label_smoothing": 0.05},
+                   "variants": {"a": {}, "b": {"optimizer": {"name": "adam", "lr": 0.02}}}})  # seeds shared: one order each
     grouped, _ = metrics(cfgs)
-    solo, _ = metrics(cfgs[1:])
-    np.testing.assert_allclose([r["train_cost"] for r in solo[0]], [r["train_cost"] for r in grouped[1]], rtol=1e-10)
+    for i in (1, 2):
+        solo, _ = metrics(cfgs[i : i + 1])
+        np.testing.assert_allclose([r["train_cost"] for r in solo[0]], [r["train_cost"] for r in grouped[i]], rtol=1e-10)
 
 
 def test_batch_norm_running_statistics_are_saved():
@@ -256,7 +258,8 @@ def test_epoch_orders_are_each_replicas_own_uniform_permutations(monkeypatch, pa
     if not packed:
         monkeypatch.setattr(Trainer, "PACK_MAX_N", 0)
     monkeypatch.setattr(Trainer, "PERM_KEY_BYTES", 3 * 8 * 3 * 300)  # 3 epochs ahead at R = 3: blocks refill
-    cfgs = runs_of(seeds=[4, 5, 6])
+    cfgs = runs_of(seeds=[4, 5, 6], variants={"a": {}, "b": {"optimizer": {"name": "sgd", "lr": 0.1}}})
+    assert [c["seed"] for c in cfgs] == [4, 5, 6] * 2  # equal seeds share one drawn order
     tr = Trainer(cfgs)
     tr._plan()
     N = tr.data.N
@@ -269,4 +272,4 @@ def test_epoch_orders_are_each_replicas_own_uniform_permutations(monkeypatch, pa
     solo._plan()
     np.testing.assert_array_equal(solo._gather(1)[0], orders[0][1])
     # the gathered examples follow the order
-    np.testing.assert_array_equal(tr.G[:, 2, :], tr.data.train[:, orders[-1][2]])
+    np.testing.assert_array_equal(tr.G[:, 5, :], tr.data.train[:, orders[-1][5]])
