@@ -273,3 +273,15 @@ def test_epoch_orders_are_each_replicas_own_uniform_permutations(monkeypatch, pa
     np.testing.assert_array_equal(solo._gather(1)[0], orders[0][1])
     # the gathered examples follow the order
     np.testing.assert_array_equal(tr.G[:, 5, :], tr.data.train[:, orders[-1][5]])
+
+
+@pytest.mark.parametrize("train", [{"sampling": "random", "iterations_per_epoch": 3, "batch_size": 32},
+                                   {"batch_size": "full", "epochs": 5}])
+def test_shared_seeds_train_as_when_alone(train):
+    """Runs sharing a seed share one drawn order: random sampling and full batches too, each equal to its solo run."""
+    cfgs = runs_of(seeds=[0, 1], train={**BASE["train"], **train},
+                   variants={"a": {}, "b": {"optimizer": {"name": "sgd", "lr": 0.3}}})
+    grouped, _ = metrics(cfgs)
+    for i in (0, 3):
+        solo, _ = metrics(cfgs[i : i + 1])
+        np.testing.assert_array_equal([r["train_cost"] for r in solo[0]], [r["train_cost"] for r in grouped[i]])
