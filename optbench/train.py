@@ -275,7 +275,8 @@ class Trainer:
         return steps
 
     def _gather(self, e: int) -> np.ndarray | None:
-        """Epoch e's example order (R, N_e), each replica its own; fills G with the examples (in small-data mode)."""
+        """Epoch e's example order (R, N_e), from each replica's seed (equal seeds, equal orders); fills G with
+        the examples (in small-data mode)."""
         if self.G is None and self.Gb is None:
             return None
         N, R = self.data.N, self.R
