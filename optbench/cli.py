@@ -86,7 +86,7 @@ def sweep(
     config: Path = typer.Argument(..., help="An experiment YAML file with a sweep: block (method, params, trials or budget, seeds)."),
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a key before expansion: KEY.PATH=VALUE (YAML-typed); repeatable; sweep.* keys too."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep directory <name>-<id>/ is written (and found again to resume)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local worker processes, BLAS pinned to one thread each (default: the number of cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Groups trained at once: this process and N-1 worker processes, BLAS pinned to one thread each (default: the number of cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://HOST:PORT of a Dask scheduler: train on its workers instead (pip install 'optbench[dask]')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final lines."),
 ):

@@ -3,7 +3,7 @@
 A *unit* is a list of resolved configs that trains as one vectorized group (a whole group, or a chunk of a
 large one: a run's numbers do not depend on its group); a Job is a unit with the place its run directories
 go. In this process and in local worker processes (one machine, one file system) the trainer's process
-writes them, so writing runs in parallel too; a Dask worker returns its `execute.GroupTrace` as data and
+(or thread) writes them, so writing runs in parallel too; a Dask worker returns its `execute.GroupTrace` as data and
 the client writes, so the cluster needs no shared file system.
 """
 
@@ -181,25 +181,37 @@ def _local_job(job: Job) -> Written:
 
 
 class LocalPool:
-    """`jobs` worker processes (spawned: no forked locks or threads), one unit each at a time."""
+    """`jobs` trainers on this machine, one unit each at a time: a thread of this process, warm and started
+    at once, and jobs - 1 worker processes (spawned: no forked locks or threads)."""
 
     def __init__(self, jobs: int):
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")
         self.jobs = jobs
-        self.name = f"{jobs} local worker processes"
+        self.name = f"this process and {jobs - 1} worker process{'es' if jobs > 2 else ''}"
         self._stop = ctx.Event()
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_local_init, initargs=(self._stop,))
-        for _ in range(jobs):  # start every worker now: they import optbench while the client plans the units
+        self._pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=ctx, initializer=_local_init, initargs=(self._stop,))
+        for _ in range(jobs - 1):  # start every worker now: they import optbench while the client plans the units
             self._pool.submit(int)
+        # this process would only wait for the workers; training here too saves a process start-up (~0.5 s)
+        self._here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optbench-train")
+        self._here_job = None
 
     def slots(self) -> int:
         return self.jobs
 
     def submit(self, job):
+        if self._here_job is None or self._here_job.done():
+            self._here_job = self._here.submit(self._train_here, job)
+            return self._here_job
         return self._pool.submit(_local_job, job)
+
+    def _train_here(self, job: Job) -> Written:
+        """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
+        with _one_blas_thread():
+            return write_job(job, train_group(job.cfgs, should_stop=self._stop.is_set))
 
     def wait(self, handles, timeout):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -214,7 +226,9 @@ class LocalPool:
         self._stop.set()
 
     def close(self):
+        self._stop.set()  # after an error, the units still training end at their next epoch, as interrupted
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._here.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask_unit(unit: list[dict], stop_name: str, data: Any = None) -> GroupTrace:
