@@ -86,11 +86,75 @@ def _bare_steps(tr, lr: float, epochs: int = 1):
     return bare, len(steps)
 
 
+def _minimal_step(R: int, B: int = 64):
+    """The NumPy floor: the tiny step's math written out by hand for R replicas (features-major (n, R, B)
+    storage, biases folded, every buffer preallocated, Adam in place), with none of optbench's generality."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    mm, mul = np.matmul, np.multiply
+    A0s = np.ones((3, R, B))
+    A0s[:2] = rng.standard_normal((2, R, B))
+    A0 = A0s.transpose(1, 0, 2)
+    T = np.sign(rng.standard_normal((1, R, B)))
+    theta = rng.standard_normal((R, 30)) * 0.5
+    grad = np.zeros_like(theta)
+    W1, W2, W3 = theta[:, :15].reshape(R, 5, 3), theta[:, 15:27].reshape(R, 2, 6), theta[:, 27:].reshape(R, 1, 3)
+    G1, G2, G3 = grad[:, :15].reshape(R, 5, 3), grad[:, 15:27].reshape(R, 2, 6), grad[:, 27:].reshape(R, 1, 3)
+    I1s, I2s = np.ones((6, R, B)), np.ones((3, R, B))
+    I1, I2 = I1s.transpose(1, 0, 2), I2s.transpose(1, 0, 2)
+    H1c, H2c, H1, H2 = I1s[:5], I2s[:2], I1[:, :5], I2[:, :2]
+    Zs, dZs, dH2s, dH1s = np.empty((1, R, B)), np.empty((1, R, B)), np.empty((2, R, B)), np.empty((5, R, B))
+    Z, dZ, dH2, dH1 = (a.transpose(1, 0, 2) for a in (Zs, dZs, dH2s, dH1s))
+    m1, m2 = np.empty((5, R, B), bool), np.empty((2, R, B), bool)
+    W3T, W2T = W3[:, :, :2].swapaxes(1, 2), W2[:, :, :5].swapaxes(1, 2)
+    I1T, I2T, A0T = I1.swapaxes(1, 2), I2.swapaxes(1, 2), A0.swapaxes(1, 2)
+    M, V, d, b = (np.zeros_like(theta) for _ in range(4))
+    t = [0]
+
+    def step():
+        mm(W1, A0, out=H1)
+        np.maximum(H1c, 0, out=H1c)
+        mm(W2, I1, out=H2)
+        np.maximum(H2c, 0, out=H2c)
+        mm(W3, I2, out=Z)
+        mul(Zs, 0.5, out=dZs)
+        np.tanh(dZs, out=dZs)
+        np.subtract(dZs, T, out=dZs)
+        mul(dZs, 0.5 / B, out=dZs)
+        mm(dZ, I2T, out=G3)
+        mul(W3T, dZ, out=dH2)
+        np.greater(H2c, 0, out=m2)
+        mul(dH2s, m2, out=dH2s)
+        mm(dH2, I1T, out=G2)
+        mm(W2T, dH2, out=dH1)
+        np.greater(H1c, 0, out=m1)
+        mul(dH1s, m1, out=dH1s)
+        mm(dH1, A0T, out=G1)
+        t[0] += 1
+        c = 0.1 / (1 - 0.9 ** t[0])
+        k = (0.001 / (1 - 0.999 ** t[0])) ** 0.5 / c
+        mul(M, 0.9, out=M)
+        np.add(M, grad, out=M)
+        mul(grad, grad, out=b)
+        mul(V, 0.999, out=V)
+        np.add(V, b, out=V)
+        np.sqrt(V, out=d)
+        mul(d, k, out=d)
+        np.add(d, 1e-8 / c, out=d)
+        np.divide(M, d, out=d)
+        mul(d, 7e-4, out=d)
+        np.subtract(theta, d, out=theta)
+
+    return step
+
+
 def case_tiny_replicas(R: int = 64, pairs: int = 101, reps: int = REPS) -> dict:
     """R replicas against one, timed in alternation in one process, so that both sides of each ratio see
     the same machine speed (it drifts by up to 2x within seconds here): the median of the per-pair ratios.
     Steps: `pairs` pairs of a few ms each. Whole training loops (shuffles, steps, epoch metrics; set-up
-    and final evaluation excluded): a fifth as many pairs of about 50 ms."""
+    and final evaluation excluded): a fifth as many pairs of about 50 ms. And the floor: the same ratio
+    for the step's math written by hand (_minimal_step), in pairs too."""
     from optbench.train import Trainer
 
     sides = {}
@@ -107,7 +171,8 @@ def case_tiny_replicas(R: int = 64, pairs: int = 101, reps: int = REPS) -> dict:
             Trainer(cfgs).run(on_epoch=lambda rec: marks.append(time.perf_counter()))
             return (marks[-1] - marks[0]) / (len(marks) - 1)  # epoch 0's row to the last: the epochs alone
         loops[n] = (timed, sides[n][2])
-    step_r, loop_r = [], []
+    floor = {n: _minimal_step(n) for n in (1, R)}
+    step_r, loop_r, floor_r = [], [], []
     for i in range(pairs):
         t = {}
         for n, (bare, n_steps, _) in sides.items():
@@ -115,12 +180,18 @@ def case_tiny_replicas(R: int = 64, pairs: int = 101, reps: int = REPS) -> dict:
             bare()
             t[n] = (time.perf_counter() - t0) / n_steps
         step_r.append(t[R] / t[1])
+        for n, f in floor.items():
+            t0 = time.perf_counter()
+            for _ in range(sides[n][1]):
+                f()
+            t[n, "floor"] = (time.perf_counter() - t0) / sides[n][1]
+        floor_r.append(t[R, "floor"] / t[1, "floor"])
         if i % 5 == 0:
             per_epoch = {n: f() for n, (f, _) in loops.items()}
             loop_r.append(per_epoch[R] / per_epoch[1])
     q = statistics.quantiles(step_r, n=4)
     return {"step_ratio": statistics.median(step_r), "loop_ratio": statistics.median(loop_r),
-            "step_ratio_q1": q[0], "step_ratio_q3": q[2]}
+            "step_ratio_q1": q[0], "step_ratio_q3": q[2], "floor_ratio": statistics.median(floor_r)}
 
 
 def case_tiny_torch(epochs: int = 100, reps: int = REPS) -> dict:
@@ -354,6 +425,8 @@ def main() -> None:
     row("64 replicas vs 1, step (paired in one process)", f"{o64s:.1f} us", f"{o1:.1f} us", f"{sr:.2f}x ({spread})",
         "<= 4x", sr <= 4)
     row("64 replicas vs 1, whole training loop (paired)", f"{o64:.1f} us", f"{o1loop:.1f} us", f"{lr:.2f}x", "(info)", True)
+    row("  (the same step's math by hand in NumPy, paired)", "", "", f"{g('tiny-replicas@1', 'floor_ratio'):.2f}x",
+        "(floor)", True)
     for th in (1, 2):
         om, tm = g(f"medium-optbench-adam@{th}"), g(f"medium-torch-adam@{th}")
         limit = 1.0 if th == 1 else 1.1
