@@ -25,6 +25,7 @@ from optbench.errors import OptbenchError
 from optbench.execute import GroupTrace, train_group, write_group
 
 OVERHEAD = 9.0  # per-step cost of a group beyond its replicas, in replica-equivalents (moons net, measured)
+STARTUP = 2.5e5  # a worker process's start-up (~0.5 s) in unit_cost's replica-steps (~2 us each on the moons net)
 STOP_POLL = 1.0  # seconds between a Dask task's checks of the stop event (each is a round trip to the scheduler)
 FILE_DATASETS = ("csv", "npz")  # data read from the client's disk: shipped to Dask workers with the task
 
@@ -43,36 +44,43 @@ def unit_cost(cfgs: list[dict], n_train: Callable[[dict], int]) -> float:
     return tr["epochs"] * batches * (OVERHEAD + len(cfgs))
 
 
-def _halves(unit: list) -> list[list]:
-    mid = (len(unit) + 1) // 2
-    return [unit[:mid], unit[mid:]]
+def _split(unit: list, f: float) -> list[list]:
+    k = min(max(round(len(unit) * f), 1), len(unit) - 1)
+    return [unit[:k], unit[k:]]
 
 
-def makespan(costs: list[float], workers: int) -> float:
-    """Finish time of greedy longest-first scheduling of these costs on `workers` equal workers."""
-    loads = [0.0] * workers
+def makespan(costs: list[float], workers: int, late: float = 0.0) -> float:
+    """Finish time of greedy longest-first scheduling of these costs on `workers` equal workers, all but
+    the first of which start `late`."""
+    loads = [0.0] + [late] * (workers - 1)
     for c in sorted(costs, reverse=True):
         loads[loads.index(min(loads))] += c
     return max(loads) if costs else 0.0
 
 
-def split_units(groups: list[list[Any]], workers: int, cost: Callable[[list[Any]], float]) -> list[list[Any]]:
-    """Split the largest unit in half while that shortens the estimated makespan; largest units first.
+SPLITS = (1 / 2, 3 / 5, 2 / 3, 3 / 4, 4 / 5)  # where a unit may be cut (the larger part first)
 
-    Splitting costs extra work (each unit pays the per-step overhead) but lets every worker train: three
-    groups of 40 on two workers become 40, 40, 20, 20.
+
+def split_units(groups: list[list[Any]], workers: int, cost: Callable[[list[Any]], float],
+                late: float = 0.0) -> list[list[Any]]:
+    """Cut the largest unit in two while that shortens the estimated makespan; largest units first.
+
+    Cutting costs extra work (each unit pays the per-step overhead) but lets every worker train: three
+    groups of 40 on two workers become 40, 40, 20, 20. Workers that start `late` (a process starting up
+    while this one already trains) get less: one group of 120 becomes about 75 here and 45 there.
     """
     units = [list(g) for g in groups if g]
-    best = makespan([cost(u) for u in units], workers)
+    best = makespan([cost(u) for u in units], workers, late)
     while workers > 1:
         units.sort(key=cost, reverse=True)
         if len(units[0]) < 2:
             break
-        trial = _halves(units[0]) + units[1:]
-        span = makespan([cost(u) for u in trial], workers)
-        if span >= best:
+        trials = [_split(units[0], f) + units[1:] for f in SPLITS]
+        spans = [makespan([cost(u) for u in t], workers, late) for t in trials]
+        i = min(range(len(trials)), key=spans.__getitem__)
+        if spans[i] >= best:
             break
-        units, best = trial, span
+        units, best = trials[i], spans[i]
     return sorted(units, key=cost, reverse=True)
 
 
@@ -107,6 +115,7 @@ class Backend(Protocol):
     """Trains jobs somewhere and has their run directories written."""
 
     name: str
+    late: float  # how much later than the first slot the other slots start training, in unit_cost's units
 
     def slots(self) -> int: ...  # jobs that can train at once
     def submit(self, job: Job) -> Any: ...  # a handle
@@ -129,6 +138,7 @@ class InProcess:
     """Train units one after another in this process (--jobs 1); Ctrl-C lands in the trainer, which saves what it has."""
 
     name = "this process"
+    late = 0.0
 
     def __init__(self):
         self._pending: dict[int, Job] = {}
@@ -198,6 +208,7 @@ class LocalPool:
         # this process would only wait for the workers; training here too saves a process start-up (~0.5 s)
         self._here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optbench-train")
         self._here_job = None
+        self.late = STARTUP  # the processes start training this much after this process's thread
 
     def slots(self) -> int:
         return self.jobs
@@ -255,6 +266,8 @@ def _dask_unit(unit: list[dict], stop_name: str, data: Any = None) -> GroupTrace
 
 class DaskCluster:
     """Units as tasks on a Dask distributed cluster; a lost worker's task is retried elsewhere by the scheduler."""
+
+    late = 0.0  # its workers are running already
 
     def __init__(self, address: str, *, timeout: float = 30.0):
         check_address(address)

@@ -219,6 +219,19 @@ def test_groups_are_split_so_every_worker_has_work():
     assert sorted(map(len, split_units([list(range(40))], 2, cost))) == [20, 20]
 
 
+def test_a_worker_that_starts_late_gets_less():
+    """This process trains at once, a worker process after its start-up: one group is cut unevenly,
+    the larger part first (the first unit submitted goes to this process)."""
+    cost = lambda u: 1000 * (9 + len(u))  # noqa: E731
+    group = [list(range(120))]
+    even = split_units(group, 2, cost)
+    late = split_units(group, 2, cost, late=25 * 1000)
+    assert list(map(len, even)) == [60, 60]
+    assert len(late) == 2 and len(late[0]) > len(late[1]) and sorted(late[0] + late[1]) == list(range(120))
+    assert makespan([cost(u) for u in late], 2, 25 * 1000) < makespan([cost(u) for u in even], 2, 25 * 1000)
+    assert split_units([list(range(4))], 2, cost, late=10**9) == [list(range(4))]  # never worth waiting for
+
+
 # ---- execution ------------------------------------------------------------------------------------
 
 
@@ -310,6 +323,18 @@ def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_no_run(cluster, tmp
     runs = by_key(tmp_path / "runs")
     assert sorted(runs) == sorted(r.key for r in out.plan.runs)  # by_key fails on a duplicate
     assert {s for s, _, _ in runs.values()} == {"completed"}
+
+
+def test_passes_starting_in_the_same_second_are_two_passes(tmp_path, monkeypatch):
+    import optbench.sweep.run as run_mod
+
+    monkeypatch.setattr(run_mod.time, "strftime", lambda fmt, *a: "2026-11-30T06:00:00")  # one frozen second
+    path = config(tmp_path, {**BASE, "train": {**BASE["train"], "epochs": 2}})
+    first = run_sweep(path, runs_dir=tmp_path / "runs", jobs=1)
+    run_sweep(path, runs_dir=tmp_path / "runs", jobs=1)
+    record = json.loads((tmp_path / "runs" / first.plan.dirname / "sweep.json").read_text())
+    assert [p["todo"] for p in record["passes"]] == [len(first.plan.runs), 0]
+    assert len({p["pass"] for p in record["passes"]}) == 2
 
 
 def test_an_interrupted_sweep_resumes_only_the_missing_runs(tmp_path):

@@ -219,7 +219,7 @@ def sweep_record(plan: Plan, old: dict | None, pass_info: dict) -> dict:
     from optbench.runs import versions
 
     passes = (old or {}).get("passes", [])
-    passes = [p for p in passes if p.get("started") != pass_info["started"]] + [pass_info]
+    passes = [p for p in passes if p.get("pass") != pass_info["pass"]] + [pass_info]  # this pass's entry, updated
     return {
         "id": plan.id, "name": plan.name, "source": plan.source, "sets": list(plan.sets),
         "created": (old or {}).get("created") or pass_info["started"],

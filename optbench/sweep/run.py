@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,9 @@ class Outcome:
         return len(self.plan.runs) - self.resumed - sum(n for s, n in self.statuses.items() if s in FINAL)
 
 
-def make_units(todo: list[SweepRun], workers: int) -> list[list[SweepRun]]:
-    """Runs that share structure in one unit (a vectorized group), large groups split so every worker has work."""
+def make_units(todo: list[SweepRun], workers: int, late: float = 0.0) -> list[list[SweepRun]]:
+    """Runs that share structure in one unit (a vectorized group), large groups split so every worker has
+    work; workers but the first starting `late` (see workers.split_units)."""
     from optbench.config import load_data
     from optbench.problems import PROBLEMS
     from optbench.groups import make_groups
@@ -74,7 +76,7 @@ def make_units(todo: list[SweepRun], workers: int) -> list[list[SweepRun]]:
     def n_train(cfg: dict) -> int:
         return 1 if cfg["data"]["name"] in PROBLEMS else len(load_data(cfg["data"]).train.y)
 
-    return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train))
+    return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train), late)
 
 
 def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun]):
@@ -83,7 +85,7 @@ def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun]):
 
     backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo))
     try:
-        return backend, make_units(todo, backend.slots())
+        return backend, make_units(todo, backend.slots(), backend.late)
     except BaseException:
         backend.close()
         raise
@@ -106,7 +108,9 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     try:
         root.mkdir(parents=True, exist_ok=True)
         set_aside(root, stale)
-        info = {"started": started, "backend": backend.name if backend else None, "resumed": len(done), "todo": len(todo)}
+        # a pass is known by a token, not its start time: two passes can start within the same second
+        info = {"pass": uuid.uuid4().hex[:8], "started": started, "backend": backend.name if backend else None,
+                "resumed": len(done), "todo": len(todo)}
         _write_json(root / "sweep.json", sweep_record(plan, old, info))
         earlier = Counter(done.values())
         running = [0]
