@@ -67,7 +67,7 @@ def split_units(groups: list[list[Any]], workers: int, cost: Callable[[list[Any]
 
     Cutting costs extra work (each unit pays the per-step overhead) but lets every worker train: three
     groups of 40 on two workers become 40, 40, 20, 20. Workers that start `late` (a process starting up
-    while this one already trains) get less: one group of 120 becomes about 75 here and 45 there.
+    while this one already trains) get less: one group of 120 becomes 80 here and 40 there.
     """
     units = [list(g) for g in groups if g]
     best = makespan([cost(u) for u in units], workers, late)
