@@ -7,7 +7,8 @@ Each case runs in its own subprocess (so peak memory is its own) with the BLAS/O
 fixed by environment for NumPy and by torch.set_num_threads for PyTorch. On a shared machine the
 speed drifts by up to 2x over minutes, so the cases run in interleaved rounds (every case once per
 round) and each figure is the median over rounds of a case's best repetition within its round, in
-microseconds per optimizer step. Needs torch and scikit-learn installed
+microseconds per optimizer step. The replica ratio (64 vs 1) is timed within one process in alternating
+pairs, next to the same ratio for the step's math written out by hand in NumPy (the floor). Needs torch and scikit-learn installed
 (`pip install torch==2.13.0 scikit-learn`); they are references here, never optbench dependencies.
 """
 
