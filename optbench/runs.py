@@ -58,8 +58,9 @@ def _rows_text(rows: np.ndarray) -> str:
     """
     cols = [list(map(str, rows[:, 0].astype(np.int64).tolist())), list(map(str, rows[:, 1].astype(np.int64).tolist()))]
     for j in range(2, rows.shape[1] - 1):
-        uniq, inv = np.unique(rows[:, j], return_inverse=True)
-        text = ["" if v != v else repr(v) for v in uniq.tolist()]
+        # distinct bit patterns, not values: -0.0 and 0.0 are equal but read differently
+        uniq, inv = np.unique(np.ascontiguousarray(rows[:, j]).view(np.int64), return_inverse=True)
+        text = ["" if v != v else repr(v) for v in uniq.view(np.float64).tolist()]
         cols.append([text[i] for i in inv.tolist()])
     cols.append([("%.6f" % v).replace("nan", "") for v in rows[:, -1].tolist()])
     return "\n".join(map(",".join, zip(*cols))) + "\n"

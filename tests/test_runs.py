@@ -52,3 +52,15 @@ def test_metrics_text_reads_back_to_the_same_floats(tmp_path):
             np.testing.assert_array_equal(m[col], np.asarray(trace.metrics[col], dtype=float)[:, r], err_msg=col)
         assert len(set(m["lr"])) == 3  # the step schedule's three values
         np.testing.assert_allclose(m["seconds"], np.asarray(trace.metrics["seconds"], dtype=float)[:, r], atol=1e-6)
+
+
+def test_rows_text_is_the_row_by_row_text():
+    """The column-at-a-time formatter writes what the per-epoch one does, signed zeros, NaN and inf included."""
+    import numpy as np
+
+    from optbench.runs import _ROW, _rows_text
+
+    rows = np.array([[0, 0, 0.1, np.nan, -0.0, 0.5, np.inf, 1e-300, 2.0, 0.0],
+                     [1, 5, 0.1, 0.25, 0.0, 0.5, -np.inf, 1 / 3, 2.0, 0.1234567891],
+                     [2, 10, 0.05, 0.25, -0.0, 0.75, np.nan, 1 / 3, 3.0, 12.5]])
+    assert _rows_text(rows) == "".join((_ROW % tuple(v)).replace("nan", "") for v in rows.tolist())
