@@ -100,7 +100,6 @@ class _Recorder:
     def __init__(self, R: int, should_stop: Callable[[], bool] | None):
         self.R = R
         self.should_stop = should_stop
-        self.T = 0
         self.cols: dict[str, np.ndarray] = {}
         self.alive = np.zeros((0, R), dtype=bool)
         self.epochs: list[int] = []
@@ -108,7 +107,7 @@ class _Recorder:
         self.iter_costs: list[np.ndarray | None] = []
 
     def __call__(self, rec: EpochRecord) -> None:
-        t = self.T
+        t = len(self.epochs)  # rows recorded so far
         if t == len(self.alive):  # grow by doubling: appending a row costs a copy per column, not a stack at the end
             cap = max(64, 2 * t)
             self.cols = {c: np.resize(self.cols.get(c, np.empty((0, self.R))), (cap, self.R)) for c in rec.metrics}
@@ -119,14 +118,13 @@ class _Recorder:
         self.epochs.append(int(rec.epoch))
         self.ended.append(dict(rec.ended))
         self.iter_costs.append(None if rec.iter_costs is None else np.array(rec.iter_costs))
-        self.T = t + 1
         # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches
         # KeyboardInterrupt inside its epoch loop, not at epoch 0) marks the live replicas interrupted
         if rec.epoch > 0 and self.should_stop is not None and self.should_stop():
             raise KeyboardInterrupt
 
     def pack(self, results: list[RunResult], seconds: float, interrupted: bool) -> GroupTrace:
-        T = self.T
+        T = len(self.epochs)
         return GroupTrace(
             epochs=np.array(self.epochs, dtype=np.int64),
             metrics={c: v[:T].copy() for c, v in self.cols.items()},

@@ -315,8 +315,8 @@ class Trainer:
     def _permutation(self) -> np.ndarray:
         """This epoch's order (U, N) for the U distinct seeds: uniform permutations, several epochs drawn at a time.
 
-        Each replica fills its rows of keys from its own generator (drawing k epochs at once gives the
-        same numbers as k draws of one), and sorting a row of iid uniform keys gives a uniform
+        Each distinct seed's first replica fills its rows of keys from its own shuffle generator (drawing
+        k epochs at once gives the same numbers as k draws of one), and sorting a row of iid uniform keys gives a uniform
         permutation. Positive doubles order as their bit patterns, so for N <= PACK_MAX_N each key's
         lowest bits are replaced by its position: a plain float sort (2.5x faster than argsort) then
         carries the positions along, and they are unique, so the order is the same for any sort

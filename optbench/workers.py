@@ -185,9 +185,14 @@ def _local_init(stop) -> None:
     _LIMITS = _one_blas_thread().__enter__()  # kept for the life of the process
 
 
+def _train_and_write(job: Job, should_stop: Callable[[], bool]) -> Written:
+    """Train a unit, then write its run directories where this trainer runs (the client's file system)."""
+    return write_job(job, train_group(job.cfgs, should_stop=should_stop))
+
+
 def _local_job(job: Job) -> Written:
-    """In a worker process: train, then write the run directories here (the client's file system)."""
-    return write_job(job, train_group(job.cfgs, should_stop=_STOP.is_set))
+    """In a worker process."""
+    return _train_and_write(job, _STOP.is_set)
 
 
 class LocalPool:
@@ -222,7 +227,7 @@ class LocalPool:
     def _train_here(self, job: Job) -> Written:
         """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
         with _one_blas_thread():
-            return write_job(job, train_group(job.cfgs, should_stop=self._stop.is_set))
+            return _train_and_write(job, self._stop.is_set)
 
     def wait(self, handles, timeout):
         from concurrent.futures import FIRST_COMPLETED, wait
