@@ -142,14 +142,16 @@ def compare(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: all under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
     threshold: List[str] = typer.Option([], "--threshold", "-t", help="METRIC=VALUE: first epoch METRIC <= VALUE (>= for accuracies); repeatable."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="final_train_cost, best_cost, best_acc, auc, seconds, ensemble_acc or label."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Rank and pair on {final|best}_{train|val}_{cost|acc}, final_test_{cost|acc} or auc (default: final_val_cost with a validation split, else final_train_cost; a sweep's own metric)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: any --metric, seconds, ensemble_acc or label (a metric also ranks when --metric is not given)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout."),
 ):
     """Compare runs: one row per label over seeds, paired statistics against the best, health checks."""
     from optbench.compare import compare_command
 
-    raise typer.Exit(compare_command(runs or [], runs_dir=runs_dir, thresholds=threshold, sort=sort, fmt=fmt, out=out))
+    raise typer.Exit(compare_command(runs or [], runs_dir=runs_dir, thresholds=threshold, sort=sort, fmt=fmt, out=out,
+                                     metric=metric))
 
 
 @app.command()

@@ -39,12 +39,13 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
-    """Training and validation parts, standardized with training statistics."""
+    """Training, validation and held-out test parts, standardized with training statistics."""
 
     train: Dataset
     val: Dataset | None
     mean: np.ndarray | None  # (D,) statistics used, or None when not standardized
     std: np.ndarray | None
+    test: Dataset | None = None  # measured once, on the final model; nothing selects on it
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """New inputs (M, D) -> (X - mean) / std with the training statistics (e.g. a decision-boundary grid)."""
@@ -336,17 +337,20 @@ class CommonOptions(pydantic.BaseModel):
     model_config = ConfigDict(extra="forbid")
     seed: NonNegativeInt = 0  # the data's own seed, independent of the run seed
     val_fraction: Unit = 0.0
+    test_fraction: Unit = 0.0  # held out first, before validation and folds; only evaluated at the end
     standardize: bool = True
     folds: Folds | None = None  # k-fold cross-validation: the examples cut into `folds` parts ...
     fold: NonNegativeInt | None = None  # ... of which part `fold` validates and the others train
 
     @pydantic.model_serializer(mode="wrap")
     def _without_unused_folds(self, handler):
-        # a config that does not use folds resolves exactly as before folds existed
+        # a config that does not use folds (or a test split) resolves exactly as before they existed
         out = handler(self)
         for key in ("folds", "fold"):
             if out.get(key) is None:
                 out.pop(key, None)
+        if not out.get("test_fraction"):
+            out.pop("test_fraction", None)
         return out
 
 
@@ -384,9 +388,10 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
     if common.folds is not None:
         return split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
-                     path=f"{path_prefix}.folds")
+                     path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
     return split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
-                 path=f"{path_prefix}.val_fraction")
+                 path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
+                 test_path=f"{path_prefix}.test_fraction")
 
 
 def _check_folds(common: CommonOptions, path_prefix: str) -> None:
@@ -416,13 +421,35 @@ def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | 
 
 def split(
     ds: Dataset, *, val_fraction: float = 0.0, standardize: bool = True, rng: np.random.Generator,
-    path: str = "val_fraction", folds: int | None = None, fold: int = 0,
+    path: str = "val_fraction", folds: int | None = None, fold: int = 0, test_fraction: float = 0.0,
+    test_path: str = "test_fraction",
 ) -> Split:
     """Random permutation; the last round(val_fraction * N) examples validate; standardize with training statistics.
 
     With `folds`: the permutation is cut into `folds` near-equal parts (np.array_split); part `fold`
     validates and the others, in permutation order, train. The folds of one seed partition the examples.
+    With `test_fraction`: the last round(test_fraction * N) examples of the permutation are held out as
+    the test part first, and the rest is split as above (val_fraction stays a fraction of all N).
+    test_fraction 0 draws and splits exactly as before the test split existed.
     """
+    n = len(ds.y)
+    n_test = round(test_fraction * n)
+    if test_fraction > 0 and n_test < 1:
+        raise OptbenchError(f"{test_path}: {test_fraction} is invalid: leaves no test example of {n} "
+                            f"(accepted: 0, or more than {0.5 / n:.3g})")
+    if n - n_test < 2:
+        raise OptbenchError(f"{test_path}: {test_fraction} is invalid: leaves {n - n_test} of {n} examples to train "
+                            "and validate on (accepted: a smaller fraction)")
+    if n_test:
+        perm = rng.permutation(n)
+        test, ds = _take(ds, perm[n - n_test :]), _take(ds, perm[: n - n_test])
+        return _with_test(_split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n), test)
+    return _split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n)
+
+
+def _split_rest(ds: Dataset, val_fraction: float, standardize: bool, rng: np.random.Generator, path: str,
+                folds: int | None, fold: int, n_all: int) -> Split:
+    """Training and validation parts of `ds` (all examples but the test part); fractions are of all n_all."""
     n = len(ds.y)
     if folds is not None:
         if folds > n:
@@ -430,19 +457,26 @@ def split(
         parts = np.array_split(rng.permutation(n), folds)
         train = _take(ds, np.concatenate(parts[:fold] + parts[fold + 1 :]))
         return _standardized(train, _take(ds, parts[fold]), standardize)
-    n_val = round(val_fraction * n)
+    n_val = round(val_fraction * n_all)
     if val_fraction > 0 and n_val < 1:
-        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no validation example of {n} "
-                            f"(accepted: 0, or more than {0.5 / n:.3g})")
+        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no validation example of {n_all} "
+                            f"(accepted: 0, or more than {0.5 / n_all:.3g})")
     if n - n_val < 1:
-        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no training example of {n} "
-                            "(accepted: a smaller fraction)")
+        raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no training example of {n_all}"
+                            + (f" after the {n_all - n} test examples" if n < n_all else "")
+                            + " (accepted: a smaller fraction)")
     if n_val:
         perm = rng.permutation(n)
         train, val = _take(ds, perm[: n - n_val]), _take(ds, perm[n - n_val :])
     else:
         train, val = ds, None  # no validation: keep the dataset's own order
     return _standardized(train, val, standardize)
+
+
+def _with_test(parts: Split, test: Dataset) -> Split:
+    """`parts` with the test part, scaled by the training statistics."""
+    scaled = test if parts.mean is None else _scaled(test, parts.mean, parts.std)
+    return Split(parts.train, parts.val, parts.mean, parts.std, scaled)
 
 
 def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Split:

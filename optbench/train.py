@@ -87,6 +87,7 @@ class _Data:
         else:
             self.train = np.ascontiguousarray(self._matrix(split.train, loss, dtype).T)
         self.val = None if split.val is None else self._matrix(split.val, loss, dtype).T
+        self.test = None if split.test is None else self._matrix(split.test, loss, dtype).T
         self.C = C
         self.N = N
 
@@ -530,6 +531,8 @@ class Trainer:
         # the metrics rows average over each epoch's batches; this is the final model itself, in test mode
         with np.errstate(all="ignore"):
             ev = self._eval_all(final, final_buffers)
+            if self.data.test is not None:  # the held-out part: measured here once, never per epoch
+                ev["test_cost"], ev["test_acc"] = self.evaluate(final, self.data.test, final_buffers)
         for r in range(R):
             th, buf = final[r], {k: v[r] for k, v in final_buffers.items()}
             params = {k: v[0].copy() for k, v in net.layout.named(th[None]).items()}

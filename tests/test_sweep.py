@@ -173,7 +173,9 @@ BAD = [
     ({"kfold": 1}, "sweep.kfold: 1 is invalid: expected an integer >= 2"),
     ({"kfold": 3}, "sweep.kfold: 3 is invalid: the folds are the validation parts, but data.val_fraction is 0.25"),
     ({"seeds": [1, 1]}, "sweep.seeds: [1, 1] is invalid: has duplicates"),
-    ({"metric": "loss"}, "sweep.metric: 'loss' is invalid: not a metric (accepted: best_cost, final_train_cost, best_acc, auc)"),
+    ({"metric": "loss"}, "sweep.metric: 'loss' is invalid: not a metric (accepted: best_cost, best_acc, final_train_cost, "
+     "final_train_acc, final_val_cost, final_val_acc, best_train_cost, best_train_acc, best_val_cost, best_val_acc, auc)"),
+    ({"metric": "final_test_cost"}, "sweep.metric: 'final_test_cost' is invalid: the test split is never selected on"),
     ({"variants": {"adamm": {"params": {"optimizer.lr": [1]}}}}, "sweep.variants.adamm: not a variant of the experiment (accepted: gd, momentum, adam)"),
 ]
 

@@ -6,18 +6,19 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from optbench.errors import OptbenchError
+from optbench.metrics import METRICS
 from optbench.runs import COLUMNS, CorruptRun, Run, find_run_dirs, read_run
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 # per-label metric -> +1 when lower is better, -1 when higher is better (label: alphabetical)
-SORT_METRICS = {"final_train_cost": 1, "best_cost": 1, "best_acc": -1, "auc": 1, "seconds": 1, "ensemble_acc": -1, "label": 0}
+SORT_METRICS = {**METRICS, "seconds": 1, "ensemble_acc": -1, "label": 0}
 THRESHOLD_METRICS = tuple(c for c in COLUMNS if c != "epoch")
 
 
@@ -69,12 +70,15 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(metric, value)
 
 
-def check_options(thresholds: Sequence[str], sort: str | None, fmt: str) -> tuple[Threshold, ...]:
+def check_options(thresholds: Sequence[str], sort: str | None, fmt: str, metric: str | None = None) -> tuple[Threshold, ...]:
     """Validate the option values before any run is read."""
     if fmt not in FORMATS:
         raise OptbenchError(f"--format: {fmt!r} is not a format (accepted: {', '.join(FORMATS)})")
     if sort is not None and sort not in SORT_METRICS:
         raise OptbenchError(f"--sort: {sort!r} is not a metric (accepted: {', '.join(SORT_METRICS)})")
+    if metric is not None and metric not in METRICS:
+        hint = " (the test split has no best epoch: use final_test_cost or final_test_acc)" if metric.startswith("best_test") else ""
+        raise OptbenchError(f"--metric: {metric!r} is not a per-run metric{hint} (accepted: {', '.join(METRICS)})")
     return tuple(dict.fromkeys(parse_threshold(t) for t in thresholds))
 
 
@@ -107,11 +111,18 @@ class RunFacts:
     reached: tuple[float | None, ...]  # per threshold: Threshold.first_epoch
     fold: int | None = None  # data.fold of a k-fold run: (seed, fold) is the replicate
     sweep: dict | None = None  # summary.json's sweep entry: the run is a trial of a sweep
+    values: dict = field(default_factory=dict)  # every optbench.metrics name (and best_*_epoch) -> float, NaN if unmeasured
+    has_test: bool = False  # summary.json's final_eval measured a held-out test split
+    problem: bool = False  # a 2-D test function (data: rosenbrock, ...), not a net
 
     @property
     def replicate(self) -> tuple[int, int]:
         """What a label aggregates over: seeds, and folds under k-fold cross-validation."""
         return self.seed, -1 if self.fold is None else self.fold
+
+    def metric(self, name: str) -> float:
+        """One per-run metric by name (optbench.metrics.METRICS, or a field such as seconds)."""
+        return self.values[name] if name in self.values else float(getattr(self, name))
 
 
 def _best(values: np.ndarray, epochs: np.ndarray, sign: int) -> tuple[float, float]:
@@ -155,6 +166,7 @@ def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
     best_cost, best_cost_epoch = _best(m[f"{split}_cost"], ep, 1)
     best_acc, best_acc_epoch = _best(m[f"{split}_acc"], ep, -1)
     ratio = m["update_ratio"][np.isfinite(m["update_ratio"])]
+    values = _values(m, s.get("final_eval"), cost)
     fp = s.get("fingerprints")
     fps = (str(fp["init"]), str(fp["batches"])) if isinstance(fp, dict) and fp.get("init") and fp.get("batches") else None
     expected = (s.get("initial") or {}).get("expected_cost")
@@ -167,7 +179,44 @@ def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
         update_ratio=float(np.median(ratio)) if len(ratio) else math.nan, fingerprints=fps,
         reached=tuple(t.first_epoch(m) for t in thresholds), fold=_fold(run.config),
         sweep=s["sweep"] if isinstance(s.get("sweep"), dict) and s["sweep"].get("id") else None,
+        values=values, has_test=not math.isnan(values["final_test_cost"]), problem=_is_problem(run.config),
     )
+
+
+def _last(col: np.ndarray, cost: bool) -> float:
+    """The last epoch's value; a cost that is NaN there while measured before means the run blew up: +inf."""
+    if not np.isfinite(col).any() and not np.isinf(col).any():
+        return math.nan
+    x = float(col[-1])
+    return math.inf if cost and math.isnan(x) else x
+
+
+def _values(m: dict[str, np.ndarray], final_eval, train_cost: np.ndarray) -> dict[str, float]:
+    """final and best of train/val cost/acc from metrics.csv; final test cost/acc from summary.json's final_eval."""
+    ep = m["epoch"]
+    out: dict[str, float] = {}
+    for split in ("train", "val"):
+        for kind in ("cost", "acc"):
+            col = train_cost if (split, kind) == ("train", "cost") else m[f"{split}_{kind}"]
+            out[f"final_{split}_{kind}"] = _last(col, kind == "cost")
+            best, epoch = _best(np.where(np.isinf(col), np.nan, col) if kind == "cost" else col, ep, 1 if kind == "cost" else -1)
+            out[f"best_{split}_{kind}"], out[f"best_{split}_{kind}_epoch"] = best, epoch
+    fe = final_eval if isinstance(final_eval, dict) else {}
+    for kind in ("cost", "acc"):
+        x = fe.get(f"test_{kind}")
+        # the final model's test metrics; a test split whose cost was not finite belongs to a run that blew up
+        if kind == "cost" and "test_cost" in fe and not isinstance(x, (int, float)):
+            x = math.inf
+        out[f"final_test_{kind}"] = float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
+    out["auc"] = _auc(train_cost, ep)
+    return out
+
+
+def _is_problem(cfg: dict) -> bool:
+    from optbench.problems import PROBLEMS
+
+    data = cfg.get("data")
+    return isinstance(data, dict) and data.get("name") in PROBLEMS.names()
 
 
 def _fold(cfg: dict) -> int | None:

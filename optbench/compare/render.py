@@ -14,6 +14,7 @@ import numpy as np
 
 from optbench.compare.read import _stderr, check_options
 from optbench.compare.stats import Comparison, Row, compare, flatten
+from optbench.metrics import METRICS
 from optbench.compare.tables import (Column, footnotes, health_lines, results_columns, sweep_columns, sweep_notes,
                                      sweep_title, titles, versus_columns)
 
@@ -101,7 +102,9 @@ def _sweep_record(c: Comparison, row: Row) -> dict | None:
         return None
     return {"id": sw.id, "name": sw.name, "variant": p.result.variant, "trial": p.result.trial, "setting": p.role,
             "params": p.result.params, "metric": sw.metric, "metric_mean": _json_number(p.result.mean),
-            "metric_std": _json_number(p.result.std), "budget_trials": p.trials, "budget_runs": p.runs,
+            "metric_std": _json_number(p.result.std), "test_metric": p.result.test_metric,
+            "test_mean": _json_number(p.result.test_mean), "test_std": _json_number(p.result.test_std),
+            "budget_trials": p.trials, "budget_runs": p.runs,
             "budget_epochs": p.epochs}
 
 
@@ -122,6 +125,8 @@ def records(c: Comparison) -> list[dict[str, Any]]:
             "thresholds": [{"metric": t.metric, "op": t.op, "value": t.value, "epochs_mean": _json_number(m), "reached": hit,
                             "measured": got} for t, (m, hit, got) in zip(c.thresholds, r.reached)],
             "auc": _json_number(r.mean("auc")), "seconds": _json_number(r.mean("seconds")),
+            **{m: _json_number(r.mean(m)) for m in METRICS if m not in ("final_train_cost", "best_cost", "best_acc", "auc")},
+            "metric": c.metric, "metric_mean": _json_number(r.mean(c.metric)), "metric_std": _json_number(r.std(c.metric)),
             "diff_metric": c.metric, "diff_reference": c.best,
             "diff": _json_number(v.diff) if v else None, "diff_ci_low": _json_number(v.lo) if v else None,
             "diff_ci_high": _json_number(v.hi) if v else None, "win_rate": _json_number(v.win_rate) if v else None,
@@ -139,7 +144,7 @@ def render_json(c: Comparison) -> str:
 
 
 _SWEEP_CSV = ("id", "name", "variant", "trial", "setting", "params", "metric", "metric_mean", "metric_std",
-              "budget_trials", "budget_runs", "budget_epochs")
+              "test_metric", "test_mean", "test_std", "budget_trials", "budget_runs", "budget_epochs")
 
 
 def render_csv(c: Comparison) -> str:
@@ -195,13 +200,14 @@ RENDERERS = {"table": render_plain, "markdown": render_markdown, "csv": render_c
 
 
 def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), thresholds: Sequence[str] = (), sort: str | None = None,
-                    fmt: str = "table", out: Path | None = None, warn: Callable[[str], None] = _stderr) -> int:
+                    fmt: str = "table", out: Path | None = None, warn: Callable[[str], None] = _stderr,
+                    metric: str | None = None) -> int:
     """Read runs, print (or write to `out`) the comparison in `fmt`; return the exit code (0 if >= 1 run read, 2 if none)."""
     from optbench.report import is_terminal
 
-    ths = check_options(thresholds, sort, fmt)
+    ths = check_options(thresholds, sort, fmt, metric)
     where = list(paths) or [runs_dir]
-    c = compare(where, thresholds=ths, sort=sort, warn=warn)
+    c = compare(where, thresholds=ths, sort=sort, metric=metric, warn=warn)
     if not c.rows:
         looked = ", ".join(str(Path(p).resolve()) for p in where)
         warn(f"error: no readable runs found (looked in {looked}); train some with `optbench train CONFIG`")

@@ -13,12 +13,18 @@ import numpy as np
 
 from optbench.compare.read import SORT_METRICS, RunFacts, Threshold, _stderr, group_runs, read_facts
 from optbench.errors import OptbenchError
+from optbench.metrics import METRICS
 
-PER_SEED = ("final_train_cost", "best_cost", "best_acc", "auc", "seconds")  # the metrics paired statistics can use
-DEFAULT_METRIC = "final_train_cost"
+PER_SEED = tuple(METRICS)  # the metrics ranking and paired statistics can use
+DEFAULT_METRIC = "final_train_cost"  # without a validation split
+DEFAULT_VAL_METRIC = "final_val_cost"  # with one: the delivered model on held-out data, no epoch picked on it
 IGNORED_KEYS = ("seed", "label", "name")  # never "what was varied": the label already names the variant
-INIT_RATIO = (0.5, 2.0)  # initial cost / expected cost outside this range is flagged
-UPDATE_RATIO = (1e-4, 1e-2)  # median update/weight ratio outside this range is flagged (CS231n: about 1e-3)
+# initial cost / expected cost outside this range is flagged; He init's unit-variance logits give about 2x ln C
+INIT_RATIO = (0.5, 3.0)
+# median update/weight ratio outside this range is flagged (CS231n: about 1e-3; Adam at lr 7e-4 on a tiny net
+# learns well at 5e-5, a 1/t schedule that has decayed to nothing sits near 1e-6)
+UPDATE_RATIO = (1e-5, 1e-2)
+STALLED = 0.9  # not learning: the final training cost is above STALLED x min(initial cost, ln C)
 RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # a fixed generator: the same runs always print the same intervals
 
@@ -90,7 +96,7 @@ class Row:
         return "/".join(sorted({r.split for r in self.runs}, reverse=True))
 
     def values(self, metric: str) -> np.ndarray:
-        return np.array([getattr(r, metric) for r in self.runs], dtype=float)
+        return np.array([r.metric(metric) for r in self.runs], dtype=float)
 
     def mean(self, metric: str) -> float:
         """The per-label value a column shows and sorting uses: a mean over seeds (or the ensemble accuracy)."""
@@ -163,16 +169,24 @@ def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None]) -> Ensemble 
 
 
 def health(runs: Sequence[RunFacts]) -> Health:
-    """Flag an initial cost far from ln C, an update/weight ratio far from 1e-3, and divergence."""
+    """Flag a cost that never left its start (or ln C), an initial cost far from ln C, an update/weight ratio
+    far from 1e-3, and divergence. A 2-D test function is a point, not a net: only the first and the last."""
     # the median seed: one unlucky draw of initial weights is not a property of the label
-    ratios = [r.initial_cost / r.expected_cost for r in runs if r.expected_cost]
+    problem = any(r.problem for r in runs)
+    ratios = [r.initial_cost / r.expected_cost for r in runs if r.expected_cost and not problem]
     init = float(np.median(ratios)) if ratios else math.nan
     expected = next((r.expected_cost for r in runs if r.expected_cost), None)
     name = "" if expected is None else f"ln {round(math.exp(expected))}"
-    per_seed = [r.update_ratio for r in runs if not math.isnan(r.update_ratio)]
+    per_seed = [r.update_ratio for r in runs if not math.isnan(r.update_ratio) and not problem]
     upd = float(np.median(per_seed)) if per_seed else math.nan
     div = [r.epochs for r in runs if r.status == "diverged"]
     flags, notes = [], []
+    stalled = [r.final_train_cost / _start(r) for r in runs if r.status != "diverged" and r.epochs > 0 and _start(r) > 0]
+    if stalled and float(np.median(stalled)) > STALLED:
+        level = "its initial value" + (f" or {name}" if name else "")
+        flags.append("not learning")
+        notes.append(f"final training cost (median seed) is {float(np.median(stalled)):.3g}x the lower of {level}: "
+                     "the net has not learned (dead or collapsed activations, or a learning rate far too small)")
     if not math.isnan(init) and not INIT_RATIO[0] <= init <= INIT_RATIO[1]:
         flags.append(f"init cost {init:.2g}x {name}")
         why = ("weights too large: saturated or overconfident outputs" if init > 1
@@ -187,6 +201,11 @@ def health(runs: Sequence[RunFacts]) -> Health:
         notes.append(f"diverged at epoch{'s' if len(div) > 1 else ''} {', '.join(map(str, div))}: "
                      "the cost exploded (lower the learning rate)")
     return Health(init, name, upd, len(div), tuple(flags), tuple(notes))
+
+
+def _start(r: RunFacts) -> float:
+    """What "not learning" compares the final cost with: the initial cost, or ln C when that is lower."""
+    return min(r.initial_cost, r.expected_cost) if r.expected_cost and not r.problem else r.initial_cost
 
 
 def _bootstrap(x: np.ndarray, ref: np.ndarray, paired: bool) -> tuple[float, float]:
@@ -224,7 +243,7 @@ def versus(row: Row, ref: Row, metric: str) -> Versus:
     if len(shared) == 1:
         shared, pairing = [], "unpaired: one shared seed"
     paired = bool(shared)
-    pick = lambda r: np.array([getattr(f, metric) for f in r.runs if not paired or f.replicate in shared], dtype=float)  # noqa: E731
+    pick = lambda r: np.array([f.metric(metric) for f in r.runs if not paired or f.replicate in shared], dtype=float)  # noqa: E731
     x, y = pick(row), pick(ref)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return Versus(metric, math.nan, math.nan, math.nan, math.nan, len(x), pairing + "; non-finite values", "n/a")
@@ -273,7 +292,7 @@ class Comparison:
 
 
 def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = (), sort: str | None = None,
-            warn: Callable[[str], None] = _stderr) -> Comparison:
+            metric: str | None = None, warn: Callable[[str], None] = _stderr) -> Comparison:
     """Read runs and aggregate them into a Comparison (no output but warnings)."""
     facts = read_facts(paths, thresholds, warn)
     losses = sorted({str(f.config.get("loss")) for f in facts})
@@ -281,7 +300,7 @@ def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = ()
         warn(f"warning: the runs use different losses ({', '.join(losses)}): their costs are not comparable")
     sweeps, shown = _sweeps(facts)
     rows = _order(aggregate(group_runs(shown, warn), thresholds, warn), sort)
-    metric = sort if sort in PER_SEED else DEFAULT_METRIC
+    metric = metric or (sort if sort in PER_SEED else default_metric(shown, sweeps, warn))
     sign = SORT_METRICS[metric]
     ranked = [r for r in rows if not math.isnan(r.mean(metric))]
     ref = min(ranked, key=lambda r: sign * r.mean(metric)) if ranked else None
@@ -289,6 +308,25 @@ def compare(paths: Sequence[str | Path], *, thresholds: Sequence[Threshold] = ()
         rows = [replace(r, versus=versus(r, ref, metric)) for r in rows]
     return Comparison(rows, tuple(thresholds), metric, ref.name if ref else None,
                       varied_keys([flatten(r.runs[0].config) for r in rows]), len(facts), sweeps)
+
+
+def default_metric(facts: Sequence[RunFacts], sweeps: tuple = (), warn: Callable[[str], None] = _stderr) -> str:
+    """The sweeps' selection metric when they share one; else final_val_cost when every run has a validation
+    split, final_train_cost when not.
+
+    final, not best, validation cost: the best over epochs is picked on the validation split itself (an
+    optimistic score, and kind to a net that overfits after an early minimum); the final one is the model
+    the run delivered (params.npz), measured on data it never trained on.
+    """
+    chosen = {sw.metric for sw in sweeps}
+    if len(chosen) == 1:
+        return chosen.pop()
+    splits = {f.split for f in facts}
+    if splits == {"val"}:
+        return DEFAULT_VAL_METRIC
+    if "val" in splits:
+        warn("warning: some runs have no validation split: ranked on final_train_cost (choose with --metric)")
+    return DEFAULT_METRIC
 
 
 # ---- sweeps ---------------------------------------------------------------------------------------

@@ -9,10 +9,9 @@ from typing import Callable
 import numpy as np
 
 from optbench.compare.read import SORT_METRICS
-from optbench.compare.stats import INIT_RATIO, RESAMPLES, UPDATE_RATIO, Comparison, Row, Versus, _text, flatten
-
-METRIC_NAMES = {"final_train_cost": "final train cost", "best_cost": "best cost", "best_acc": "best accuracy",
-                "auc": "AUC", "seconds": "seconds"}
+from optbench.compare.stats import (INIT_RATIO, RESAMPLES, STALLED, UPDATE_RATIO, Comparison, Row, Versus, _text,
+                                    flatten)
+from optbench.metrics import kind_of, metric_name
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,31 @@ def _best_cell(r: Row, kind: str, mixed: bool) -> str:
     return f"{_pct(value) if kind == 'acc' else _num(value)} (ep {epoch:g}{where})"
 
 
+def _name(c: Comparison, metric: str | None = None) -> str:
+    """The header words of a metric; best_cost / best_acc name their split when every row has the same one."""
+    splits = {r.split for r in c.rows}
+    return metric_name(metric or c.metric, splits.pop() if len(splits) == 1 else None)
+
+
+def _mean_cell(r: Row, metric: str) -> str:
+    """mean ± std over seeds, as % for accuracies."""
+    f = _pct if kind_of(metric) == "acc" else _num
+    spread = f" ± {f(r.std(metric)) if kind_of(metric) == 'acc' else _num(r.std(metric), 2)}" \
+        if len(r.runs) > 1 and not math.isnan(r.std(metric)) else ""
+    return "-" if math.isnan(r.mean(metric)) else f(r.mean(metric)) + spread
+
+
+def _shown(rows: list[Row]) -> list[str]:
+    """Final-epoch metrics beyond the fixed columns: validation cost with a validation split, test with a test split."""
+    out = ["final_val_cost"] if any(r.split == "val" for r in rows) else []
+    if any(f.has_test for r in rows for f in r.runs):
+        out += ["final_test_cost"] + (["final_test_acc"] if any(f.config.get("loss") != "mse" for r in rows for f in r.runs)
+                                      else [])
+    return out
+
+
 def results_columns(c: Comparison) -> list[Column]:
-    """The main table: what each label reached."""
+    """The main table: what each label reached; the ranking metric always among the columns."""
     rows = c.rows
     splits = {r.split for r in rows}
     mixed = len(splits) > 1
@@ -69,6 +91,11 @@ def results_columns(c: Comparison) -> list[Column]:
         "final train cost", rows, lambda r: _num(r.mean("final_train_cost")) + (f" ± {_num(r.std('final_train_cost'), 2)}"
                                                                                 if len(r.runs) > 1 else ""),
         lambda r: r.mean("final_train_cost"), 1))
+    extra = _shown(rows)
+    if c.metric not in ("final_train_cost", "best_cost", "best_acc", "auc", *extra) and c.metric in SORT_METRICS:
+        extra.insert(0, c.metric)
+    for m in extra:
+        cols.append(_metric_column(metric_name(m), rows, lambda r, m=m: _mean_cell(r, m), lambda r, m=m: r.mean(m), SORT_METRICS[m]))
     cols.append(_metric_column(f"best {split}cost", rows, lambda r: _best_cell(r, "cost", mixed), lambda r: r.mean("best_cost"), 1))
     cols.append(_metric_column(f"best {split}acc", rows, lambda r: _best_cell(r, "acc", mixed), lambda r: r.mean("best_acc"), -1))
     for i, t in enumerate(c.thresholds):
@@ -94,7 +121,7 @@ def _versus_cells(v: Versus | None) -> tuple[str, str, str, str, str]:
         return "0", "reference", "-", "best", "-"
     if v.verdict == "n/a":
         return "n/a", "n/a", "n/a", "n/a", v.pairing.removeprefix("n/a: ")
-    f = (lambda x: f"{x:+.1%}") if v.metric == "best_acc" else (lambda x: f"{x:+.3g}")
+    f = (lambda x: f"{x:+.1%}") if kind_of(v.metric) == "acc" else (lambda x: f"{x:+.3g}")
     verdict = "tie (CI includes 0)" if v.verdict == "tie" else f"{v.verdict} (CI excludes 0)"
     pairing = f"paired, {v.n} seeds" if v.pairing == "paired" else v.pairing
     return f(v.diff), f"[{f(v.lo)}, {f(v.hi)}]", f"{v.win_rate:.0%}", verdict, pairing
@@ -108,7 +135,7 @@ def versus_columns(c: Comparison) -> list[Column]:
     ens = f" ({ens_split.pop()})" if len(ens_split) == 1 else ""
     return [
         Column("label", [r.name for r in rows], "l"),
-        Column(f"Δ {METRIC_NAMES[c.metric]}", [x[0] for x in cells]),
+        Column(f"Δ {_name(c)}", [x[0] for x in cells]),
         Column("95% CI", [x[1] for x in cells]),
         Column("win rate", [x[2] for x in cells]),
         Column("verdict", [x[3] for x in cells], "l"),
@@ -125,17 +152,26 @@ def versus_columns(c: Comparison) -> list[Column]:
 def titles(c: Comparison) -> tuple[str, str]:
     n = len(c.rows)
     first = f"{c.n_runs} runs, {n} label{'s' if n != 1 else ''}"
-    return first, f"vs best: {c.best} on {METRIC_NAMES[c.metric]}"
+    return f"{first}; ranked on {_name(c)}", f"vs best: {c.best} on {_name(c)}"
 
 
 def footnotes(c: Comparison, marker: str) -> list[str]:
     """What each column means: stated once, under the tables."""
     notes = [
         f"{marker}: best in column.",
+        f"ranked and paired on {_name(c)} ({c.metric}): " + ("chosen with --metric/--sort." if c.metric != _default(c) else
+        "the sweeps' selection metric." if c.sweeps else "the default with a validation split: the final model on "
+        "held-out data (a best epoch would be picked on that split itself)." if c.metric == "final_val_cost" else
+        "the default without a validation split."),
         "final train cost: the last epoch's mean training cost, mean ± std over seeds.",
         "best cost/acc: each seed's best value (validation split; training set when none), mean over seeds, "
         "(ep: median epoch it was reached).",
     ]
+    if "final_val_cost" in _shown(c.rows):
+        notes.append("final val cost: the last epoch's validation cost (the delivered model), mean ± std over seeds.")
+    if "final_test_cost" in _shown(c.rows):
+        notes.append("final test cost/acc: the final model on the held-out test split (data.test_fraction), measured "
+                     "once after training; nothing selects on it.")
     if c.thresholds:
         notes.append("epochs to M<=V: first epoch at which M <= V (>= for accuracies), mean over the seeds "
                      "that reached it (reached/seeds that measured it).")
@@ -143,15 +179,23 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
         "AUC: area under the train-cost curve, trapezoid over epochs 0..E divided by E (the mean cost over "
         "training: lower means faster descent), mean over seeds.",
         "seconds: training wall time at each run's last epoch, mean over seeds (runs trained in one group share a clock).",
-        f"Δ: the label's {METRIC_NAMES[c.metric]} minus the best label's, paired by seed when the runs share initial "
+        f"Δ: the label's {_name(c)} minus the best label's, paired by seed when the runs share initial "
         f"weights and batches (fingerprints agree), else unpaired; 95% percentile bootstrap CI over seeds "
         f"({RESAMPLES} resamples, fixed seed); win rate: share of seeds on which the label beats the best (ties count half).",
         "ensemble acc: accuracy of the seeds' averaged predicted probabilities (diverged runs left out), "
         "beside the seeds' mean single-model accuracy; classification only.",
-        f"health: median initial cost flagged outside {INIT_RATIO[0]:g}x..{INIT_RATIO[1]:g}x the expected ln C (ln 2 for BCE); "
-        f"median update/weight ratio flagged outside [{UPDATE_RATIO[0]:g}, {UPDATE_RATIO[1]:g}]; diverged runs counted.",
+        f"health: not learning when the median seed's final training cost is above {STALLED:g}x the lower of its "
+        f"initial cost and ln C; median initial cost flagged outside {INIT_RATIO[0]:g}x..{INIT_RATIO[1]:g}x the expected "
+        f"ln C (ln 2 for BCE); median update/weight ratio flagged outside [{UPDATE_RATIO[0]:g}, {UPDATE_RATIO[1]:g}]; "
+        "diverged runs counted. 2-D test functions: only not learning and divergence.",
     ]
     return notes
+
+
+def _default(c: Comparison) -> str:
+    from optbench.compare.stats import default_metric
+
+    return default_metric([f for r in c.rows for f in r.runs], c.sweeps, lambda _: None)
 
 
 def health_lines(c: Comparison) -> list[str]:
@@ -171,9 +215,8 @@ def sweep_title(sw) -> str:
 
 def _sweep_metric_name(sw) -> str:
     """`best val cost` when every run has a validation split (`best train cost` when none has)."""
-    name = METRIC_NAMES.get(sw.metric, sw.metric)
     splits = {f.split for p in sw.picks for f in p.result.runs}
-    return name.replace("best ", f"best {splits.pop()} ") if sw.metric.startswith("best_") and len(splits) == 1 else name
+    return metric_name(sw.metric, splits.pop() if len(splits) == 1 else None)
 
 
 def sweep_columns(sw) -> list[Column]:
@@ -181,12 +224,18 @@ def sweep_columns(sw) -> list[Column]:
     picks = sw.picks
     keys = list(dict.fromkeys(k for p in picks for k in p.result.params))
     sign = SORT_METRICS[sw.metric]
-    fmt = _pct if sw.metric == "best_acc" else _num
+    acc = kind_of(sw.metric) == "acc"
+    fmt = _pct if acc else _num
+
+    def cell(mean: float, std: float) -> str:
+        spread = "" if math.isnan(std) else f" ± {_pct(std) if acc else _num(std, 2)}"
+        return "-" if math.isnan(mean) else fmt(mean) + spread
 
     def value(p) -> str:
-        r = p.result
-        spread = "" if math.isnan(r.std) else f" ± {_pct(r.std) if sw.metric == 'best_acc' else _num(r.std, 2)}"
-        return "-" if math.isnan(r.mean) else fmt(r.mean) + spread
+        return cell(p.result.mean, p.result.std)
+
+    def test(p) -> str:
+        return cell(p.result.test_mean, p.result.test_std) if p.result.has_test else "no test split"
 
     def param(p, k) -> str:
         v = p.result.params.get(k, flatten(p.result.runs[0].config).get(k))
@@ -197,8 +246,10 @@ def sweep_columns(sw) -> list[Column]:
         Column("setting", [p.role for p in picks], "l"),
         Column("trial", [p.result.trial for p in picks], "l"),
         *(Column(k, [param(p, k) for p in picks]) for k in keys),
-        Column(_sweep_metric_name(sw), [value(p) for p in picks], "r",
+        Column(f"{_sweep_metric_name(sw)} (selects)", [value(p) for p in picks], "r",
                _best_rows([None if math.isnan(p.result.mean) else (sign * p.result.mean,) for p in picks])),
+        Column(metric_name(picks[0].result.test_metric) if picks else "final test cost", [test(p) for p in picks], "r",
+               _best_rows([None if math.isnan(p.result.test_mean) else (sign * p.result.test_mean,) for p in picks])),
         Column("runs", [str(len(p.result.runs)) for p in picks]),
         Column("diverged", [str(p.result.diverged) for p in picks]),
         Column("budget spent", ["-" if p.role == "default" else f"{p.trials} trials, {p.runs} runs, {p.epochs} epochs"
@@ -212,4 +263,6 @@ def sweep_notes(c: Comparison) -> list[str]:
     return ["sweep tables: each variant's best trial (tuned, under a budget) and, with a budget, the variant at its "
             "defaults as the config writes them; a trial that diverged on any seed or fold ranks after all that did not; "
             "budget spent: the searched trials (defaults not counted), their runs and the epochs they trained. "
+            "Trials are selected on the sweep metric (validation split when the runs have one); the test column "
+            "measures the selected trials on the held-out test split (data.test_fraction), which selects nothing. "
             "The label tables show only these trials of each sweep."]

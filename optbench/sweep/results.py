@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 
 from optbench.errors import OptbenchError
+from optbench.metrics import test_counterpart
 from optbench.sweep.plan import DEFAULT_TRIAL
 from optbench.sweep.spec import METRICS
 
 
 @dataclass(frozen=True)
 class TrialResult:
-    """A trial's runs (seeds x folds) and its selection metric over them."""
+    """A trial's runs (seeds x folds), its selection metric over them, and the test metric reported beside it."""
 
     sweep: dict  # the sweep tag of its first run
     variant: str | None
@@ -25,6 +26,13 @@ class TrialResult:
     mean: float
     std: float
     eligible: bool  # every run finished without diverging and measured the metric
+    test_metric: str = "final_test_cost"  # the selection metric's kind on the held-out test split
+    test_mean: float = math.nan  # NaN: no run of the trial has a test split
+    test_std: float = math.nan
+
+    @property
+    def has_test(self) -> bool:
+        return any(r.has_test for r in self.runs)
 
     @property
     def diverged(self) -> int:
@@ -59,14 +67,24 @@ class SweepSummary:
     diverged: int
 
 
-def _trial_result(runs: list, metric: str) -> TrialResult:
-    tag = runs[0].sweep
-    v = np.array([getattr(r, metric) for r in runs], dtype=float)
+def _mean_std(runs: list, metric: str) -> tuple[float, float, bool]:
+    """Mean and std over the runs' finite values, and whether every value was finite."""
+    v = np.array([r.metric(metric) for r in runs], dtype=float)
     ok = np.isfinite(v)
     mean = float(v[ok].mean()) if ok.any() else math.nan
     std = float(v[ok].std(ddof=1)) if ok.sum() > 1 else math.nan
-    eligible = bool(ok.all()) and not any(r.status == "diverged" for r in runs)
-    return TrialResult(tag, tag.get("variant"), tag.get("trial"), tag.get("params") or {}, tuple(runs), mean, std, eligible)
+    return mean, std, bool(ok.all())
+
+
+def _trial_result(runs: list, metric: str) -> TrialResult:
+    """Selection on `metric` (validation split, when it names one); the test split only measured beside it."""
+    tag = runs[0].sweep
+    mean, std, finite = _mean_std(runs, metric)
+    eligible = finite and not any(r.status == "diverged" for r in runs)
+    test = test_counterpart(metric)
+    t_mean, t_std, _ = _mean_std(runs, test)
+    return TrialResult(tag, tag.get("variant"), tag.get("trial"), tag.get("params") or {}, tuple(runs), mean, std, eligible,
+                       test, t_mean, t_std)
 
 
 def best_trial(results: list[TrialResult], metric: str) -> TrialResult | None:

@@ -11,13 +11,15 @@ import numpy as np
 
 from optbench.config import RUN_KEYS
 from optbench.errors import OptbenchError
+from optbench.metrics import METRICS as _METRICS, SELECTABLE
 from optbench.registry import format_value
 
 METHODS = ("grid", "random")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 SWEEP_KEYS = ("method", "params", "trials", "budget", "seeds", "seed", "kfold", "metric", "variants")
-# what picks a variant's best trial (compare's per-run metrics): +1 lower is better, -1 higher is better
-METRICS = {"best_cost": 1, "final_train_cost": 1, "best_acc": -1, "auc": 1}
+# what picks a variant's best trial (compare's per-run metrics): +1 lower is better, -1 higher is better;
+# never a test metric: the test split reports on the selected trials and selects nothing
+METRICS = {m: _METRICS[m] for m in ("best_cost", "best_acc", *(m for m in SELECTABLE if m not in ("best_cost", "best_acc")))}
 _NOT_SEARCHED = ("name", "label", "seed")
 
 
@@ -207,6 +209,9 @@ def parse_spec(block: Any, variants: list[str | None]) -> Spec:
     kfold = _count(block, "kfold", 2)
     seed = _count(block, "seed", 0) or 0
     metric = block.get("metric", "best_cost")
+    if metric in _METRICS and metric not in METRICS:
+        raise _fail("sweep.metric", metric, f"the test split is never selected on; it reports the selected trials "
+                                            f"(accepted: {', '.join(METRICS)})")
     if metric not in METRICS:
         raise _fail("sweep.metric", metric, f"not a metric (accepted: {', '.join(METRICS)})")
     params = _variant_params(block, variants)
