@@ -24,6 +24,9 @@ INIT_RATIO = (0.5, 3.0)
 # median update/weight ratio outside this range is flagged (CS231n: about 1e-3; Adam at lr 7e-4 on a tiny net
 # learns well at 5e-5, a 1/t schedule that has decayed to nothing sits near 1e-6)
 UPDATE_RATIO = (1e-5, 1e-2)
+# a difference whose whole CI lies within this share of the best label's value is a tie: paired, bit-exact seeds
+# make a systematic 0.04% gap (EMA momentum behind GD at one lr) "significant", and no user should act on it
+NEGLIGIBLE = 0.01
 STALLED = 0.9  # not learning: the final training cost is above STALLED x min(initial cost, ln C)
 RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # a fixed generator: the same runs always print the same intervals
@@ -66,6 +69,7 @@ class Versus:
     n: int  # seeds paired, or seeds of this label when unpaired
     pairing: str  # "paired", "unpaired: ...", "reference", or why there is nothing to say
     verdict: str  # "best", "worse", "better", "tie", "n/a"
+    negligible: bool = False  # a tie although the CI excludes 0: all of it within NEGLIGIBLE of the best value
 
 
 @dataclass(frozen=True)
@@ -254,11 +258,12 @@ def versus(row: Row, ref: Row, metric: str) -> Versus:
     lo, hi = _bootstrap(x, y, paired)
     diff = float(np.mean(x - y)) if paired else float(x.mean() - y.mean())
     tol = 1e-12 * max(float(np.abs(y).max()), 1e-300)  # float noise between batched replicas is not a difference
-    if lo > tol or hi < -tol:
+    negligible = max(abs(lo), abs(hi)) < NEGLIGIBLE * abs(float(y.mean()))
+    if (lo > tol or hi < -tol) and not negligible:
         verdict = "worse" if sign * diff > 0 else "better"
     else:
         verdict = "tie"
-    return Versus(metric, diff, lo, hi, win, len(x), pairing, verdict)
+    return Versus(metric, diff, lo, hi, win, len(x), pairing, verdict, negligible and (lo > tol or hi < -tol))
 
 
 def aggregate(groups, thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[Row]:

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from optbench.compare.read import SORT_METRICS
-from optbench.compare.stats import (INIT_RATIO, RESAMPLES, STALLED, UPDATE_RATIO, Comparison, Row, Versus, _text,
+from optbench.compare.stats import (INIT_RATIO, NEGLIGIBLE, RESAMPLES, STALLED, UPDATE_RATIO, Comparison, Row, Versus, _text,
                                     flatten)
 from optbench.metrics import kind_of, metric_name
 
@@ -122,7 +122,8 @@ def _versus_cells(v: Versus | None) -> tuple[str, str, str, str, str]:
     if v.verdict == "n/a":
         return "n/a", "n/a", "n/a", "n/a", v.pairing.removeprefix("n/a: ")
     f = (lambda x: f"{x:+.1%}") if kind_of(v.metric) == "acc" else (lambda x: f"{x:+.3g}")
-    verdict = "tie (CI includes 0)" if v.verdict == "tie" else f"{v.verdict} (CI excludes 0)"
+    verdict = (f"tie (|Δ| < {NEGLIGIBLE:.0%})" if v.negligible else "tie (CI includes 0)" if v.verdict == "tie"
+               else f"{v.verdict} (CI excludes 0)")
     pairing = f"paired, {v.n} seeds" if v.pairing == "paired" else v.pairing
     return f(v.diff), f"[{f(v.lo)}, {f(v.hi)}]", f"{v.win_rate:.0%}", verdict, pairing
 
@@ -181,7 +182,9 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
         "seconds: training wall time at each run's last epoch, mean over seeds (runs trained in one group share a clock).",
         f"Δ: the label's {_name(c)} minus the best label's, paired by seed when the runs share initial "
         f"weights and batches (fingerprints agree), else unpaired; 95% percentile bootstrap CI over seeds "
-        f"({RESAMPLES} resamples, fixed seed); win rate: share of seeds on which the label beats the best (ties count half).",
+        f"({RESAMPLES} resamples, fixed seed); win rate: share of seeds on which the label beats the best (ties count half); "
+        f"verdict: worse or better when the CI excludes 0, a tie when it includes 0 or lies within ±{NEGLIGIBLE:.0%} of "
+        "the best label's value (too small a difference to act on).",
         "ensemble acc: accuracy of the seeds' averaged predicted probabilities (diverged runs left out), "
         "beside the seeds' mean single-model accuracy; classification only.",
         f"health: not learning when the median seed's final training cost is above {STALLED:g}x the lower of its "
