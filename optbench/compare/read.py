@@ -14,6 +14,7 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 from optbench.metrics import METRICS
+from optbench.problems import PROBLEMS
 from optbench.runs import COLUMNS, CorruptRun, Run, find_run_dirs, read_run
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
@@ -213,8 +214,6 @@ def _values(m: dict[str, np.ndarray], final_eval, train_cost: np.ndarray) -> dic
 
 
 def _is_problem(cfg: dict) -> bool:
-    from optbench.problems import PROBLEMS
-
     data = cfg.get("data")
     return isinstance(data, dict) and data.get("name") in PROBLEMS.names()
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from optbench.compare.read import SORT_METRICS
 from optbench.compare.stats import (INIT_RATIO, NEGLIGIBLE, RESAMPLES, STALLED, UPDATE_RATIO, Comparison, Row, Versus, _text,
-                                    flatten)
+                                    default_metric, flatten)
 from optbench.metrics import kind_of, metric_name
 
 
@@ -160,10 +160,7 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
     """What each column means: stated once, under the tables."""
     notes = [
         f"{marker}: best in column.",
-        f"ranked and paired on {_name(c)} ({c.metric}): " + ("chosen with --metric/--sort." if c.metric != _default(c) else
-        "the sweeps' selection metric." if c.sweeps else "the default with a validation split: the final model on "
-        "held-out data (a best epoch would be picked on that split itself)." if c.metric == "final_val_cost" else
-        "the default without a validation split."),
+        f"ranked and paired on {_name(c)} ({c.metric}): {_why(c)}.",
         "final train cost: the last epoch's mean training cost, mean ± std over seeds.",
         "best cost/acc: each seed's best value (validation split; training set when none), mean over seeds, "
         "(ep: median epoch it was reached).",
@@ -196,9 +193,18 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
 
 
 def _default(c: Comparison) -> str:
-    from optbench.compare.stats import default_metric
-
     return default_metric([f for r in c.rows for f in r.runs], c.sweeps, lambda _: None)
+
+
+def _why(c: Comparison) -> str:
+    """Why the table ranks on its metric."""
+    if c.metric != _default(c):
+        return "chosen with --metric (or --sort)"
+    if c.sweeps:
+        return "the sweeps' selection metric"
+    if c.metric == "final_val_cost":
+        return "the default with a validation split: the delivered model on held-out data (a best epoch would be picked on that split itself)"
+    return "the default without a validation split"
 
 
 def health_lines(c: Comparison) -> list[str]:
