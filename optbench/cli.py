@@ -146,12 +146,13 @@ def compare(
     sort: Optional[str] = typer.Option(None, "--sort", help="Row order: any --metric, seconds, ensemble_acc or label (a metric also ranks when --metric is not given)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout."),
+    wide: bool = typer.Option(False, "--wide", "-w", help="Every column on the terminal (seeds, AUC, group s, ...), continued below when too wide."),
 ):
     """Compare runs: one row per label over seeds, paired statistics against the best, health checks."""
     from optbench.compare import compare_command
 
     raise typer.Exit(compare_command(runs or [], runs_dir=runs_dir, thresholds=threshold, sort=sort, fmt=fmt, out=out,
-                                     metric=metric))
+                                     metric=metric, wide=wide))
 
 
 @app.command()

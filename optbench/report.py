@@ -6,9 +6,12 @@ import inspect
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from optbench import layout
 
 FAMILIES = {
     "optimizers": ("optbench.optim", "OPTIMIZERS"),
@@ -26,23 +29,33 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def console():
+def console(width: int | None = None):
+    """A rich console as wide as `width` (default: term_width(), so COLUMNS rules here too)."""
     from rich.console import Console
 
-    return Console()
+    from optbench.layout import term_width
+
+    return Console(width=width or term_width())
 
 
-def plain_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns aligned with spaces; numbers right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    cells: list[str]
+    align: str
+    best: frozenset = frozenset()
 
-    def fmt(cells):
-        out = []
-        for c, w in zip(cells, widths):
-            out.append(c.rjust(w) if _numeric(c) else c.ljust(w))
-        return "  ".join(out).rstrip()
 
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
+def _columns(headers: list[str], rows: list[list[str]]) -> list[_Column]:
+    """Columns of a row-wise table; numbers right-aligned."""
+    cols = list(zip(*rows)) if rows else [()] * len(headers)
+    return [_Column(h, list(cs), "r" if cs and all(_numeric(x) or x == "-" for x in cs) else "l")
+            for h, cs in zip(headers, cols)]
+
+
+def plain_table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """Columns aligned with spaces, numbers right-aligned, within `width` (default: term_width())."""
+    return layout.plain(layout.fit(_columns(headers, rows), width or layout.term_width()))
 
 
 def _numeric(s: str) -> bool:
@@ -54,21 +67,22 @@ def _numeric(s: str) -> bool:
 
 
 def show_table(title: str | None, headers: list[str], rows: list[list[str]], *, file=None) -> None:
-    """A rich table on a terminal, plain aligned text otherwise."""
+    """A table within the terminal's width (COLUMNS; 100 in a pipe): rich text on a terminal, plain text otherwise."""
+    width = layout.term_width()
+    lines = layout.fit(_columns(headers, rows), width)
     if is_terminal() and file is None:
-        from rich.table import Table
+        from rich.text import Text
 
-        t = Table(title=title, title_justify="left")
-        for h in headers:
-            t.add_column(h, justify="left")
-        for r in rows:
-            t.add_row(*r)
-        console().print(t)
+        con = console(width)
+        for t in layout.wrap(title, width) if title else ():
+            con.print(Text(t, style="bold"))
+        for line in lines:
+            con.print(layout.rich_text(line))
     else:
         out = file or sys.stdout
-        if title:
-            print(title, file=out)
-        print(plain_table(headers, rows), file=out)
+        for t in layout.wrap(title, width) if title else ():
+            print(t, file=out)
+        print(layout.plain(lines), file=out)
 
 
 def num(x: Any, digits: int = 4) -> str:

@@ -115,6 +115,7 @@ class RunFacts:
     values: dict = field(default_factory=dict)  # every optbench.metrics name (and best_*_epoch) -> float, NaN if unmeasured
     has_test: bool = False  # summary.json's final_eval measured a held-out test split
     problem: bool = False  # a 2-D test function (data: rosenbrock, ...), not a net
+    update_us: float = math.nan  # summary.json's update_us_per_step: its update rule's time per step
 
     @property
     def replicate(self) -> tuple[int, int]:
@@ -181,6 +182,7 @@ def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
         reached=tuple(t.first_epoch(m) for t in thresholds), fold=_fold(run.config),
         sweep=s["sweep"] if isinstance(s.get("sweep"), dict) and s["sweep"].get("id") else None,
         values=values, has_test=not math.isnan(values["final_test_cost"]), problem=_is_problem(run.config),
+        update_us=_number(s.get("update_us_per_step")),
     )
 
 
@@ -216,6 +218,10 @@ def _values(m: dict[str, np.ndarray], final_eval, train_cost: np.ndarray) -> dic
 def _is_problem(cfg: dict) -> bool:
     data = cfg.get("data")
     return isinstance(data, dict) and data.get("name") in PROBLEMS.names()
+
+
+def _number(x) -> float:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
 
 
 def _fold(cfg: dict) -> int | None:

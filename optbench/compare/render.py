@@ -6,11 +6,16 @@ import csv
 import io
 import json
 import math
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from optbench import layout
+from optbench.layout import term_width, wrap
 
 from optbench.compare.read import _stderr, check_options
 from optbench.compare.stats import Comparison, Row, compare, flatten
@@ -31,11 +36,95 @@ def _plain(columns: list[Column], marker: str = "*") -> str:
     return "\n".join(lines)
 
 
-def render_plain(c: Comparison) -> str:
+def render_plain(c: Comparison, *, width: int | None = None, wide: bool = True) -> str:
+    """Aligned text; with a `width` (the terminal's) fitted to it: see `terminal_tables`."""
+    if width is None:
+        t1, t2 = titles(c)
+        parts = [x for sw in c.sweeps for x in (sweep_title(sw), _plain(sweep_columns(sw)), "")]
+        parts += [t1, _plain(results_columns(c)), "", t2, _plain(versus_columns(c)), ""]
+        return "\n".join(parts + sweep_notes(c) + footnotes(c, "*") + health_lines(c)) + "\n"
+    lines = []
+    for title, cols in terminal_tables(c, wide):
+        lines += [*wrap(title, width), layout.plain(layout.fit(cols, width)), ""]
+    lines += [x for n in terminal_notes(c, "*", wide) for x in wrap(n, width)]
+    return "\n".join(lines) + "\n"
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key's shortest suffix that no other key ends with (`optimizer.lr` -> `lr`)."""
+    out = {}
+    for k in keys:
+        parts = k.split(".")
+        for n in range(1, len(parts) + 1):
+            cand = ".".join(parts[-n:])
+            if not any(o != k and (o == cand or o.endswith("." + cand)) for o in keys):
+                out[k] = cand
+                break
+        else:
+            out[k] = k
+    return out
+
+
+def _label_prefix(c: Comparison) -> str:
+    """The `<experiment>/` prefix every label shares (left out of terminal tables), or ''."""
+    names = [r.name for r in c.rows]
+    prefix = os.path.commonprefix(names)
+    prefix = prefix[: prefix.rfind("/") + 1]
+    return prefix if prefix and all(len(n) > len(prefix) for n in names) else ""
+
+
+TERSE = {  # cells a terminal shows shorter; the footnotes say what the long forms said
+    "verdict": lambda x: x.split(" (CI ")[0],
+    "pairing": lambda x: x.split(",")[0].split(":")[0] if x.startswith(("paired,", "unpaired:")) else x,
+}
+
+
+def terminal_tables(c: Comparison, wide: bool) -> list[tuple[str, list[Column]]]:
+    """The tables as a terminal shows them: without `wide` columns (unless asked for), labels without their
+    common prefix, varied config keys by their short names (terminal_notes gives the legend)."""
+    prefix = _label_prefix(c)
+    short = _short_names(list(c.varied))
+
+    def show(cols: list[Column]) -> list[Column]:
+        out = []
+        for col in cols:
+            if col.wide and not wide:
+                continue
+            if col.header == "label" and prefix:
+                col = replace(col, cells=[x[len(prefix):] for x in col.cells])
+            elif col.header in short:
+                col = replace(col, header=short[col.header])
+            elif col.header in TERSE:
+                col = replace(col, cells=[TERSE[col.header](x) for x in col.cells])
+            out.append(col)
+        return out
+
     t1, t2 = titles(c)
-    parts = [x for sw in c.sweeps for x in (sweep_title(sw), _plain(sweep_columns(sw)), "")]
-    parts += [t1, _plain(results_columns(c)), "", t2, _plain(versus_columns(c)), ""]
-    return "\n".join(parts + sweep_notes(c) + footnotes(c, "*") + health_lines(c)) + "\n"
+    return ([(sweep_title(sw), show(sweep_columns(sw))) for sw in c.sweeps]
+            + [(t1, show(results_columns(c))), (t2, show(versus_columns(c)))])
+
+
+def terminal_notes(c: Comparison, marker: str, wide: bool) -> list[str]:
+    """The notes under the terminal tables: the legend of shortened names, then the footnotes."""
+    legend = []
+    prefix = _label_prefix(c)
+    if prefix:
+        legend.append(f"labels: {prefix}<label> (the common prefix left out).")
+    short = {k: v for k, v in _short_names(list(c.varied)).items() if k != v}
+    if short:
+        legend.append("columns: " + ", ".join(f"{v} = {k}" for k, v in short.items()) + ".")
+    hidden = sorted({col.header for _, cols in _all_tables(c) for col in cols if col.wide})
+    if hidden and not wide:
+        legend.append(f"more columns with --wide: {', '.join(hidden)}.")
+    if c.rows:
+        legend.append("verdict: better or worse when the 95% CI of Δ excludes 0, tie when it includes 0; "
+                      "pairing: paired by seed, or unpaired (fingerprints differ).")
+    return legend + sweep_notes(c) + footnotes(c, marker) + health_lines(c)
+
+
+def _all_tables(c: Comparison) -> list[tuple[str, list[Column]]]:
+    t1, t2 = titles(c)
+    return [(sweep_title(sw), sweep_columns(sw)) for sw in c.sweeps] + [(t1, results_columns(c)), (t2, versus_columns(c))]
 
 
 def _md_table(columns: list[Column]) -> str:
@@ -175,25 +264,22 @@ def render_csv(c: Comparison) -> str:
     return buf.getvalue()
 
 
-def render_rich(c: Comparison) -> None:
-    """Two rich tables on the terminal, best cells bold green; the notes below."""
-    from rich import box
-    from rich.table import Table
+def render_rich(c: Comparison, *, width: int, wide: bool) -> None:
+    """The terminal tables laid out as in plain text, best cells bold green instead of starred; the notes below."""
     from rich.text import Text
 
     from optbench.report import console
 
-    con = console()
-    tables = [(sweep_title(sw), sweep_columns(sw)) for sw in c.sweeps] + list(zip(titles(c), (results_columns(c), versus_columns(c))))
-    for title, cols in tables:
-        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-        for j, col in enumerate(cols):
-            t.add_column(col.header, justify="right" if col.align == "r" else "left", no_wrap=j == 0)  # labels stay whole
-        for i in range(len(cols[0].cells)):
-            t.add_row(*(Text(col.cells[i], style="bold green" if i in col.best else "") for col in cols))
-        con.print(t)
-    for line in sweep_notes(c) + footnotes(c, "bold green") + health_lines(c):
-        con.print(Text(line, style="dim" if not line.startswith("health:") else "yellow"))
+    con = console(width)
+    for title, cols in terminal_tables(c, wide):
+        for line in wrap(title, width):
+            con.print(Text(line, style="bold"))
+        for line in layout.fit(cols, width, marker=""):
+            con.print(layout.rich_text(line))
+        con.print()
+    for note in terminal_notes(c, "bold green", wide):
+        for line in wrap(note, width):
+            con.print(Text(line, style="yellow" if note.startswith("health:") else "dim"))
 
 
 RENDERERS = {"table": render_plain, "markdown": render_markdown, "csv": render_csv, "json": render_json, "latex": render_latex}
@@ -201,8 +287,11 @@ RENDERERS = {"table": render_plain, "markdown": render_markdown, "csv": render_c
 
 def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), thresholds: Sequence[str] = (), sort: str | None = None,
                     fmt: str = "table", out: Path | None = None, warn: Callable[[str], None] = _stderr,
-                    metric: str | None = None) -> int:
-    """Read runs, print (or write to `out`) the comparison in `fmt`; return the exit code (0 if >= 1 run read, 2 if none)."""
+                    metric: str | None = None, wide: bool = False) -> int:
+    """Read runs, print (or write to `out`) the comparison in `fmt`; return the exit code (0 if >= 1 run read, 2 if none).
+
+    The table on stdout fits the terminal (COLUMNS, 100 in a pipe) and leaves out `wide` columns unless `wide`;
+    written to a file, it has every column at full width."""
     from optbench.report import is_terminal
 
     ths = check_options(thresholds, sort, fmt, metric)
@@ -215,7 +304,9 @@ def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), threshol
     if out is not None:
         Path(out).write_text(RENDERERS[fmt](c))
     elif fmt == "table" and is_terminal():
-        render_rich(c)
+        render_rich(c, width=term_width(), wide=wide)
+    elif fmt == "table":
+        sys.stdout.write(render_plain(c, width=term_width(), wide=wide))
     else:
         sys.stdout.write(RENDERERS[fmt](c))
     return 0

@@ -22,6 +22,7 @@ class Column:
     cells: list[str]
     align: str = "r"
     best: frozenset[int] = frozenset()
+    wide: bool = False  # low-value on a terminal: shown by `compare --wide` (and in files and machine formats)
 
 
 def _best_rows(scores: list[tuple]) -> frozenset[int]:
@@ -85,8 +86,9 @@ def results_columns(c: Comparison) -> list[Column]:
     mixed = len(splits) > 1
     split = "" if mixed else f"{splits.pop()} " if splits else ""
     cols = [Column("label", [r.name for r in rows], "l")]
-    cols += [Column(k, [_text(flatten(r.runs[0].config).get(k)) for r in rows], "l") for k in c.varied]
-    cols += [Column("seeds", [_seeds_cell(r) for r in rows]), Column("status", [r.status() for r in rows], "l")]
+    cols += [Column(k, [_value(flatten(r.runs[0].config).get(k)) for r in rows], "l") for k in c.varied]
+    cols += [Column("seeds", [_seeds_cell(r) for r in rows], wide=all(r.folds is None for r in rows)),  # status counts them
+             Column("status", [r.status() for r in rows], "l")]
     cols.append(_metric_column(
         "final train cost", rows, lambda r: _num(r.mean("final_train_cost")) + (f" ± {_num(r.std('final_train_cost'), 2)}"
                                                                                 if len(r.runs) > 1 else ""),
@@ -104,9 +106,17 @@ def results_columns(c: Comparison) -> list[Column]:
             return "-" if not got else f"{_num(mean, 3)} ({hit}/{got})"
         scores = [(-r.reached[i][1], r.reached[i][0]) if r.reached[i][1] else None for r in rows]
         cols.append(Column(f"epochs to {t.name}", [text(r) for r in rows], "r", _best_rows(scores)))
-    cols.append(_metric_column("AUC", rows, lambda r: _num(r.mean("auc")), lambda r: r.mean("auc"), 1))
-    cols.append(_metric_column("seconds", rows, lambda r: _num(r.mean("seconds"), 3), lambda r: r.mean("seconds"), 1))
+    auc = _metric_column("AUC", rows, lambda r: _num(r.mean("auc")), lambda r: r.mean("auc"), 1)
+    cols.append(Column(auc.header, auc.cells, auc.align, auc.best, wide=True))
+    # a group's wall time, shared by its runs: nothing to rank (a run that diverged early would look fastest)
+    cols.append(Column("group s", [_num(r.mean("seconds"), 3) for r in rows], wide=True))
+    cols.append(Column("update µs/step", [_num(r.mean("update_us")) for r in rows]))
     return cols
+
+
+def _value(v) -> str:
+    """A config value as a cell: floats to 4 significant digits."""
+    return _num(v) if isinstance(v, float) else _text(v)
 
 
 def _seeds_cell(r: Row) -> str:
@@ -145,7 +155,7 @@ def versus_columns(c: Comparison) -> list[Column]:
                        lambda r: "-" if not r.ensemble else f"{_pct(r.ensemble.acc)} ({r.ensemble.models} models"
                        + ("" if ens else f", {r.ensemble.split}") + ")",
                        lambda r: r.ensemble.acc if r.ensemble else math.nan, -1),
-        Column("mean single acc", [_pct(r.ensemble.single_acc) if r.ensemble else "-" for r in rows]),
+        Column("mean single acc", [_pct(r.ensemble.single_acc) if r.ensemble else "-" for r in rows], wide=True),
         Column("health", ["ok" if not r.health.flags else "; ".join(r.health.flags) for r in rows], "l"),
     ]
 
@@ -176,7 +186,10 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
     notes += [
         "AUC: area under the train-cost curve, trapezoid over epochs 0..E divided by E (the mean cost over "
         "training: lower means faster descent), mean over seeds.",
-        "seconds: training wall time at each run's last epoch, mean over seeds (runs trained in one group share a clock).",
+        "group s: the wall time of the group each run trained in (runs trained together share it; not a per-run "
+        "cost, so nothing is ranked on it), mean over seeds.",
+        "update µs/step: the time the run's own update rule took per step, measured around the optimizer update "
+        "of its slice of the group's replicas (runs in one slice share it), mean over seeds.",
         f"Δ: the label's {_name(c)} minus the best label's, paired by seed when the runs share initial "
         f"weights and batches (fingerprints agree), else unpaired; 95% percentile bootstrap CI over seeds "
         f"({RESAMPLES} resamples, fixed seed); win rate: share of seeds on which the label beats the best (ties count half); "
@@ -259,7 +272,7 @@ def sweep_columns(sw) -> list[Column]:
                _best_rows([None if math.isnan(p.result.mean) else (sign * p.result.mean,) for p in picks])),
         Column(metric_name(picks[0].result.test_metric) if picks else "final test cost", [test(p) for p in picks], "r",
                _best_rows([None if math.isnan(p.result.test_mean) else (sign * p.result.test_mean,) for p in picks])),
-        Column("runs", [str(len(p.result.runs)) for p in picks]),
+        Column("runs", [str(len(p.result.runs)) for p in picks], wide=True),
         Column("diverged", [str(p.result.diverged) for p in picks]),
         Column("budget spent", ["-" if p.role == "default" else f"{p.trials} trials, {p.runs} runs, {p.epochs} epochs"
                                 for p in picks], "l"),
