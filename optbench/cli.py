@@ -61,9 +61,11 @@ def train(
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a key before expansion: KEY.PATH=VALUE (YAML-typed); repeatable."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run only this seed (replaces seed/seeds)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are written."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no per-run listing: errors and one result line only."),
 ):
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
+    import time
+
     from optbench.config import load_experiment
     from optbench.execute import execute
     from optbench.report import TrainProgress, print_train_table
@@ -73,9 +75,10 @@ def train(
         cfgs.extend(load_experiment(c, sets=set_, seed=seed))
     _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
+    t0 = time.perf_counter()
     with progress:
         outcomes, interrupted = execute(cfgs, runs_dir, progress)
-    print_train_table(outcomes)
+    print_train_table(outcomes, cfgs=cfgs, interrupted=interrupted, quiet=quiet, seconds=time.perf_counter() - t0)
     if interrupted:
         typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)
         raise typer.Exit(130)
@@ -88,7 +91,7 @@ def sweep(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep directory <name>-<id>/ is written (and found again to resume)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Groups trained at once: this process and N-1 worker processes, BLAS pinned to one thread each (default: the number of cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://HOST:PORT of a Dask scheduler: train on its workers instead (pip install 'optbench[dask]')."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: errors and one result line only."),
 ):
     """Run a hyperparameter sweep: every trial x seed (x fold), grouped and vectorized; rerun to resume."""
     from optbench.report import SweepProgress, print_sweep_outcome
@@ -97,7 +100,7 @@ def sweep(
     _stop_on_signals()
     with SweepProgress(quiet=quiet) as progress:
         outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress)
-    print_sweep_outcome(outcome)
+    print_sweep_outcome(outcome, quiet=quiet)
     if outcome.interrupted:
         typer.echo("interrupted: finished runs were kept, running ones marked interrupted", err=True)
         raise typer.Exit(130)

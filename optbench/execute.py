@@ -97,9 +97,11 @@ class _Recorder:
     """on_epoch callback that keeps every record in growing (T, R) columns; asks the trainer to stop (as
     Ctrl-C would) when told to."""
 
-    def __init__(self, R: int, should_stop: Callable[[], bool] | None):
+    def __init__(self, R: int, should_stop: Callable[[], bool] | None, epochs: int = 0,
+                 on_progress: Callable[[int], None] | None = None):
         self.R = R
         self.should_stop = should_stop
+        self.progress = None if on_progress is None else _RunEpochs(R, epochs, on_progress)
         self.cols: dict[str, np.ndarray] = {}
         self.alive = np.zeros((0, R), dtype=bool)
         self.epochs: list[int] = []
@@ -118,6 +120,8 @@ class _Recorder:
         self.epochs.append(int(rec.epoch))
         self.ended.append(dict(rec.ended))
         self.iter_costs.append(None if rec.iter_costs is None else np.array(rec.iter_costs))
+        if self.progress is not None:
+            self.progress(rec)
         # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches
         # KeyboardInterrupt inside its epoch loop, not at epoch 0) marks the live replicas interrupted
         if rec.epoch > 0 and self.should_stop is not None and self.should_stop():
@@ -134,12 +138,31 @@ class _Recorder:
         )
 
 
+class _RunEpochs:
+    """Reports a group's run-epochs done (a replica that ended counts all its planned epochs) to `report`,
+    at most every `every` seconds and at the end of training: progress that moves by epochs."""
+
+    def __init__(self, R: int, epochs: int, report: Callable[[int], None], every: float = 0.25):
+        self.R, self.E, self.report, self.every = R, epochs, report, every
+        self.ended = 0
+        self.last = time.monotonic()
+
+    def __call__(self, rec: EpochRecord) -> None:
+        self.ended += len(rec.ended)
+        now = time.monotonic()
+        if now - self.last >= self.every or rec.epoch >= self.E or self.ended == self.R:
+            self.last = now
+            self.report(self.ended * self.E + (self.R - self.ended) * int(rec.epoch))
+
+
 def train_group(cfgs: list[dict], *, should_stop: Callable[[], bool] | None = None,
-                trainer: Callable[..., Trainer] = make_trainer) -> GroupTrace:
-    """Train one group (no I/O) and return it as data; `should_stop` polled each epoch ends it as interrupted."""
+                trainer: Callable[..., Trainer] = make_trainer,
+                on_progress: Callable[[int], None] | None = None) -> GroupTrace:
+    """Train one group (no I/O) and return it as data; `should_stop` polled each epoch ends it as interrupted;
+    `on_progress(run_epochs)` hears how far it is (see _RunEpochs)."""
     t0 = time.perf_counter()
     tr = trainer(cfgs, record_activations=True)
-    rec = _Recorder(len(cfgs), should_stop)
+    rec = _Recorder(len(cfgs), should_stop, cfgs[0]["train"]["epochs"], on_progress)
     results = tr.run(on_epoch=rec)
     return rec.pack(results, time.perf_counter() - t0, bool(tr.interrupted))
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,23 +99,44 @@ def num(x: Any, digits: int = 4) -> str:
 # ---- train ----------------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A rich Progress on a terminal (none when quiet or in a pipe), opened and closed as a context manager."""
+def _clip(text: str, width: int) -> str:
+    """One line of at most `width` characters, cut at a word with an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[: max(0, width - 2)].rsplit(" ", 1)[0]
+    return cut + " …"
 
-    COLUMNS: tuple = ()  # text templates after the description, bar and count
+
+class _Bar:
+    """A rich Progress on a terminal (none when quiet or in a pipe), opened and closed as a context manager.
+
+    The description, bar and counters never shrink; the last text column takes the room left and is cut
+    with an ellipsis, so the counter stays whole at any width."""
+
+    COLUMNS: tuple = ()  # text templates after the description, bar and count; the last one is cut to fit
+    PERCENT = False  # the count as a percentage (else completed/total)
 
     def __init__(self, *, quiet: bool = False):
         self.quiet = quiet
         self.rich = is_terminal() and not quiet
+        self.width = layout.term_width()
         self._bar = None
         self._task = None
 
     def __enter__(self):
         if self.rich:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                       TimeElapsedColumn)
+            from rich.table import Column
 
-            cols = [TimeElapsedColumn() if c == "elapsed" else TextColumn(c) for c in self.COLUMNS]
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *cols)
+            whole = lambda: Column(no_wrap=True)  # noqa: E731
+            cols = [TimeElapsedColumn(table_column=whole()) if c == "elapsed" else TextColumn(c, table_column=whole())
+                    for c in self.COLUMNS]
+            cols[-1] = TextColumn(self.COLUMNS[-1], table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+            self._bar = Progress(TextColumn("{task.description}", table_column=whole()), BarColumn(bar_width=20),
+                                 (TaskProgressColumn if self.PERCENT else MofNCompleteColumn)(table_column=whole()),
+                                 *cols, console=console(self.width),
+                                 expand=True)
             self._bar.__enter__()
         return self
 
@@ -124,7 +147,7 @@ class _Bar:
 
 
 class TrainProgress(_Bar):
-    """A rich progress bar per group on a terminal (epoch, current cost per label); plain lines otherwise."""
+    """A rich progress bar per group on a terminal (epochs, current cost per label); plain lines otherwise."""
 
     COLUMNS = ("elapsed", "{task.fields[costs]}")
 
@@ -132,20 +155,22 @@ class TrainProgress(_Bar):
         super().__init__(quiet=quiet)
         self._last = 0.0
         self._next_line = 0
+        self.reached = 0
 
     def group_started(self, index, n_groups, cfgs):
         self.cfgs = cfgs
         self.labels = sorted({c["label"] for c in cfgs}, key=[c["label"] for c in cfgs].index)
         self.by_label = {lab: np.array([c["label"] == lab for c in cfgs]) for lab in self.labels}
         self.epochs = cfgs[0]["train"]["epochs"]
-        names = ", ".join(lab.split("/")[-1] for lab in self.labels)
-        desc = f"group {index + 1}/{n_groups}: {names} ({len(cfgs)} runs)"
+        self.reached = 0
+        desc = f"group {index + 1}/{n_groups} ({len(cfgs)} runs)"
         if self.quiet:
             return
         if self.rich:
             self._task = self._bar.add_task(desc, total=self.epochs, costs="")
         else:
-            print(f"{desc}, {self.epochs} epochs", flush=True)
+            names = ", ".join(lab.split("/")[-1] for lab in self.labels)
+            print(_clip(f"{desc}: {names}; {self.epochs} epochs", self.width), flush=True)
             self._next_line = max(1, self.epochs // 10)
 
     def _costs(self, rec) -> str:
@@ -155,9 +180,10 @@ class TrainProgress(_Bar):
             sel = self.by_label[lab] & rec.alive
             if sel.any():
                 parts.append(f"{lab.split('/')[-1]} {np.nanmean(tc[sel]):.4g}")
-        return "  ".join(parts)
+        return "cost: " + "  ".join(parts)
 
     def epoch(self, rec):
+        self.reached = rec.epoch
         if self.quiet or rec.epoch == 0:
             return
         if self.rich:
@@ -166,45 +192,99 @@ class TrainProgress(_Bar):
                 self._last = now
                 self._bar.update(self._task, completed=rec.epoch, costs=self._costs(rec))
         elif rec.epoch >= self._next_line:
-            print(f"  epoch {rec.epoch}/{self.epochs}  cost: {self._costs(rec)}", flush=True)
+            print(_clip(f"  epoch {rec.epoch}/{self.epochs}  {self._costs(rec)}", self.width), flush=True)
             self._next_line += max(1, self.epochs // 10)
 
     def group_done(self, cfgs, results, seconds):
         if self.quiet:
             return
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        text = ", ".join(f"{n} {s}" for s, n in counts.items())
-        if self.rich:
-            self._bar.update(self._task, completed=self.epochs, description=self._bar.tasks[self._task].description + f" [{text}]")
+        text = _status_counts(results, self.epochs)
+        if self.rich:  # the bar stays where training got to: an interrupted group does not read as complete
+            reached = max((r.epochs for r in results), default=0)
+            done = reached if any(r.status == "interrupted" for r in results) else self.epochs
+            self._bar.update(self._task, completed=done, costs=text)
         else:
-            print(f"  done in {seconds:.2f}s: {text}", flush=True)
+            print(_clip(f"  done in {seconds:.2f} s: {text}", self.width), flush=True)
 
 
-def print_train_table(outcomes) -> None:
-    """One row per run (label, seed, status, final cost and accuracy, seconds), then where the runs are."""
-    if not outcomes:
-        return
-    names = {o.cfg["name"] for o in outcomes}
-    strip = (lambda lab: lab.split("/", 1)[-1]) if len(names) == 1 else (lambda lab: lab)  # noqa: E731
-    has_val = any(o.cfg["data"].get("val_fraction", 0) for o in outcomes)
-    rows = []
-    for o in outcomes:
-        try:
-            final = json.loads((o.path / "summary.json").read_text()).get("final", {})
-        except (OSError, json.JSONDecodeError):
-            final = {}
-        acc = final.get("val_acc" if has_val else "train_acc")
-        rows.append([strip(o.cfg["label"]), str(o.cfg["seed"]), o.result.status, str(o.result.epochs),
-                     num(final.get("train_cost")), "-" if acc is None else f"{acc:.1%}", f"{o.seconds:.2f}"])
-    acc_head = "final val acc" if has_val else "final train acc"
-    title = f"{', '.join(sorted(names))}: {len(outcomes)} runs"
-    show_table(title, ["label", "seed", "status", "epochs", "final train cost", acc_head, "seconds"], rows)
+def _status_counts(results, planned: int) -> str:
+    """`15 completed`, `10 interrupted at epoch 140/300, 5 diverged`."""
+    counts: dict[str, int] = {}
+    for r in results:
+        key = f"{r.status} at epoch {r.epochs}/{planned}" if r.status == "interrupted" else r.status
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _seeds(seeds: list[int]) -> str:
+    """`s0-4`, `s0, s2, s5-6`."""
+    v = sorted(set(seeds))
+    parts, i = [], 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[j + 1] == v[j] + 1:
+            j += 1
+        parts.append(f"s{v[i]}" if i == j else f"s{v[i]}-{v[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+def _by_label(items: list[tuple[str, int]], strip: bool = True) -> str:
+    """(label, seed) pairs as `adam (s0-4), gd (s1)`, the labels' common `<name>/` prefix left out if `strip`."""
+    by: dict[str, list] = {}
+    for lab, seed in items:
+        by.setdefault(lab, []).append(seed)
+    prefix = os.path.commonprefix(list(by))
+    prefix = prefix[: prefix.rfind("/") + 1] if strip and len(by) > 1 else ""
+    return ", ".join(f"{lab[len(prefix):]} ({_seeds(v)})" for lab, v in by.items())
+
+
+def _runs_text(cfgs: list[dict], strip: bool = True) -> str:
+    return _by_label([(c["label"], c["seed"]) for c in cfgs], strip)
+
+
+def print_train_table(outcomes, *, cfgs: list[dict] | None = None, interrupted: bool = False, quiet: bool = False,
+                      seconds: float = 0.0) -> None:
+    """One row per run (label, seed, status, epochs reached/planned, final cost and accuracy, update µs/step),
+    the runs that never started, and where the runs are; with `quiet`, one line."""
+    width = layout.term_width()
+    names = sorted({c["name"] for c in (cfgs or [o.cfg for o in outcomes])})
+    started = {id(o.cfg) for o in outcomes}
+    missing = [c for c in cfgs or () if id(c) not in started]
     roots = sorted({str(o.path.parent) for o in outcomes})
-    print(f"run directories, in {', '.join(roots)}:")
-    for o in outcomes:
-        print(f"  {o.path.name}")
+    if quiet:
+        st = _status_counts([o.result for o in outcomes], outcomes[0].cfg["train"]["epochs"]) if outcomes else "nothing trained"
+        line = (f"{', '.join(names)}: {len(outcomes)} runs, {st} in {seconds:.2f} s"
+                + (f"; {len(missing)} never started" if missing else "")
+                + (f"; in {', '.join(roots)}" if roots else ""))
+        print(line, flush=True)
+        return
+    if outcomes:
+        strip = (lambda lab: lab.split("/", 1)[-1]) if len(names) == 1 else (lambda lab: lab)  # noqa: E731
+        has_val = any(o.cfg["data"].get("val_fraction", 0) for o in outcomes)
+        rows = []
+        for o in outcomes:
+            try:
+                final = json.loads((o.path / "summary.json").read_text()).get("final", {})
+            except (OSError, json.JSONDecodeError):
+                final = {}
+            acc = final.get("val_acc" if has_val else "train_acc")
+            us = (getattr(o.result, "timing", None) or {}).get("update_us_per_step")
+            rows.append([strip(o.cfg["label"]), str(o.cfg["seed"]), o.result.status,
+                         f"{o.result.epochs}/{o.cfg['train']['epochs']}", num(final.get("train_cost")),
+                         "-" if acc is None else f"{acc:.1%}", num(us), f"{o.seconds:.3g}"])
+        acc_head = "final val acc" if has_val else "final train acc"
+        show_table(f"{', '.join(names)}: {len(outcomes)} runs",
+                   ["label", "seed", "status", "epochs", "final train cost", acc_head, "update µs/step", "group s"], rows)
+    if missing:
+        for line in layout.wrap(f"never started ({len(missing)} runs): {_runs_text(missing, strip=False)}", width):
+            print(line)
+    if interrupted and outcomes:
+        print("interrupted: the epochs column says where each run stopped (reached/planned)")
+    if outcomes:
+        print(_clip(f"run directories, in {', '.join(roots)}:", width))
+        for o in outcomes:
+            print(f"  {o.path.name}")
 
 
 # ---- list -----------------------------------------------------------------------------------------
@@ -266,14 +346,17 @@ def _clock(seconds: float) -> str:
 
 
 class SweepProgress(_Bar):
-    """One bar over the runs of a sweep: done, running, diverged, elapsed and remaining; plain lines in a pipe."""
+    """One bar over a sweep's run-epochs (it moves while groups train, in every worker): runs done, running,
+    diverged, elapsed and remaining; plain lines in a pipe (at each 10% and when runs finish)."""
 
-    COLUMNS = ("{task.fields[counts]}", "elapsed", "remaining {task.fields[remaining]}")
+    COLUMNS = ("elapsed", "{task.fields[counts]}")
+    PERCENT = True
 
     def __init__(self, *, quiet: bool = False):
         super().__init__(quiet=quiet)
         self._t0 = time.perf_counter()
-        self._last_done = -1
+        self._last = (-1, -1)
+        self._start_epochs = 0
 
     def started(self, start) -> None:
         self._t0 = time.perf_counter()
@@ -284,38 +367,72 @@ class SweepProgress(_Bar):
                 + (f"; training {start.todo} in {start.units} groups on {start.backend}" if start.todo else ""))
         if self.quiet:
             return
+        for line in layout.wrap(head, self.width):
+            if self.rich:
+                console(self.width).print(line, highlight=False)
+            else:
+                print(line, flush=True)
         if self.rich:
-            console().print(head)
-            self._task = self._bar.add_task("runs", total=start.total, completed=start.resumed, counts="", remaining="?")
-        else:
-            print(head, flush=True)
+            self._task = self._bar.add_task("epochs", total=1, completed=0, counts="")
 
     def _remaining(self, t) -> float:
+        """From the run-epochs trained in this pass and the time they took."""
         elapsed = time.perf_counter() - self._t0
-        trained = t.done - t.resumed
-        return elapsed / trained * (t.total - t.done) if trained > 0 else float("nan")
+        trained = t.epochs_done - self._start_epochs
+        return elapsed / trained * (t.epochs_total - t.epochs_done) if trained > 0 else float("nan")
 
     def update(self, t) -> None:
         if self.quiet:
             return
-        counts = f"running {t.running}  diverged {t.diverged}" + (f"  interrupted {t.interrupted}" if t.interrupted else "")
+        if self._last == (-1, -1):
+            self._start_epochs = t.epochs_done
+        counts = (f"runs {t.done}/{t.total} done, {t.running} running, {t.diverged} diverged"
+                  + (f", {t.interrupted} interrupted" if t.interrupted else ""))
+        timing = f"remaining {_clock(self._remaining(t))}"
         if self.rich:
-            self._bar.update(self._task, completed=t.done, counts=counts, remaining=_clock(self._remaining(t)))
-        elif t.done != self._last_done:
-            self._last_done = t.done
+            self._bar.update(self._task, completed=t.epochs_done, total=max(t.epochs_total, 1),
+                             counts=f"{timing}  {counts}")
+            return
+        tenth = int(10 * t.epochs_done / t.epochs_total) if t.epochs_total else 10
+        if (t.done, tenth) != self._last:
+            self._last = (t.done, tenth)
+            pct = 100 * t.epochs_done / t.epochs_total if t.epochs_total else 100.0
             elapsed = time.perf_counter() - self._t0
-            print(f"  {t.done}/{t.total} runs done, {counts.replace('  ', ', ')}, elapsed {_clock(elapsed)}, "
-                  f"remaining {_clock(self._remaining(t))}", flush=True)
+            print(_clip(f"  {pct:3.0f}% of epochs, {counts}, elapsed {_clock(elapsed)}, {timing}", self.width), flush=True)
 
 
-def print_sweep_outcome(out) -> None:
-    """Where the sweep is, what this pass trained, and how to look at it."""
+def print_sweep_outcome(out, *, quiet: bool = False) -> None:
+    """Where the sweep is, what this pass trained, and how to look at it; after an interrupt, where the
+    interrupted runs stopped and which never started. With `quiet`, one line."""
+    width = layout.term_width()
     st = ", ".join(f"{n} {s}" for s, n in sorted(out.statuses.items()))
     done = f"{st} in {out.seconds:.1f} s" if st else "nothing to train"
+    if quiet:
+        tail = f"interrupted, {out.left} runs left" if out.interrupted else f"optbench compare {out.root}"
+        print(f"sweep {out.plan.id}: {len(out.plan.runs)} runs, this pass {done}; {tail}", flush=True)
+        return
     lines = [f"sweep {out.plan.id}: {len(out.plan.runs)} runs in {out.root}",
              f"  this pass: {done}" + (f"; {out.resumed} were already complete" if out.resumed else "")]
     if out.interrupted:
+        stopped = getattr(out, "stopped", [])
+        if stopped:
+            lines.append(f"  stopped ({len(stopped)} runs) {_stopped_text(stopped)}")
+        missing = getattr(out, "not_started", [])
+        if missing:
+            lines.append(f"  never started ({len(missing)} runs): {_runs_text(missing)}")
         lines.append(f"  interrupted: run the same command again to train the {out.left} runs left")
     else:
         lines.append(f"  compare: optbench compare {out.root}")
-    print("\n".join(lines), flush=True)
+    print("\n".join(x for line in lines for x in layout.wrap(line, width, indent="    ")), flush=True)
+
+
+def _stopped_text(stopped: list) -> str:
+    """Interrupted runs by the epoch their summary.json says they reached: `at epoch 140/300: gd (s0-4), ...`."""
+    by: dict[tuple, list] = {}
+    for cfg, d in stopped:
+        try:
+            reached = json.loads((Path(d) / "summary.json").read_text()).get("epochs", "?")
+        except (OSError, json.JSONDecodeError):
+            reached = "?"
+        by.setdefault((reached, cfg["train"]["epochs"]), []).append((cfg["label"], cfg["seed"]))
+    return "; ".join(f"at epoch {e}/{E}: {_by_label(v)}" for (e, E), v in by.items())

@@ -187,6 +187,7 @@ class RunWriter:
                      "fingerprints": {"init": res.init_fingerprint, "batches": res.batch_fingerprint}}
             if res.final_eval:  # test mode, final parameters (the rows' train metrics average over batches)
                 extra["final_eval"] = res.final_eval
+            extra.update(getattr(res, "timing", None) or {})  # update_seconds, update_us_per_step, ...
             _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra), indent=2))
             self._close(r)
 

@@ -53,6 +53,7 @@ class RunResult:
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # more .npz files: name -> arrays
     final_eval: dict[str, float] = field(default_factory=dict)  # test-mode metrics of the final parameters
+    timing: dict[str, float] = field(default_factory=dict)  # update_timing(): what its update rule cost
 
 
 @dataclass
@@ -124,6 +125,13 @@ def norms(a: np.ndarray) -> np.ndarray:
     return np.sqrt((a * a).sum(axis=1))
 
 
+def update_timing(seconds: float, steps: int, replicas: int) -> dict[str, float]:
+    """summary.json's record of an update rule's cost: seconds spent in it over `steps` steps of a slice of
+    `replicas` replicas (the runs in one slice share it), and microseconds per step = 1e6 * seconds / steps."""
+    return {"update_seconds": float(seconds), "update_steps": int(steps), "update_replicas": int(replicas),
+            "update_us_per_step": 1e6 * seconds / steps if steps else None}
+
+
 class _Rule:
     """One update rule (optimizer, lr schedule, momentum schedule) over a contiguous slice of a group's replicas."""
 
@@ -139,6 +147,7 @@ class _Rule:
         )
         n = sl.stop - sl.start
         self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
+        self.seconds = 0.0  # time in this slice's optimizer update (the direction and its lr scaling)
 
     def set_epoch(self, e: int, lr_e: np.ndarray) -> None:
         """Before epoch e (1-based): this slice's learning rates into lr_e, its momentum coefficient into the state."""
@@ -191,6 +200,7 @@ class Trainer:
         if self.lbfgs:
             self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
             self.rules = []
+            self._lbfgs_seconds = np.zeros(R)
         else:
             self.rules = _rules(cfgs, self.epochs, dt)
         reg = [c["regularization"] for c in cfgs]
@@ -434,6 +444,7 @@ class Trainer:
         log_iters = self.cfgs[0]["train"]["log_iterations"]
         polyak = None if avg is None else (1.0 - self.polyak)
         t0 = time.perf_counter()
+        clock = time.perf_counter
         steps = 0
         e = done = 0
 
@@ -476,8 +487,10 @@ class Trainer:
                                 np.multiply(l2m, theta, out=step_buf)
                                 grad += step_buf
                             for rule, g_r, th_r, buf_r in slices:
+                                t_u = clock()
                                 direction, rule.state = rule.opt.update(g_r, rule.state, th_r)
                                 np.multiply(direction, lr_e[rule.sl], out=buf_r)
+                                rule.seconds += clock() - t_u
                             theta -= step_buf
                             if polyak is not None:
                                 avg += polyak * (theta - avg)
@@ -533,6 +546,13 @@ class Trainer:
             ev = self._eval_all(final, final_buffers)
             if self.data.test is not None:  # the held-out part: measured here once, never per epoch
                 ev["test_cost"], ev["test_acc"] = self.evaluate(final, self.data.test, final_buffers)
+        timing = [{} for _ in range(R)]
+        for rule in self.rules:
+            for r in range(rule.sl.start, rule.sl.stop):
+                timing[r] = update_timing(rule.seconds, steps, rule.sl.stop - rule.sl.start)
+        if self.lbfgs:  # one replica per step: its own closure-driven inner loop, line search included
+            for r in range(R):
+                timing[r] = update_timing(self._lbfgs_seconds[r], steps, 1)
         for r in range(R):
             th, buf = final[r], {k: v[r] for k, v in final_buffers.items()}
             params = {k: v[0].copy() for k, v in net.layout.named(th[None]).items()}
@@ -542,7 +562,7 @@ class Trainer:
                     acts[f"init_layer{l}"] = a0[r].reshape(-1)
                     acts[f"final_layer{l}"] = a1[r].reshape(-1)
             results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts,
-                                     final_eval={k: float(v[r]) for k, v in ev.items()}))
+                                     final_eval={k: float(v[r]) for k, v in ev.items()}, timing=timing[r]))
         return results
 
     interrupted = False
@@ -569,7 +589,9 @@ class Trainer:
                     g1[0] += l2 * mask * th
                 return float(c), g1[0].copy()
 
+            t_u = time.perf_counter()
             loss, lstates[r] = self.opts[r].step(self.theta[r], closure, lstates[r])
+            self._lbfgs_seconds[r] += time.perf_counter() - t_u
             self.grad[r] = closure(self.theta[r])[1]
             costs[r] = loss
         return costs, None

@@ -9,7 +9,7 @@ import numpy as np
 
 from optbench.optim import OPTIMIZERS
 from optbench.problems import PROBLEMS
-from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms
+from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms, update_timing
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
 
@@ -51,6 +51,7 @@ class ProblemTrainer:
         grad = np.empty_like(theta)
         nan = np.full(R, np.nan)
         t0 = time.perf_counter()
+        lsec = np.zeros(R)  # L-BFGS: each replica's own step time
         e = done = 0
 
         def row(e, lr, gnorm, ratio):
@@ -75,13 +76,17 @@ class ProblemTrainer:
                     if lbfgs:
                         for r in np.flatnonzero(active):
                             closure = lambda p: (float(f.f(p)), f.grad(p))  # noqa: E731
+                            t_u = time.perf_counter()
                             _, lstates[r] = self.opts[r].step(theta[r], closure, lstates[r])
+                            lsec[r] += time.perf_counter() - t_u
                         grad[...] = f.grad(theta)
                     else:
                         grad[...] = f.grad(theta)
                         for rule in self.rules:
+                            t_u = time.perf_counter()
                             direction, rule.state = rule.opt.update(grad[rule.sl], rule.state, theta[rule.sl])
                             theta[rule.sl] -= lr_e[rule.sl] * direction
+                            rule.seconds += time.perf_counter() - t_u
                     path.append(theta.copy())
                     c, rec = row(e, lr_e.reshape(-1).astype(np.float64), norms(grad), norms(theta - before) / norms(before))
                     alive, ended = active.copy(), {}
@@ -102,9 +107,14 @@ class ProblemTrainer:
                     status[r], reason[r], end[r] = "interrupted", f"interrupted after epoch {done}", done
                 self.interrupted = True
         xy = np.stack(path, axis=1)  # (R, steps+1, 2)
+        steps = len(path) - 1  # one step per epoch
+        timing = [update_timing(lsec[r], steps, 1) for r in range(R)] if lbfgs else [{}] * R
+        for rule in self.rules:
+            for r in range(rule.sl.start, rule.sl.stop):
+                timing[r] = update_timing(rule.seconds, steps, rule.sl.stop - rule.sl.start)
         out = []
         for r in range(R):
             p = xy[r, : end[r] + 1]
             out.append(RunResult(status[r], reason[r], int(end[r]), {"xy": p[-1].copy()}, {}, fingerprint(xy[r, 0]), "none",
-                                 extra={"trajectory": {"xy": p}}))
+                                 extra={"trajectory": {"xy": p}}, timing=timing[r]))
         return out

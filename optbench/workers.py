@@ -123,6 +123,7 @@ class Backend(Protocol):
     def result(self, handle: Any) -> Written: ...  # writes on the client if the worker did not; re-raises errors
     def request_stop(self) -> None: ...  # running jobs end at their next epoch, as interrupted
     def close(self) -> None: ...
+    def watch(self, sink: Callable[[str, int], None]) -> None: ...  # sink(job.group, run-epochs done) while jobs train
 
 
 def _one_blas_thread():
@@ -144,6 +145,10 @@ class InProcess:
         self._pending: dict[int, Job] = {}
         self._done: dict[int, tuple[Job, GroupTrace]] = {}
         self._next = 0
+        self._sink = None
+
+    def watch(self, sink):
+        self._sink = sink
 
     def slots(self) -> int:
         return 1
@@ -157,8 +162,9 @@ class InProcess:
         h = handles[0]
         if h in self._pending:
             job = self._pending.pop(h)
+            tick = None if self._sink is None else (lambda n, g=job.group: self._sink(g, n))
             with _one_blas_thread():
-                self._done[h] = job, train_group(job.cfgs)
+                self._done[h] = job, train_group(job.cfgs, on_progress=tick)
         return [h]
 
     def result(self, handle):
@@ -173,26 +179,32 @@ class InProcess:
 
 _STOP = None  # a worker process's stop event (set by the client on Ctrl-C)
 _LIMITS = None  # its BLAS thread limit, held for the life of the process
+_TICKS = None  # its queue of (group, run-epochs done) for the client's progress display
 
 
-def _local_init(stop) -> None:
+def _local_init(stop, ticks=None) -> None:
     """Worker process set-up: one BLAS thread, Ctrl-C left to the client, which stops us through `stop`."""
-    global _STOP, _LIMITS
+    global _STOP, _LIMITS, _TICKS
     _STOP = stop
+    _TICKS = ticks
+    if ticks is not None:
+        ticks.cancel_join_thread()  # progress is best effort: never hold up the worker's exit for it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # effective when threadpoolctl is missing and BLAS is not loaded yet
     _LIMITS = _one_blas_thread().__enter__()  # kept for the life of the process
 
 
-def _train_and_write(job: Job, should_stop: Callable[[], bool]) -> Written:
-    """Train a unit, then write its run directories where this trainer runs (the client's file system)."""
-    return write_job(job, train_group(job.cfgs, should_stop=should_stop))
+def _train_and_write(job: Job, should_stop: Callable[[], bool], ticks=None) -> Written:
+    """Train a unit, then write its run directories where this trainer runs (the client's file system);
+    its progress, if `ticks` (a queue), as (group, run-epochs done)."""
+    tick = None if ticks is None else (lambda n: ticks.put((job.group, n)))
+    return write_job(job, train_group(job.cfgs, should_stop=should_stop, on_progress=tick))
 
 
 def _local_job(job: Job) -> Written:
     """In a worker process."""
-    return _train_and_write(job, _STOP.is_set)
+    return _train_and_write(job, _STOP.is_set, _TICKS)
 
 
 class LocalPool:
@@ -207,7 +219,11 @@ class LocalPool:
         self.jobs = jobs
         self.name = f"this process and {jobs - 1} worker process{'es' if jobs > 2 else ''}"
         self._stop = ctx.Event()
-        self._pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=ctx, initializer=_local_init, initargs=(self._stop,))
+        self._ticks = ctx.Queue()  # epoch progress from every trainer, drained by wait()
+        self._ticks.cancel_join_thread()
+        self._sink = None
+        self._pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=ctx, initializer=_local_init,
+                                         initargs=(self._stop, self._ticks))
         for _ in range(jobs - 1):  # start every worker now: they import optbench while the client plans the units
             self._pool.submit(int)
         # this process would only wait for the workers; training here too saves a process start-up (~0.5 s)
@@ -227,13 +243,28 @@ class LocalPool:
     def _train_here(self, job: Job) -> Written:
         """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
         with _one_blas_thread():
-            return _train_and_write(job, self._stop.is_set)
+            return _train_and_write(job, self._stop.is_set, self._ticks)
+
+    def watch(self, sink):
+        self._sink = sink
 
     def wait(self, handles, timeout):
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        self._drain_ticks()
         return list(done)
+
+    def _drain_ticks(self) -> None:
+        import queue
+
+        while True:
+            try:
+                group, n = self._ticks.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            if self._sink is not None:
+                self._sink(group, n)
 
     def result(self, handle):
         return handle.result()
@@ -319,6 +350,9 @@ class DaskCluster:
     def request_stop(self):
         self._stop.set()
 
+    def watch(self, sink):
+        pass  # a task reports when it is done; epoch progress stays on the worker
+
     def close(self):
         self.client.close()
 
@@ -366,7 +400,7 @@ def _stop_requested() -> bool:
 
 def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None],
           on_done: Callable[[Job, Written], None], *, should_stop: Callable[[], bool] = _stop_requested,
-          drain_timeout: float = 120.0) -> bool:
+          drain_timeout: float = 120.0, on_progress: Callable[[str, int], None] | None = None) -> bool:
     """Train every job, at most `slots` at a time, in order; returns whether it was interrupted.
 
     A stop request (Ctrl-C sets train.STOP; a second one raises KeyboardInterrupt) or a trainer interrupted
@@ -374,6 +408,8 @@ def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None]
     are still written, marked interrupted. A job's run directories are written whole: a signal that comes
     while they are written is handled after.
     """
+    if on_progress is not None:
+        backend.watch(on_progress)
     queue = deque(jobs)
     running: dict[Any, Job] = {}
     stopping = False

@@ -36,6 +36,8 @@ class Tally:
     diverged: int
     interrupted: int
     resumed: int
+    epochs_done: int = 0  # run-epochs: a finished run counts its planned epochs, a training one those it reached
+    epochs_total: int = 0
 
 
 class SweepProgress(Protocol):
@@ -55,6 +57,8 @@ class Outcome:
     statuses: Counter = field(default_factory=Counter)  # of the runs trained in this pass
     interrupted: bool = False
     seconds: float = 0.0
+    stopped: list = field(default_factory=list)  # (config, run directory) of the runs interrupted in this pass
+    not_started: list = field(default_factory=list)  # configs of the runs this pass never began
 
     @property
     def left(self) -> int:
@@ -114,19 +118,32 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
         _write_json(root / "sweep.json", sweep_record(plan, old, info))
         earlier = Counter(done.values())
         running = [0]
+        planned = lambda cfgs: sum(c["train"]["epochs"] for c in cfgs)  # noqa: E731
+        epochs = {"resumed": planned([r.cfg for r in plan.runs if r.key in done])}  # job group -> run-epochs done
+        started: set[str] = set()
 
         def tally() -> Tally:
             st = earlier + out.statuses
-            return Tally(len(plan.runs), sum(st[s] for s in FINAL), running[0], st["diverged"], st["interrupted"], len(done))
+            return Tally(len(plan.runs), sum(st[s] for s in FINAL), running[0], st["diverged"], st["interrupted"], len(done),
+                         sum(epochs.values()), planned([r.cfg for r in plan.runs]))
 
         def on_start(job):
             running[0] += len(job.cfgs)
+            started.add(job.group)
+            if progress is not None:
+                progress.update(tally())
+
+        def on_progress(group, n):
+            epochs[group] = n
             if progress is not None:
                 progress.update(tally())
 
         def on_done(job, written):
             running[0] -= len(job.cfgs)
             out.statuses.update(written.statuses)
+            out.stopped += [(c, d) for c, d, s in zip(job.cfgs, written.dirs, written.statuses) if s == "interrupted"]
+            if not written.interrupted:
+                epochs[job.group] = planned(job.cfgs)
             if progress is not None:
                 progress.update(tally())
 
@@ -136,7 +153,8 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
             progress.update(tally())
         if backend is not None:
             work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
-            out.interrupted = drive(work, backend, on_start, on_done)
+            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress)
+            out.not_started = [c for job in work if job.group not in started for c in job.cfgs]
         out.seconds = time.perf_counter() - t0
         info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(out.seconds, 3),
                     trained=dict(out.statuses), interrupted=out.interrupted)
