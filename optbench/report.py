@@ -51,7 +51,7 @@ class _Column:
 def _columns(headers: list[str], rows: list[list[str]]) -> list[_Column]:
     """Columns of a row-wise table; numbers right-aligned."""
     cols = list(zip(*rows)) if rows else [()] * len(headers)
-    return [_Column(h, list(cs), "r" if cs and all(_numeric(x) or x == "-" for x in cs) else "l")
+    return [_Column(h, list(cs), "r" if any(_numeric(x) for x in cs) and all(_numeric(x) or x == "-" for x in cs) else "l")
             for h, cs in zip(headers, cols)]
 
 
@@ -103,7 +103,7 @@ def _clip(text: str, width: int) -> str:
     """One line of at most `width` characters, cut at a word with an ellipsis."""
     if len(text) <= width:
         return text
-    cut = text[: max(0, width - 2)].rsplit(" ", 1)[0]
+    cut = text[: max(0, width - 2)].rsplit("  ", 1)[0] if "  " in text[: max(0, width - 2)] else text[: max(0, width - 2)].rsplit(" ", 1)[0]
     return cut + " …"
 
 
@@ -167,6 +167,8 @@ class TrainProgress(_Bar):
         if self.quiet:
             return
         if self.rich:
+            # the room the costs have beside the description, bar, count and clock: cut at a label, not in a number
+            self._room = self.width - len(desc) - 20 - len(f"{self.epochs}/{self.epochs}") - len("0:00:00") - 4
             self._task = self._bar.add_task(desc, total=self.epochs, costs="")
         else:
             names = ", ".join(lab.split("/")[-1] for lab in self.labels)
@@ -190,7 +192,7 @@ class TrainProgress(_Bar):
             now = time.perf_counter()
             if now - self._last > 0.1 or rec.epoch == self.epochs:
                 self._last = now
-                self._bar.update(self._task, completed=rec.epoch, costs=self._costs(rec))
+                self._bar.update(self._task, completed=rec.epoch, costs=_clip(self._costs(rec), self._room))
         elif rec.epoch >= self._next_line:
             print(_clip(f"  epoch {rec.epoch}/{self.epochs}  {self._costs(rec)}", self.width), flush=True)
             self._next_line += max(1, self.epochs // 10)
@@ -202,7 +204,7 @@ class TrainProgress(_Bar):
         if self.rich:  # the bar stays where training got to: an interrupted group does not read as complete
             reached = max((r.epochs for r in results), default=0)
             done = reached if any(r.status == "interrupted" for r in results) else self.epochs
-            self._bar.update(self._task, completed=done, costs=text)
+            self._bar.update(self._task, completed=done, costs=_clip(text, self._room))
         else:
             print(_clip(f"  done in {seconds:.2f} s: {text}", self.width), flush=True)
 
