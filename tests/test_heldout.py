@@ -89,7 +89,8 @@ def test_the_test_split_is_measured_once_at_the_end(heldout):
     assert all(f.has_test for f in r.runs)
 
 
-def test_compare_ranks_on_final_val_cost_by_default_and_any_metric_on_request(heldout, cli):
+def test_compare_ranks_on_final_val_cost_by_default_and_any_metric_on_request(heldout, cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: the headers stay on one line
     c = compare([heldout])
     assert c.metric == "final_val_cost" and all(r.versus.metric == "final_val_cost" for r in c.rows)
     best = min(c.rows, key=lambda r: r.mean("final_val_cost"))
