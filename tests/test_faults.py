@@ -302,3 +302,11 @@ def test_drive_gives_a_lost_job_to_the_remaining_trainers_and_gives_up_on_one_th
     assert backend.tries == {"a": 2, "b": 2, "c": 2}
     with pytest.raises(OptbenchError, match=f"died {MAX_LOSSES} times"):
         drive(jobs[:1], _Flaky(losses=MAX_LOSSES), lambda job: None, lambda job, w: None, on_lost=on_lost)
+
+
+def test_a_sweep_directory_that_cannot_be_made_is_one_error_line(sweep_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, out, err = run_cli("sweep", sweep_file, "--runs-dir", blocker / "runs", "--jobs", "1", "-q", timeout=TIMEOUT)
+    assert code == 2 and err.startswith(f"error: {blocker / 'runs'}") and "cannot create the sweep's lock" in err, err
+    assert len(err.strip().splitlines()) == 1 and blocker.read_text() == "not a directory"

@@ -63,9 +63,13 @@ def lock_sweep(root: Path, *, wait: float = WAIT) -> SweepLock:
     A lock still held after its client died belongs to that client's worker processes, which exit as
     soon as they notice: wait up to `wait` seconds for them.
     """
-    root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise OptbenchError(f"{path}: cannot create the sweep's lock ({err.__class__.__name__}: {err.strerror}); "
+                            "accepted: a writable --runs-dir") from None
     if fcntl is None:
         return SweepLock(path, fd)
     deadline = time.monotonic() + wait
