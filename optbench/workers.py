@@ -180,11 +180,49 @@ class InProcess:
 _STOP = None  # a worker process's stop event (set by the client on Ctrl-C)
 _LIMITS = None  # its BLAS thread limit, held for the life of the process
 _TICKS = None  # its queue of (group, run-epochs done) for the client's progress display
+ORPHANED = 3  # a worker process's exit code when its client died
 
 
-def _local_init(stop, ticks=None) -> None:
-    """Worker process set-up: one BLAS thread, Ctrl-C left to the client, which stops us through `stop`."""
+class Lost(Exception):
+    """A job lost with the process that trained it (killed, out of memory): its runs may be trained again."""
+
+
+class Inherited:
+    """An open file descriptor that a spawned worker process inherits (the same open file, not a copy): the
+    sweep's lock stays held while any worker lives. Pickled only while spawning (multiprocessing passes the fd)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        from multiprocessing.reduction import DupFd
+
+        return _inherit, (DupFd(self.fd),)
+
+
+def _inherit(dup) -> Inherited:
+    return Inherited(dup.detach())  # left open: it closes when the worker process ends
+
+
+def _die_with_parent() -> None:
+    """In a worker process, a daemon thread: exit at once when the client ends (kill -9 too), writing no more runs.
+
+    The parent's sentinel is a pipe whose other end only the client holds: it reads EOF when the client dies.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    parent.join()
+    os._exit(ORPHANED)  # a run directory half written now is `running`, set aside by the next pass
+
+
+def _local_init(stop, hold: Inherited | None = None, ticks=None) -> None:
+    """Worker process set-up: die with the client, one BLAS thread, Ctrl-C left to the client, which stops
+    us through `stop`; `hold` (the sweep lock) stays open for the life of the process."""
     global _STOP, _LIMITS, _TICKS
+    threading.Thread(target=_die_with_parent, name="optbench-parent-watch", daemon=True).start()
     _STOP = stop
     _TICKS = ticks
     if ticks is not None:
@@ -209,36 +247,63 @@ def _local_job(job: Job) -> Written:
 
 class LocalPool:
     """`jobs` trainers on this machine, one unit each at a time: a thread of this process, warm and started
-    at once, and jobs - 1 worker processes (spawned: no forked locks or threads)."""
+    at once, and jobs - 1 worker processes (spawned: no forked locks or threads).
 
-    def __init__(self, jobs: int):
+    Worker processes die with this process and keep `hold` (a file descriptor: the sweep lock) open while
+    they live. When one dies, the pool is broken: its jobs are Lost, and a fresh pool takes the next ones.
+    """
+
+    def __init__(self, jobs: int, *, hold: int | None = None):
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
-        ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("spawn")
         self.jobs = jobs
         self.name = f"this process and {jobs - 1} worker process{'es' if jobs > 2 else ''}"
-        self._stop = ctx.Event()
-        self._ticks = ctx.Queue()  # epoch progress from every trainer, drained by wait()
+        self._stop = self._ctx.Event()
+        self._ticks = self._ctx.Queue()  # epoch progress from every trainer, drained by wait()
         self._ticks.cancel_join_thread()
         self._sink = None
-        self._pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=ctx, initializer=_local_init,
-                                         initargs=(self._stop, self._ticks))
-        for _ in range(jobs - 1):  # start every worker now: they import optbench while the client plans the units
-            self._pool.submit(int)
+        self._hold = None if hold is None else Inherited(hold)
+        self._pool = self._start_pool()
+        self._pool_of: dict[Any, Any] = {}  # a worker process's future -> the pool it was submitted to
         # this process would only wait for the workers; training here too saves a process start-up (~0.5 s)
         self._here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optbench-train")
         self._here_job = None
         self.late = STARTUP  # the processes start training this much after this process's thread
 
+    def _start_pool(self):
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=self.jobs - 1, mp_context=self._ctx, initializer=_local_init,
+                                   initargs=(self._stop, self._hold, self._ticks))
+        for _ in range(self.jobs - 1):  # start every worker now: they import optbench while the client plans the units
+            pool.submit(int)
+        return pool
+
+    def _renew(self, broken) -> None:
+        """Replace a broken pool (once, whichever of its jobs reports it): its processes are joined first, so
+        none of them still writes when the lost jobs' directories are looked at."""
+        if broken is self._pool:
+            broken.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._start_pool()
+
     def slots(self) -> int:
         return self.jobs
 
     def submit(self, job):
+        from concurrent.futures.process import BrokenProcessPool
+
         if self._here_job is None or self._here_job.done():
             self._here_job = self._here.submit(self._train_here, job)
             return self._here_job
-        return self._pool.submit(_local_job, job)
+        try:
+            future = self._pool.submit(_local_job, job)
+        except BrokenProcessPool:  # a worker died since the last wait
+            self._renew(self._pool)
+            future = self._pool.submit(_local_job, job)
+        self._pool_of[future] = self._pool
+        return future
 
     def _train_here(self, job: Job) -> Written:
         """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
@@ -267,7 +332,14 @@ class LocalPool:
                 self._sink(group, n)
 
     def result(self, handle):
-        return handle.result()
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._pool_of.pop(handle, None)
+        try:
+            return handle.result()
+        except BrokenProcessPool:
+            self._renew(pool)
+            raise Lost from None
 
     def request_stop(self):
         self._stop.set()
@@ -376,17 +448,25 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def open_backend(*, jobs: int | None, scheduler: str | None, runs: int) -> Backend:
-    """Dask when a scheduler is given; else min(jobs, runs) local processes, or this process for one."""
+def check_backend(*, jobs: int | None, scheduler: str | None) -> None:
+    """Fail on bad --jobs / --scheduler before anything is written."""
     if scheduler is not None:
         if jobs is not None:
             raise OptbenchError("--jobs: not used with --scheduler (the cluster's workers decide; drop one of them)")
+        check_address(scheduler)
+    elif jobs is not None and jobs < 1:
+        raise OptbenchError(f"--jobs: {jobs} is invalid (accepted: an integer >= 1)")
+
+
+def open_backend(*, jobs: int | None, scheduler: str | None, runs: int, hold: int | None = None) -> Backend:
+    """Dask when a scheduler is given; else min(jobs, runs) local processes, or this process for one.
+    Local worker processes keep the file descriptor `hold` open while they live (see LocalPool)."""
+    check_backend(jobs=jobs, scheduler=scheduler)
+    if scheduler is not None:
         return DaskCluster(scheduler)
     n = default_jobs() if jobs is None else jobs
-    if n < 1:
-        raise OptbenchError(f"--jobs: {n} is invalid (accepted: an integer >= 1)")
     n = min(n, max(runs, 1))
-    return InProcess() if n == 1 else LocalPool(n)
+    return InProcess() if n == 1 else LocalPool(n, hold=hold)
 
 
 # ---- driving ---------------------------------------------------------------------------------------
@@ -398,20 +478,26 @@ def _stop_requested() -> bool:
     return STOP.requested
 
 
+MAX_LOSSES = 3  # a job lost this often (it kills its worker: out of memory?) ends the sweep
+
+
 def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None],
-          on_done: Callable[[Job, Written], None], *, should_stop: Callable[[], bool] = _stop_requested,
-          drain_timeout: float = 120.0, on_progress: Callable[[str, int], None] | None = None) -> bool:
+          on_done: Callable[[Job, Written], None], *, on_lost: Callable[[Job], Job | None] = lambda job: job,
+          should_stop: Callable[[], bool] = _stop_requested, drain_timeout: float = 120.0,
+          on_progress: Callable[[str, int], None] | None = None) -> bool:
     """Train every job, at most `slots` at a time, in order; returns whether it was interrupted.
 
     A stop request (Ctrl-C sets train.STOP; a second one raises KeyboardInterrupt) or a trainer interrupted
     in this process stops submitting; the running jobs are asked to stop at their next epoch and their runs
     are still written, marked interrupted. A job's run directories are written whole: a signal that comes
-    while they are written is handled after.
+    while they are written is handled after. A job Lost with its worker goes to `on_lost`, which returns
+    what is left of it to train (or None); that goes first in the queue, for the remaining workers.
     """
     if on_progress is not None:
         backend.watch(on_progress)
     queue = deque(jobs)
     running: dict[Any, Job] = {}
+    losses: dict[str, int] = {}
     stopping = False
     try:
         while running or (queue and not stopping):
@@ -420,9 +506,20 @@ def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None]
                 running[backend.submit(job)] = job
                 on_start(job)
             for h in backend.wait(list(running), timeout=0.5):
+                job = running.pop(h)
                 with deferred_signals():
-                    done = backend.result(h)
-                    on_done(running.pop(h), done)
+                    try:
+                        done = backend.result(h)
+                    except Lost:
+                        losses[job.group] = losses.get(job.group, 0) + 1
+                        if losses[job.group] >= MAX_LOSSES:
+                            raise OptbenchError(f"group {job.group}: its worker process died {MAX_LOSSES} times while "
+                                                "training it (out of memory?); finished runs are kept, rerun to resume") from None
+                        retry = on_lost(job)
+                        if retry is not None:
+                            queue.appendleft(retry)
+                        continue
+                    on_done(job, done)
                 stopping |= done.interrupted
             if should_stop() and not stopping:
                 stopping = True

@@ -5,7 +5,7 @@ Data flows one way: the `sweep:` block -> Spec -> trials (sampled with the sweep
 `<runs-dir>/<name>-<id>/` holding sweep.json and one run directory per run. Running the same sweep again
 skips its complete runs; a changed config has another id and so another directory.
 Modules, in that order: `spec` (the sweep block), `plan` (trials, runs, the id, sweep.json, resuming), `run`
-(`run_sweep` on a backend), `results` (best trials for compare, heat-map tables).
+(`run_sweep` on a backend, the directory locked by `lock`), `results` (best trials for compare, heat-map tables).
 """
 
 from optbench.sweep.plan import DEFAULT_TRIAL, FINAL, Plan, SweepRun, Trial, make_runs, make_trials, plan_sweep, sweep_id

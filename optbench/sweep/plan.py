@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,17 +245,18 @@ def read_sweep_json(root: Path, plan: Plan) -> dict | None:
     return old
 
 
-def scan(root: Path, plan: Plan) -> tuple[dict[str, str], list[Path]]:
+def scan(root: Path, plan: Plan, *, only: set[str] | None = None) -> tuple[dict[str, str], list[Path]]:
     """The runs of this sweep already complete in `root` (key -> status), and the directories to set aside.
 
     Complete: this sweep's id, a key of the plan, a final status, all files there; one per key. Everything
-    else (interrupted, failed, killed while running, duplicates, unreadable) is trained again.
+    else (interrupted, failed, killed while running, duplicates, unreadable) is trained again. With `only`,
+    just the directories of those keys are looked at (a lost job's, while other jobs still write theirs).
     """
     done: dict[str, str] = {}
     stale: list[Path] = []
     if not root.is_dir():
         return done, stale
-    keys = {r.key for r in plan.runs}
+    keys = {r.key for r in plan.runs} if only is None else only
     for d in sorted(root.iterdir()):
         if not d.is_dir() or d.name.startswith("."):
             continue
@@ -262,15 +264,31 @@ def scan(root: Path, plan: Plan) -> tuple[dict[str, str], list[Path]]:
             s = json.loads((d / "summary.json").read_text())
             tag = s.get("sweep") or {}
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            stale.append(d)
+            if only is None:
+                stale.append(d)
             continue
         key = tag.get("key")
+        if only is not None and (tag.get("id") != plan.id or key not in only):
+            continue
         files = all((d / f).is_file() for f in ("config.yaml", "metrics.csv", "params.npz"))
         if tag.get("id") == plan.id and key in keys and key not in done and s.get("status") in FINAL and files:
             done[key] = s["status"]
         else:
             stale.append(d)
     return done, stale
+
+
+def remove_leftovers(root: Path) -> None:
+    """Delete the hidden temporary files of writers that died (`.tmp-*` run directories never renamed, a
+    `.sweep.json.tmp`); only while the sweep is locked, when nothing else writes here."""
+    if not root.is_dir():
+        return
+    for p in root.iterdir():
+        if p.name.startswith(".tmp-") or p.name == ".sweep.json.tmp":
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def set_aside(root: Path, dirs: list[Path]) -> None:

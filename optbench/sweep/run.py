@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from optbench.sweep.plan import FINAL, Plan, SweepRun, _write_json, plan_sweep, read_sweep_json, scan, set_aside, sweep_record
+from optbench.sweep.lock import lock_sweep
+from optbench.sweep.plan import (FINAL, Plan, SweepRun, _write_json, plan_sweep, read_sweep_json, remove_leftovers, scan,
+                                 set_aside, sweep_record)
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,12 @@ def make_units(todo: list[SweepRun], workers: int, late: float = 0.0) -> list[li
     return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train), late)
 
 
-def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun]):
-    """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots."""
+def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int):
+    """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots;
+    its worker processes hold the sweep lock `hold` too."""
     from optbench.workers import open_backend
 
-    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo))
+    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold)
     try:
         return backend, make_units(todo, backend.slots(), backend.late)
     except BaseException:
@@ -97,20 +100,37 @@ def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun]):
 
 def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), jobs: int | None = None,
               scheduler: str | None = None, progress: SweepProgress | None = None) -> Outcome:
-    """Plan the sweep, skip its complete runs, train the rest on the chosen backend, write every run directory."""
-    from optbench.workers import Job, drive
+    """Plan the sweep, skip its complete runs, train the rest on the chosen backend, write every run directory.
+
+    The sweep directory is locked for the whole pass (another client there is an error); what dead
+    clients left (runs still `running`, hidden temporary directories) is set aside or removed first.
+    """
+    from optbench.workers import check_backend
 
     plan = plan_sweep(config, sets=sets)
+    check_backend(jobs=jobs, scheduler=scheduler)
     root = Path(runs_dir) / plan.dirname
+    lock = lock_sweep(root)
+    try:
+        return _locked_pass(plan, root, lock.fd, jobs=jobs, scheduler=scheduler, progress=progress)
+    finally:
+        lock.release()
+
+
+def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, scheduler: str | None,
+                 progress: SweepProgress | None) -> Outcome:
+    """One pass, with the sweep directory locked (`hold`: the lock's file descriptor)."""
+    from optbench.workers import Job, drive
+
     old = read_sweep_json(root, plan)
+    remove_leftovers(root)
     done, stale = scan(root, plan)
     todo = [r for r in plan.runs if r.key not in done]
-    backend, units = _open(jobs, scheduler, todo) if todo else (None, [])
+    backend, units = _open(jobs, scheduler, todo, hold) if todo else (None, [])
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     out = Outcome(plan, root, resumed=len(done))
     t0 = time.perf_counter()
     try:
-        root.mkdir(parents=True, exist_ok=True)
         set_aside(root, stale)
         # a pass is known by a token, not its start time: two passes can start within the same second
         info = {"pass": uuid.uuid4().hex[:8], "started": started, "backend": backend.name if backend else None,
@@ -147,13 +167,27 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
             if progress is not None:
                 progress.update(tally())
 
+        def on_lost(job):
+            """A job lost with its worker: keep the runs it finished, set aside its partial ones, retry the rest."""
+            running[0] -= len(job.cfgs)
+            keys = [t["sweep"]["key"] for t in job.tags]
+            finished, partial = scan(root, plan, only=set(keys))
+            set_aside(root, partial)
+            out.statuses.update(finished.values())
+            if progress is not None:
+                progress.update(tally())
+            left = [i for i, k in enumerate(keys) if k not in finished]
+            if not left:
+                return None
+            return Job([job.cfgs[i] for i in left], root, job.group, [job.tags[i] for i in left])
+
         if progress is not None:
             progress.started(Start(plan, root, len(plan.runs), len(done), len(todo), len(units),
                                    backend.name if backend else "nothing to train"))
             progress.update(tally())
         if backend is not None:
             work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
-            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress)
+            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress, on_lost=on_lost)
             out.not_started = [c for job in work if job.group not in started for c in job.cfgs]
         out.seconds = time.perf_counter() - t0
         info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(out.seconds, 3),
@@ -162,6 +196,7 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     finally:
         if backend is not None:
             backend.close()
+        remove_leftovers(root)  # of trainers lost in this pass; all have stopped now
     return out
 
 
