@@ -200,7 +200,8 @@ def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 if dtype.hasobject or dtype.kind not in "biuf":
                     raise ValueError(f"{info.filename[:-4]} holds {dtype}, not numbers")
                 if math.prod(shape) * dtype.itemsize != info.file_size - f.tell():
-                    raise ValueError(f"{info.filename[:-4]}: the header's shape {shape} does not match the data")
+                    raise ValueError(f"{info.filename[:-4]}: its header says {dtype} {tuple(shape)}, but "
+                                     f"{info.file_size - f.tell()} bytes follow")
             shapes[info.filename[:-4]] = tuple(shape)
     return shapes
 
@@ -210,7 +211,7 @@ def _check_npz(path: Path, cfg: dict | None) -> None:
     try:
         shapes = _npz_shapes(path)
     except Exception as err:  # noqa: BLE001 - whatever a hostile file makes zipfile or numpy raise, it is corrupt
-        raise CorruptRun(f"{path.parent}: bad {path.name} ({err.__class__.__name__}: {_short(str(err))})") from None
+        raise CorruptRun(f"{path.parent}: bad {path.name} ({err.__class__.__name__}: {_short(str(err), 120)})") from None
     if cfg is None or "W1" not in shapes:
         return
     hidden = (cfg.get("model") or {}).get("hidden")
