@@ -337,3 +337,14 @@ def test_prepare_out_says_what_is_wrong(tmp_path):
         prepare_out(tmp_path, "--data")
     assert write_text(tmp_path / "n" / "x.txt", "hi").read_text() == "hi"
     assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["x.txt"]  # no temporary file left
+
+
+def test_run_directory_names_are_one_component(tmp_path):
+    from optbench.runs import RunWriter
+
+    cfg = {"name": "../up", "label": "../../evil/x", "seed": 0, "train": {"log_iterations": False}}
+    w = RunWriter(tmp_path / "runs", [cfg], group="g")
+    (d,) = w.start()
+    w.fail("test")
+    assert d.parent == tmp_path / "runs" and d.name.startswith("evil-x-s0-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
