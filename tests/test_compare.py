@@ -360,7 +360,7 @@ def test_reruns_with_another_config_get_their_own_row(moons, tmp_path):
     names = [r.name for r in c.rows]
     # the row names show what differs within the label, smallest value first
     assert names[:2] == ["moons-optimizers/adam val_fraction=0 epochs=10", "moons-optimizers/adam val_fraction=0.2 epochs=30"]
-    assert len(names) == 4 and lines == []
+    assert len(names) == 4 and not any("duplicate" in line or "configs" in line for line in lines)
     assert "train.epochs" in c.varied and "data.val_fraction" in c.varied
     second = c.rows[0]
     assert second.seeds == (0, 1) and second.runs[0].epochs == 10
