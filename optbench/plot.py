@@ -7,13 +7,13 @@ figures are built with the object API (no pyplot, no global state, no display ne
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from optbench.errors import OptbenchError
+from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.runs import COLUMNS
 
 KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap")
@@ -60,9 +60,12 @@ def check_options(opts: Options) -> Options:
 
 
 def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) -> Path:
-    """--out as given (its extension picks the format), else <runs_dir>/plots/<experiment>-<kind>.png."""
+    """--out as given (its extension picks the format), else <runs_dir>/plots/<experiment>-<kind>.png.
+
+    The experiment's name comes from run files: it is data, made one safe file name (never a path).
+    """
     if out is None:
-        return Path(runs_dir) / "plots" / f"{experiment}-{kind}.png"
+        return Path(runs_dir) / "plots" / f"{safe_component(f'{experiment}-{kind}')}.png"
     out = Path(out)
     fmt = out.suffix[1:].lower()
     if fmt not in FORMATS:
@@ -81,24 +84,21 @@ def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path |
     from optbench.plots import data
     from optbench.plots.style import style
 
+    if out is not None:
+        prepare_out(out)  # a folder that cannot be made fails before any run is read
     runs = data.select_runs(list(paths), Path(runs_dir), warn)
     path = output_path(out, runs_dir, data.experiment_title(runs), kind)
     with style():  # also around saving: svg.hashsalt and the dpi are read then
         fig = make_figure(runs, opts, warn=warn)
-        save(fig, path)
+        save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
     return path
 
 
-def save(fig, path: Path) -> None:
-    """Write the figure atomically in the format its extension names, without dates or versions."""
+def save(fig, path: Path, option: str = "--out") -> None:
+    """Write the figure atomically in the format its extension names, without dates or versions; a missing
+    folder is created, an unwritable target is one OptbenchError line."""
     fmt = path.suffix[1:].lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format=fmt, metadata=METADATA[fmt])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=METADATA[fmt]), option)
 
 
 def make_figure(runs, opts: Options, *, warn: Callable[[str], None] = _stderr):

@@ -30,6 +30,7 @@ import numpy as np
 from optbench import __version__
 from optbench.config import dump_yaml, parse_yaml
 from optbench.errors import OptbenchError
+from optbench.paths import safe_component
 from optbench.model import expected_initial_cost
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
@@ -111,7 +112,7 @@ class RunWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for cfg in self.cfgs:
-            base = cfg["label"].replace("/", "-")
+            base = safe_component(cfg["label"])  # a label is data: one safe directory name, never a path
             while True:
                 name = f"{base}-s{cfg['seed']}-{stamp}-{secrets.token_hex(2)}"
                 final = self.root / name

@@ -123,8 +123,8 @@ def test_divergence_marked_and_axis_not_flattened(sweep):
     assert marks and "diverged" in legend_texts(ax)
     ok = [r for r in runs_in(sweep) if r.status != "diverged"]
     assert ax.get_ylim()[1] < 1.2 * max(np.nanmax(r.metrics["train_cost"]) for r in ok)
-    assert any("averaging runs with learning rates 0.01, 0.3, 20" in w for w in warnings)
-    assert "lr 0.01, 0.3, 20" in legend_texts(ax)[0]  # no shared lr: the legend names them
+    assert not any("averaging runs with learning rates" in w for w in warnings)  # one line per lr, as compare's rows
+    assert {"adam lr=0.01", "gd lr=0.3", "momentum lr=20"} <= {t.partition(" (")[0] for t in legend_texts(ax)}
 
 
 def test_accuracy_training_and_validation(moons):
@@ -309,12 +309,14 @@ def test_default_output_path_and_newest_experiment(moons, sine, tmp_path):
     warnings = []
     out = plot_command([], runs_dir=runs, warn=warnings.append)
     assert out == runs / "plots" / "moons-optimizers-curves.png" and out.is_file()
-    assert {r.label for r in data.select_runs([], runs, pytest.fail)} == {f"moons-optimizers/{v}" for v in ("adam", "gd", "momentum")}
+    assert {r.label for r in data.select_runs([], runs, warnings.append)} == {f"moons-optimizers/{v}" for v in ("adam", "gd", "momentum")}
     for d in (runs).glob("sine-*"):
         s = json.loads((d / "summary.json").read_text())
         (d / "summary.json").write_text(json.dumps({**s, "created": "2100-01-01T00:00:00"}))
     assert plot_command([], runs_dir=runs, warn=warnings.append) == runs / "plots" / "sine-regression-curves.png"
-    assert warnings == []  # the plots directory is not mistaken for a run
+    # one line each time saying which experiment was drawn; the plots directory is not mistaken for a run
+    assert warnings == [f"plotting experiment {name}, the newest of 2 in {runs}; name directories to choose"
+                        for name in ("moons-optimizers", "moons-optimizers", "sine-regression")]
 
 
 def test_corrupt_run_dirs_are_skipped_with_a_warning(moons, tmp_path):
@@ -327,6 +329,8 @@ def test_corrupt_run_dirs_are_skipped_with_a_warning(moons, tmp_path):
     shutil.copytree(good[0], runs / "still-running")
     s = json.loads((good[0] / "summary.json").read_text())
     (runs / "still-running" / "summary.json").write_text(json.dumps({**s, "status": "running"}))
+    cfg = runs / "still-running" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("\nseed: 0\n", "\nseed: 7\n"))  # not a rerun of good[0]: its own seed
     shutil.copytree(good[0], runs / "truncated")
     with open(runs / "truncated" / "metrics.csv", "a") as f:
         f.write("31,1,2")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -12,10 +10,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from optbench import runset
 from optbench.errors import OptbenchError
 from optbench.metrics import METRICS
 from optbench.problems import PROBLEMS
-from optbench.runs import COLUMNS, CorruptRun, Run, find_run_dirs, read_run
+from optbench.runs import COLUMNS, CorruptRun, Run
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 # per-label metric -> +1 when lower is better, -1 when higher is better (label: alphabetical)
@@ -230,70 +229,25 @@ def _fold(cfg: dict) -> int | None:
     return fold if isinstance(fold, int) else None
 
 
-def _with_sweeps(dirs: list[Path]) -> list[Path]:
-    """A sweep directory (it holds sweep.json) found among run directories stands for the runs inside it."""
-    out: list[Path] = []
-    for d in dirs:
-        out.extend(find_run_dirs([d]) if (d / "sweep.json").is_file() and not (d / "summary.json").exists() else [d])
-    return out
-
-
 def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[RunFacts]:
-    """Every readable run under `paths`; each unreadable one costs one warning line, never the command."""
-    dirs: dict[Path, Path] = {}  # resolved -> as named: read each run once, show paths as the user wrote them
-    for p in paths:
-        try:
-            for d in _with_sweeps(find_run_dirs([p])):
-                dirs.setdefault(d.resolve(), d)
-        except OptbenchError as err:
-            warn(f"warning: {err}")
+    """Every readable run under `paths` (through the shared reader, runset.read); each bad one costs one warning."""
     out = []
-    for d in dirs.values():
+    for run in runset.read(paths, warn):
         try:
-            out.append(run_facts(read_run(d), thresholds))
+            out.append(run_facts(run, thresholds))
         except CorruptRun as err:
             warn(f"warning: {err}")
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # valid files, unexpected content
-            warn(f"warning: {d}: unexpected content ({err.__class__.__name__}: {err})")
+            warn(f"warning: {run.path}: unexpected content ({err.__class__.__name__}: {err})")
     return out
 
 
 # ---- group --------------------------------------------------------------------------------------
 
 
-def config_key(cfg: dict) -> str:
-    """A short hash of the config minus the seed (and data.fold): runs of one label with different settings must not merge."""
-    cfg = {k: v for k, v in cfg.items() if k != "seed"}
-    if isinstance(cfg.get("data"), dict):
-        cfg["data"] = {k: v for k, v in cfg["data"].items() if k != "fold"}  # folds aggregate as seeds do
-    text = json.dumps(cfg, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _one_per_seed(runs: list[RunFacts], warn: Callable[[str], None]) -> list[RunFacts]:
-    """The newest run of each seed (and fold) (a rerun of the same config); the older ones are named in a warning."""
-    chosen: dict[tuple[int, int], RunFacts] = {}
-    for r in sorted(runs, key=lambda r: (r.created, r.path.name), reverse=True):
-        if r.replicate in chosen:
-            what = f"seed {r.seed}" + ("" if r.fold is None else f" fold {r.fold}")
-            warn(f"warning: {r.path}: {what} of {r.label} also in {chosen[r.replicate].path} "
-                 "with the same config; using the newer run")
-        else:
-            chosen[r.replicate] = r
-    return [chosen[s] for s in sorted(chosen)]
+config_key = runset.config_key  # a short hash of the config minus seed and data.fold (see runset)
 
 
 def group_runs(facts: list[RunFacts], warn: Callable[[str], None]) -> list[tuple[str, str, list[RunFacts]]]:
-    """(row name, config hash, runs) per label and config, labels alphabetical, configs oldest first."""
-    by: dict[tuple[str, str], list[RunFacts]] = {}
-    for f in facts:
-        by.setdefault((f.label, config_key(f.config)), []).append(f)
-    out = []
-    for label in sorted({lab for lab, _ in by}):
-        keys = sorted((k for lab, k in by if lab == label), key=lambda k: min((r.created, r.path.name) for r in by[label, k]))
-        if len(keys) > 1:
-            names = ", ".join([label] + [f"{label}#{i}" for i in range(2, len(keys) + 1)])
-            warn(f"warning: {label}: runs from {len(keys)} different configs; shown as separate rows {names}")
-        for i, k in enumerate(keys):
-            out.append((label if i == 0 else f"{label}#{i + 1}", k, _one_per_seed(by[label, k], warn)))
-    return out
+    """(row name, config hash, runs by seed) per label and config: runset.group, the same groups plot draws."""
+    return [(g.name, g.key, list(g.items)) for g in runset.group(facts, warn)]

@@ -18,6 +18,9 @@ from optbench import layout
 from optbench.layout import term_width, wrap
 
 from optbench.compare.read import _stderr, check_options
+from optbench import runset
+from optbench.errors import OptbenchError
+from optbench.paths import prepare_out, write_text
 from optbench.compare.stats import Comparison, Row, compare, flatten
 from optbench.metrics import METRICS
 from optbench.compare.tables import (Column, footnotes, health_lines, results_columns, sweep_columns, sweep_notes,
@@ -296,14 +299,24 @@ def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), threshol
     from optbench.report import is_terminal
 
     ths = check_options(thresholds, sort, fmt, metric)
-    where = list(paths) or [runs_dir]
+    try:
+        if out is not None:
+            prepare_out(out)  # a folder that cannot be made fails before any run is read
+        where = list(paths) or runset.default_paths(runs_dir, "comparing", warn)  # as plot: the newest experiment
+    except OptbenchError as err:
+        warn(f"error: {err}")
+        return 2
     c = compare(where, thresholds=ths, sort=sort, metric=metric, warn=warn)
     if not c.rows:
         looked = ", ".join(str(Path(p).resolve()) for p in where)
         warn(f"error: no readable runs found (looked in {looked}); train some with `optbench train CONFIG`")
         return 2
     if out is not None:
-        Path(out).write_text(RENDERERS[fmt](c))
+        try:
+            write_text(out, RENDERERS[fmt](c))  # a missing folder is made; an unwritable file is one line, exit 2
+        except OptbenchError as err:
+            warn(f"error: {err}")
+            return 2
     elif fmt == "table" and is_terminal():
         render_rich(c, width=term_width(), wide=wide)
     elif fmt == "table":

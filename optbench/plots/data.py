@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from optbench import runset
 from optbench.errors import OptbenchError
-from optbench.runs import CorruptRun, Run, find_run_dirs, read_run
+from optbench.runs import Run
 
 # tab10: distinct, colour-blind tolerable, what users know from matplotlib; labels take them in sorted order
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -22,12 +22,14 @@ TASK_NAMES = {"problem": "2-D test functions", "regression": "regression", "clas
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one label (sorted by seed), its short display name and its colour."""
+    """The runs of one label and config (sorted by seed), its short display name and its colour."""
 
     label: str
-    name: str
+    name: str  # the label without a shared `<experiment>/`, then the config keys that differ within it
     color: str
     runs: list[Run]
+    key: str = ""  # runset.config_key of its runs: compare's config_hash of the same row
+    varied: dict = field(default_factory=dict)  # the config keys the name shows, and their values
 
 
 @dataclass(frozen=True)
@@ -44,49 +46,30 @@ class Curve:
 
 
 def select_runs(paths: list[str], runs_dir: Path, warn: Callable[[str], None]) -> list[Run]:
-    """The runs named by `paths`, or the most recent experiment in `runs_dir`; unreadable directories are warned about."""
-    if paths:
-        runs = read_runs(find_run_dirs(list(paths)), warn)
-        if not runs:
-            raise OptbenchError(f"no runs found in {', '.join(map(str, paths))}")
-        return runs
-    if not Path(runs_dir).is_dir():
-        raise OptbenchError(f"no runs found in {runs_dir} (no such directory; train first or name run directories)")
-    runs = read_runs(find_run_dirs([runs_dir]), warn)
+    """The runs named by `paths`, or the newest experiment in `runs_dir` (said on stderr), read as compare reads them."""
+    where = list(paths) or runset.default_paths(runs_dir, "plotting", warn)
+    runs = read_runs(where, warn)
     if not runs:
-        raise OptbenchError(f"no runs found in {runs_dir}")
-    return latest_experiment(runs)
+        raise OptbenchError(f"no runs found in {', '.join(map(str, where))}")
+    return runs
 
 
-def read_runs(dirs: list[Path], warn: Callable[[str], None]) -> list[Run]:
-    """Every readable run; a corrupt or unfinished one is skipped with `warning: <dir>: <reason>`."""
-    out = []
-    for d in dirs:
-        try:
-            out.append(read_run(d))
-        except CorruptRun as err:
-            warn(f"warning: {err}")
-    return out
+def read_runs(paths: list, warn: Callable[[str], None]) -> list[Run]:
+    """Every readable run under these paths (runset.read: bad runs skipped with one warning, duplicates resolved)."""
+    return runset.read(paths, warn)
 
 
 def experiment(run: Run) -> str:
     return str(run.summary.get("name") or run.config.get("name") or run.path.name)
 
 
-def _created(run: Run) -> tuple[str, float]:
-    """When a run was made: summary `created`, else the directory's mtime (same ISO form, so they compare)."""
-    mtime = run.path.stat().st_mtime
-    created = run.summary.get("created")
-    if not isinstance(created, str):
-        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(mtime))
-    return created, mtime
-
-
 def latest_experiment(runs: list[Run]) -> list[Run]:
-    """Every run sharing the experiment name of the newest run."""
-    newest = max(runs, key=lambda r: (*_created(r), r.path.name))
-    name = experiment(newest)
-    return [r for r in runs if experiment(r) == name]
+    """Every run of the experiment (or sweep) of the newest run."""
+    def which(r: Run) -> str:
+        return runset.sweep_id(r) or f"name:{experiment(r)}"
+
+    newest = max(runs, key=lambda r: (runset.created(r), r.path.name))
+    return [r for r in runs if which(r) == which(newest)]
 
 
 def experiment_title(runs: list[Run]) -> str:
@@ -104,17 +87,17 @@ def color_map(keys: list[str]) -> dict[str, str]:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """One Group per label, labels sorted, runs by seed; display names drop a shared `<experiment>/` prefix."""
-    labels = sorted({r.label for r in runs})
-    colors = color_map(labels)
+    """runset.group (one Group per label and config, as compare's rows); names drop a shared `<experiment>/`."""
+    groups = runset.group(runs, lambda m: None)  # the reader already warned about duplicates
+    colors = color_map([g.name for g in groups])
     single = len({experiment(r) for r in runs}) == 1
-    groups = []
-    for lab in labels:
-        members = sorted((r for r in runs if r.label == lab), key=lambda r: (r.seed, r.path.name))
+    out = []
+    for g in groups:
+        members = list(g.items)
         prefix = f"{experiment(members[0])}/"
-        name = lab[len(prefix):] if single and lab.startswith(prefix) else lab
-        groups.append(Group(lab, name, colors[lab], members))
-    return groups
+        name = g.name[len(prefix):] if single and g.name.startswith(prefix) else g.name
+        out.append(Group(g.label, name, colors[g.name], members, g.key, dict(g.varied)))
+    return out
 
 
 def task(group: Group) -> str:

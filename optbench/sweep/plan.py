@@ -164,7 +164,9 @@ class Plan:
 
     @property
     def dirname(self) -> str:
-        return f"{self.name}-{self.id}"
+        from optbench.paths import safe_component
+
+        return safe_component(f"{self.name}-{self.id}")  # the name is data: one safe directory name
 
     def tag(self, run: SweepRun) -> dict:
         """The `sweep` entry of a run's summary.json: enough for compare to rank trials without sweep.json."""
