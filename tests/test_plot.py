@@ -589,8 +589,13 @@ def test_heatmap_shows_the_sweeps_metric_and_marks_the_selected_trial(grid_sweep
     assert float(best["z"]) == min(float(r["z"]) for r in rows)
     fig = figure(grid_sweep, kind="heatmap")
     ax = fig.axes[0]
-    rings = [ln for ln in ax.get_lines() if ln.get_markeredgecolor() == "red"]
-    assert len(rings) == 1 and (rings[0].get_xdata()[0], rings[0].get_ydata()[0]) != (None, None)
+    from matplotlib.colors import to_rgba
+
+    frames = [p for p in ax.patches if p.get_edgecolor() == to_rgba("red")]
+    assert len(frames) == 1  # one selected trial, framed at its cell: (lr index, mu index)
+    lrs, mus = sorted({float(r["x"]) for r in rows}), sorted({float(r["y"]) for r in rows})
+    cx, cy = frames[0].get_x() + frames[0].get_width() / 2, frames[0].get_y() + frames[0].get_height() / 2
+    assert (round(cx), round(cy)) == (lrs.index(float(best["x"])), mus.index(float(best["y"])))
 
 
 @pytest.fixture(scope="module")

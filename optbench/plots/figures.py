@@ -254,7 +254,8 @@ def _dashboard_below(view: View, opts: Options, warn: Warn, rec: Record) -> list
     """Drawing functions (ax -> None) for the picture panels: decision regions per label, or paths per 2-D function."""
     lr = _lr_title(view.groups)
     below = []
-    shown = choose.best_panels(view, warn, "--kind dashboard", 8)
+    # the pictures of the labels named in the curves legend, in their colours
+    shown = choose.best_panels(view, warn, "--kind dashboard", choose.LEGEND_MAX - 1)
     for g in _quiet(spatial.boundary_groups, shown) or []:
         reg = spatial.regions(g, warn)
         if reg is not None:

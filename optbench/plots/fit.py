@@ -17,6 +17,7 @@ from optbench.plots.style import place_legend, proxy
 GRID = 300
 BINS = 12
 BAND_ALPHA = 0.2
+SPLIT_NAMES = {"val": "validation"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def draw_fit(ax, fs: list[Fit], *, others: frozenset = frozenset(), rec: Record 
         hx, hy, _ = fs[0].held
         ax.scatter(hx, hy, s=16, facecolors="none", edgecolors="0.25", linewidths=0.8, zorder=1)
         _add(rec, panel, "data", f"{fs[0].held_name} points", hx, hy)
-        handles.append(proxy("0.25", f"{fs[0].held_name} data", marker="o", linestyle="none", markersize=4,
+        handles.append(proxy("0.25", f"{SPLIT_NAMES.get(fs[0].held_name, fs[0].held_name)} data", marker="o", linestyle="none", markersize=4,
                              markerfacecolor="none"))
     mean = [data.Curve(f.xs, f.ys.mean(axis=0), f.ys.min(axis=0), f.ys.max(axis=0)) for f in fs]
     extra = overlap_marks([c if f.group.label not in others else None for f, c in zip(fs, mean)], log_y=False,
@@ -160,8 +161,9 @@ def draw_error(ax, fs: list[Fit], *, others: frozenset = frozenset(), rec: Recor
         _add(rec, panel, f.group.label, f"{where} mse", c.x, c.mean)
     ax.set_yscale("log")
     ax.set_xlabel("x")
-    ax.set_ylabel(f"{where} squared error (per bin)")
-    ax.set_title(f"where the fit misses ({where} data, {bins} bins)")
+    shown = SPLIT_NAMES.get(where, where)
+    ax.set_ylabel(f"{shown} squared error (mean per bin)")
+    ax.set_title(f"where the fit misses ({shown} data, {bins} bins)")
     place_legend(ax)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from optbench.errors import OptbenchError
 from optbench.plots import choose, data, layout
@@ -110,9 +111,9 @@ def heatmap_figure(view: choose.View, title: str, opts, warn, rec: Record | None
     vmin, vmax = float(finite.min()), float(finite.max())
     cmap = "viridis_r" if sign > 0 else "viridis"  # the better end is yellow whichever way the metric runs
     panels = sorted({c.variant for c in cells}) if y_key is not None else [""]
-    rows, cols, w, h = layout.panel_grid(len(panels), (4.6, 4.2) if y_key else (9.0, 1.0 + 0.7 * len({c.variant for c in cells})),
+    rows, cols, w, h = layout.panel_grid(len(panels), (4.6, 4.2) if y_key else (9.0, 1.6 + 0.8 * len({c.variant for c in cells})),
                                          PER_ROW, extra=(1.6, 1.0))
-    fig = Figure(figsize=(w, h), layout="constrained")
+    fig = Figure(figsize=(max(w, 7.0), h), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
@@ -120,20 +121,29 @@ def heatmap_figure(view: choose.View, title: str, opts, warn, rec: Record | None
     for ax, v in zip(axes, panels):
         mine = [c for c in cells if c.variant == v] if y_key is not None else cells
         mappable = _draw_panel(ax, mine, x_key, y_key, vmin, vmax, cmap, rec, v or "all") or mappable
-        ax.set_title(v or f"{metric_name(metric)} per trial")
+        ax.set_title(v or "each trial (mean over seeds)")
     if mappable is not None:
-        cbar = fig.colorbar(mappable, ax=list(axes[: len(panels)]), label=f"{metric_name(metric)} (mean over seeds; {BETTER})")
+        cbar = fig.colorbar(mappable, ax=list(axes[: len(panels)]), label=f"{metric} (mean over seeds)\n{BETTER}")
         if sign > 0:
             cbar.ax.invert_yaxis()  # better at the top
-    handles = [proxy("none", "selected (tuned)", marker="o", markersize=13, markeredgecolor="red", markeredgewidth=2.2,
-                     linestyle="none"),
-               proxy("none", "default", marker="s", markersize=11, markeredgecolor="black", markeredgewidth=1.6,
-                     linestyle="none")]
+    roles = {c.role for c in cells}
+    ring = "s" if any(_is_grid(*_axes_values(cells, v, y_key)) for v in panels) and y_key else "o"
+    handles = [proxy("none", f"selected ({r})", marker=ring, markersize=12, markeredgecolor="red",
+                     markeredgewidth=2.2, linestyle="none") for r in ("tuned", "best") if r in roles]
+    if "default" in roles:
+        handles.append(proxy("none", "default", marker="s", markersize=11, markeredgecolor="black",
+                             markeredgewidth=1.6, linestyle="none"))
     if any(not math.isfinite(c.value) for c in cells):
         handles.append(proxy("0.3", "diverged", marker="x", markersize=8, markeredgewidth=2, linestyle="none"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-    fig.suptitle(f"{title} — {metric_name(metric)} over {' × '.join(keys)}")
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    fig.suptitle(f"{title}: {metric_name(metric)}\nover {' × '.join(keys)}")
     return fig
+
+
+def _axes_values(cells: list[Cell], variant: str, y_key: str | None) -> tuple[list, list, int]:
+    mine = [c for c in cells if c.variant == variant] if y_key is not None else cells
+    return list({c.x for c in mine}), list({c.y for c in mine}), len(mine)
 
 
 def _is_grid(xs: list, ys: list, n: int) -> bool:
@@ -179,7 +189,11 @@ def _draw_panel(ax, cells: list[Cell], x_key: str, y_key: str | None, vmin, vmax
         px, py = pos[c.label]
         if not math.isfinite(c.value):
             ax.plot([px], [py], marker="x", color="0.3", markersize=9, markeredgewidth=2, linestyle="none", zorder=3)
-        if c.role in ("tuned", "best"):
+        if grid and c.role:  # a frame around the cell, so its value stays readable
+            red = c.role in ("tuned", "best")
+            ax.add_patch(Rectangle((px - 0.47, py - 0.47), 0.94, 0.94, fill=False, zorder=4, label=f"_{c.role}",
+                                   edgecolor="red" if red else "black", linewidth=3.0 if red else 2.0))
+        elif c.role in ("tuned", "best"):
             ax.plot([px], [py], marker="o", markersize=15, markerfacecolor="none", markeredgecolor="red",
                     markeredgewidth=2.2, linestyle="none", zorder=4)
         elif c.role == "default":
