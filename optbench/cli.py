@@ -163,19 +163,23 @@ def plot(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: the newest experiment under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file; .png, .svg or .pdf (default: RUNS_DIR/plots/<experiment>-<kind>.png)."),
-    kind: str = typer.Option("curves", "--kind", "-k", help="curves, accuracy, lr, boundary, activations, trajectory, dashboard or heatmap."),
+    kind: str = typer.Option("curves", "--kind", "-k", help="curves, accuracy, lr, boundary, activations, trajectory, dashboard, heatmap or fit."),
     metric: str = typer.Option("train_cost", "--metric", "-m", help="Any metrics.csv column (curves, lr)."),
     x: str = typer.Option("epoch", "--x", help="x axis of curves: epoch, step or seconds."),
-    log_y: bool = typer.Option(False, "--log-y", help="Logarithmic y axis."),
+    log_y: Optional[bool] = typer.Option(None, "--log-y/--linear-y", help="y axis scale (default: log for the costs of 2-D test functions, drawn as f - f*, and of regression; else linear)."),
     seeds: bool = typer.Option(False, "--seeds", help="Also draw every seed's curve, faintly."),
     band: str = typer.Option("std", "--band", help="Spread around the mean over seeds: std or minmax."),
-    keys: str = typer.Option("", "--keys", help="heatmap: two config keys X,Y (default: the two keys the sweep varied)."),
+    keys: str = typer.Option("", "--keys", help="heatmap: one or two config keys X[,Y] (default: the keys the sweep varied)."),
+    top: Optional[int] = typer.Option(None, "--top", help="Only the K best labels (in a sweep: the K best trials of each variant, beside its default)."),
+    labels: str = typer.Option("", "--labels", help="Only labels matching these globs, comma-separated (e.g. '*adam*'); in a sweep '*' draws every trial."),
+    data_out: Optional[Path] = typer.Option(None, "--data", help="Also write the exact series drawn to this CSV (kind, panel, label, series, x, y, lo, hi, z)."),
 ):
     """Draw the comparison figure of a set of runs (the GD / momentum / Adam cost curves by default)."""
     from optbench.plot import plot_command
 
     path = plot_command(runs or [], runs_dir=runs_dir, out=out, kind=kind, metric=metric, x=x, log_y=log_y,
-                        seeds=seeds, band=band, keys=keys, warn=lambda m: typer.echo(m, err=True))
+                        seeds=seeds, band=band, keys=keys, top=top, labels=labels, data_out=data_out,
+                        warn=lambda m: typer.echo(m, err=True))
     typer.echo(str(path))
 
 

@@ -16,7 +16,7 @@ from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.runs import COLUMNS
 
-KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap")
+KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit")
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
@@ -39,10 +39,12 @@ class Options:
     kind: str = "curves"
     metric: str = "train_cost"
     x: str = "epoch"
-    log_y: bool = False
+    log_y: bool | None = None  # None: log for the costs of 2-D test functions and regression, else linear
     seeds: bool = False
     band: str = "std"
     keys: str = ""  # heatmap: "X,Y", two config key paths (default: the two keys a sweep varied)
+    top: int | None = None  # the K best labels (in a sweep: trials per variant, beside its default)
+    labels: str = ""  # glob(s) on labels, comma-separated
 
 
 def _accepted(option: str, value: str, accepted) -> None:
@@ -56,6 +58,8 @@ def check_options(opts: Options) -> Options:
     _accepted("--metric", opts.metric, COLUMNS)
     _accepted("--x", opts.x, XS)
     _accepted("--band", opts.band, BANDS)
+    if opts.top is not None and (isinstance(opts.top, bool) or not isinstance(opts.top, int) or opts.top < 1):
+        raise OptbenchError(f"--top: {opts.top!r} is invalid (accepted: a whole number >= 1)")
     return opts
 
 
@@ -76,11 +80,17 @@ def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) ->
 
 def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path | None = None, kind: str = "curves",
                  metric: str = "train_cost", x: str = "epoch", log_y: bool = False, seeds: bool = False,
-                 band: str = "std", keys: str = "", warn: Callable[[str], None] = _stderr) -> Path:
-    """Draw one figure from run directories, save it, return its path."""
-    opts = check_options(Options(kind, metric, x, log_y, seeds, band, keys))
+                 band: str = "std", keys: str = "", top: int | None = None, labels: str = "",
+                 data_out: Path | None = None, warn: Callable[[str], None] = _stderr) -> Path:
+    """Draw one figure from run directories, save it (and with `data_out` the series it draws, as CSV), return its path."""
+    opts = check_options(Options(kind=kind, metric=metric, x=x, log_y=log_y, seeds=seeds, band=band, keys=keys,
+                                 top=top, labels=labels))
     if out is not None:
         output_path(out, runs_dir, "", kind)  # a bad extension fails before any run is read
+    if data_out is not None and Path(data_out).suffix.lower() != ".csv":
+        raise OptbenchError(f"--data: {str(data_out)!r} is not a .csv file (accepted: a path ending in .csv)")
+    from optbench.plots.record import Record
+
     from optbench.plots import data
     from optbench.plots.style import style
 
@@ -88,9 +98,12 @@ def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path |
         prepare_out(out)  # a folder that cannot be made fails before any run is read
     runs = data.select_runs(list(paths), Path(runs_dir), warn)
     path = output_path(out, runs_dir, data.experiment_title(runs), kind)
+    rec = Record(opts.kind)
     with style():  # also around saving: svg.hashsalt and the dpi are read then
-        fig = make_figure(runs, opts, warn=warn)
+        fig = make_figure(runs, opts, warn=warn, rec=rec)
         save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
+    if data_out is not None:
+        rec.write(prepare_out(data_out, "--data"))
     return path
 
 
@@ -101,12 +114,18 @@ def save(fig, path: Path, option: str = "--out") -> None:
     write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=METADATA[fmt]), option)
 
 
-def make_figure(runs, opts: Options, *, warn: Callable[[str], None] = _stderr):
-    """The matplotlib Figure of `opts.kind` for these runs (not saved): what `plot_command` writes."""
+def make_figure(runs, opts: Options, *, warn: Callable[[str], None] = _stderr, rec=None):
+    """The matplotlib Figure of `opts.kind` for these runs (not saved): what `plot_command` writes.
+
+    The labels drawn: see `plots.choose.choose` (a sweep's default and tuned trials, --top, --labels);
+    `rec` (a plots.record.Record) receives every drawn series."""
     from optbench.plots import data
+    from optbench.plots.choose import choose
     from optbench.plots.figures import FIGURES
+    from optbench.plots.record import Record
     from optbench.plots.style import style
 
     check_options(opts)
+    view = choose(data.group_runs(runs), metric=opts.metric, top=opts.top, labels=opts.labels)
     with style():
-        return FIGURES[opts.kind](data.group_runs(runs), data.experiment_title(runs), opts, warn)
+        return FIGURES[opts.kind](view, data.experiment_title(runs), opts, warn, rec if rec is not None else Record(opts.kind))

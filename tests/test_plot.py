@@ -124,7 +124,9 @@ def test_divergence_marked_and_axis_not_flattened(sweep):
     ok = [r for r in runs_in(sweep) if r.status != "diverged"]
     assert ax.get_ylim()[1] < 1.2 * max(np.nanmax(r.metrics["train_cost"]) for r in ok)
     assert not any("averaging runs with learning rates" in w for w in warnings)  # one line per lr, as compare's rows
-    assert {"adam lr=0.01", "gd lr=0.3", "momentum lr=20"} <= {t.partition(" (")[0] for t in legend_texts(ax)}
+    # one legend entry per lr; past the cap of 8 labels the worst (the diverged lr=20) fold into "N others"
+    names = {t.partition(" (")[0] for t in legend_texts(ax)}
+    assert {"adam lr=0.01", "gd lr=0.3"} <= names and "1 others" in names and "momentum lr=20" not in names
 
 
 def test_accuracy_training_and_validation(moons):
@@ -251,13 +253,15 @@ def test_trajectory_needs_problem_runs(moons):
 def test_dashboard_skips_panels_that_do_not_apply(moons, sine, paths):
     axes = visible_axes(figure(moons, kind="dashboard"))
     assert [ax.get_title().split("\n")[0] for ax in axes] == ["cost", "accuracy", "adam", "gd", "momentum"]
-    assert [ax.get_title() for ax in visible_axes(figure(sine, kind="dashboard"))] == ["cost"]
+    sine_titles = [ax.get_title() for ax in visible_axes(figure(sine, kind="dashboard"))]
+    assert sine_titles[:2] == ["cost", "fitted function (mean over seeds, their range)"]
+    assert sine_titles[2].startswith("where the fit misses")
     assert [ax.get_title() for ax in visible_axes(figure(paths, kind="dashboard"))] == ["cost", "quadratic (condition=20)"]
 
 
 # ---- files, options, selection -------------------------------------------------------------------------
 
-KIND_RUNS = {"lr": "sweep", "trajectory": "paths", "heatmap": "grid_sweep"}
+KIND_RUNS = {"lr": "sweep", "trajectory": "paths", "heatmap": "grid_sweep", "fit": "sine"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -406,7 +410,236 @@ def test_heatmap_of_a_grid_sweep(grid_sweep, tmp_path):
 
 
 def test_heatmap_needs_two_keys(grid_sweep, moons):
-    with pytest.raises(OptbenchError, match=r"--kind heatmap: needs two swept keys.*found: none"):
+    with pytest.raises(OptbenchError, match=r"--kind heatmap: needs one or two swept keys.*found: none"):
         figure(moons, kind="heatmap")
-    with pytest.raises(OptbenchError, match="needs two swept keys"):
+    with pytest.raises(OptbenchError, match="needs one or two swept keys"):
         figure(grid_sweep, kind="heatmap", keys="optimizer.lr,optimizer.lr")
+
+
+# ---- sweep-aware, readable at any size, --data ------------------------------------------------------
+
+import csv  # noqa: E402
+import struct  # noqa: E402
+
+from optbench.plots import choose, curves  # noqa: E402
+from optbench.plots.record import HEADER, Record  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sweep27(tmp_path_factory) -> Path:
+    """configs/moons-sweep.yaml as shipped (3 variants x (8 trials + default) = 27 trials), 4 epochs, 2 seeds."""
+    from optbench.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("sweep27")
+    run_sweep(CONFIGS / "moons-sweep.yaml", sets=["train.epochs=4", "seeds=[0, 1]", "data.n_samples=120"],
+              runs_dir=root, jobs=1)
+    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    return d
+
+
+def drawn(d: Path, tmp_path: Path, **opts) -> list[dict]:
+    """The rows `plot --data` writes for these options (the figure saved beside it)."""
+    out = tmp_path / f"{opts.get('kind', 'curves')}.csv"
+    plot_command([str(d)], out=tmp_path / "fig.png", data_out=out, warn=lambda m: None, **opts)
+    with open(out) as f:
+        return list(csv.DictReader(f))
+
+
+def labels_of(rows, series: str) -> list[str]:
+    return list(dict.fromkeys(r["label"] for r in rows if r["series"] == series))
+
+
+def picks(d: Path) -> dict[str, set[str]]:
+    """role -> labels, from sweep.results through compare's reader (independent of the plot code)."""
+    from optbench.compare.read import read_facts
+    from optbench.sweep import summarize
+
+    (summary,) = summarize(read_facts([str(d)], (), warn=lambda m: None))
+    out: dict[str, set[str]] = {}
+    for p in summary.picks:
+        out.setdefault(p.role, set()).add(p.result.runs[0].label)
+    return out
+
+
+def test_sweep_default_view_is_each_variants_default_and_tuned(sweep27, tmp_path):
+    rows = drawn(sweep27, tmp_path)
+    assert tuple(rows[0]) == HEADER
+    shown = set(labels_of(rows, "train_cost"))
+    chosen = picks(sweep27)
+    assert shown == chosen["default"] | chosen["tuned"] and len(shown) == 6
+    assert set(labels_of(rows, "val_cost")) == shown  # the validation twin of each
+    band = [r for r in rows if r["series"] == "train_cost"]
+    assert all(r["lo"] != "" and float(r["lo"]) <= float(r["y"]) <= float(r["hi"]) for r in band)  # seed bands
+
+
+def test_sweep_top_and_labels_filter(sweep27, tmp_path):
+    top2 = labels_of(drawn(sweep27, tmp_path, top=2), "train_cost")
+    assert len(top2) == 3 * 3 and sum(lab.endswith("/default") for lab in top2) == 3
+    adam = labels_of(drawn(sweep27, tmp_path, labels="*adam*"), "train_cost")
+    assert len(adam) == 9 and all("/adam/" in lab for lab in adam)
+    with pytest.raises(OptbenchError, match=r"--labels: '\*sgd\*' matches no label"):
+        figure(sweep27, labels="*sgd*")
+    with pytest.raises(OptbenchError, match=r"--top: 0 is invalid \(accepted: a whole number >= 1\)"):
+        figure(sweep27, top=0)
+
+
+def test_legend_capped_best_named_rest_grey(sweep27, tmp_path):
+    rows = drawn(sweep27, tmp_path, labels="*")
+    assert len(labels_of(rows, "train_cost")) == 27  # every trial drawn ...
+    (ax,) = figure(sweep27, labels="*").axes
+    texts = legend_texts(ax)
+    named = [t for t in texts if t not in ("training", "validation", "diverged") and not t.startswith("(")]
+    assert len(named) == choose.LEGEND_MAX  # ... the best LEGEND_MAX - 1 named, one entry for the rest
+    assert named[-1] == f"{27 - choose.LEGEND_MAX + 1} others"
+    grey = [ln for ln in ax.get_lines() if ln.get_color() == choose.OTHERS_COLOR]
+    assert len(grey) == 27 - choose.LEGEND_MAX + 1
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_side_over_2400_px_at_27_trials(kind, sweep27, sine, paths, tmp_path):
+    src = {"trajectory": paths, "fit": sine}.get(kind, sweep27)
+    out = plot_command([str(src)], out=tmp_path / f"{kind}.png", kind=kind, labels="*", warn=lambda m: None)
+    w, h = png_size(out)
+    assert max(w, h) <= 2400 and min(w, h) >= 400, (w, h)
+
+
+def test_overlapping_curves_get_distinct_styles(moons):
+    (ax,) = figure(moons).axes
+    means = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    gd, mom, adam = means["gd"], means["momentum"], means["adam"]
+    assert np.allclose(gd.get_ydata(), mom.get_ydata(), rtol=0.02)  # they do coincide at this lr
+    assert gd.get_marker() in ("None", None, "") and adam.get_marker() in ("None", None, "")
+    assert mom.get_marker() not in ("None", None, "")  # the one on top is marked ...
+    assert mom.get_linewidth() < gd.get_linewidth()  # ... and thinner, so GD shows on both sides
+
+
+def test_overlap_marks_only_for_coinciding_curves():
+    x = np.arange(50.0)
+    a = data.Curve(x, np.exp(-x / 10), None, None)
+    near = data.Curve(x, np.exp(-x / 10) * 1.001, None, None)
+    far = data.Curve(x, 0.5 + 0 * x, None, None)
+    styles = curves.overlap_marks([a, far, near], log_y=False, dashes=True)
+    assert styles[0] == {} and styles[1] == {} and styles[2]["marker"] in curves.MARKERS
+    assert styles[2]["linestyle"] != "-"
+
+
+def test_bands_stay_within_the_metrics_bounds(tmp_path):
+    from matplotlib.figure import Figure
+
+    costs = [fake_run([0.5, 0.02, 0.0], seed=0), fake_run([0.9, 0.6, 0.4], seed=1), fake_run([0.4, 0.01, 0.0], seed=2)]
+    group = data.Group("e/a", "a", "#1f77b4", costs)
+    rec = Record("curves")
+    ax = Figure().add_subplot()
+    curves.draw_curves(ax, [group], metric="train_cost", x="epoch", band="std", seeds=False, log_y=False, title="",
+                       lr_in_legend=False, rec=rec)
+    rows = [r for r in rec.rows if r[3] == "train_cost"]
+    assert all(float(r[6]) >= 0.0 for r in rows) and ax.get_ylim()[0] >= 0.0
+    points = {"sgd": {0.1: [(0.0, False), (0.0, False), (0.9, False)], 1.0: [(1.0, False), (1.0, False), (0.2, False)]}}
+    for metric, (lo, hi) in (("train_cost", (0.0, np.inf)), ("train_acc", (0.0, 1.0))):
+        rec = Record("lr")
+        curves.draw_lr(Figure().add_subplot(), points, metric=metric, band="std", log_y=False, title="", rec=rec)
+        for r in rec.rows:
+            assert lo <= float(r[6]) <= float(r[5]) <= float(r[7]) <= hi
+
+
+def test_log_y_by_default_for_regression_and_test_functions(moons, sine, paths):
+    assert figure(moons).axes[0].get_yscale() == "linear"
+    assert figure(sine).axes[0].get_yscale() == "log"
+    (ax,) = figure(paths).axes
+    assert ax.get_yscale() == "log" and ax.get_ylabel().startswith("f − f*")
+    assert figure(paths, log_y=False).axes[0].get_yscale() == "linear"
+
+
+def test_fit_draws_the_data_and_each_labels_mean_prediction(sine, tmp_path):
+    from optbench.predict import load_predictor, run_data
+
+    rows = drawn(sine, tmp_path, kind="fit")
+    assert labels_of(rows, "fit") == [f"sine-regression/{v}" for v in ("adam", "momentum", "sgd")]
+    split = run_data(next(sine.iterdir()))
+    assert sum(r["series"] == "train points" for r in rows) == len(split.train.y)
+    assert sum(r["series"] == "val points" for r in rows) == len(split.val.y)
+    adam = [r for r in rows if r["series"] == "fit" and r["label"].endswith("/adam")]
+    (run,) = [d for d in sine.iterdir() if "-adam-" in d.name]  # one seed in this fixture
+    x = np.array([float(r["x"]) for r in adam])
+    assert np.allclose([float(r["y"]) for r in adam], load_predictor(run)(x[:, None])[:, 0])
+    assert len(labels_of(rows, "val mse")) == 3  # the held-out error along x
+
+
+def test_lr_on_an_lr_by_mu_grid_draws_one_line_per_mu(grid_sweep, tmp_path):
+    rows = drawn(grid_sweep, tmp_path, kind="lr")
+    lines = labels_of(rows, "final train_cost")
+    assert lines == ["momentum (mu 0)", "momentum (mu 0.5)", "momentum (mu 0.9)"]
+    runs = runs_in(grid_sweep)
+    for r in rows:
+        if r["label"] == "momentum (mu 0.5)":
+            lr = float(r["x"])
+            finals = [data.final_value(u, "train_cost") for u in runs
+                      if u.config["optimizer"]["mu"] == 0.5 and u.config["optimizer"]["lr"] == lr]
+            assert len(finals) == 2  # the two seeds only, not the other mu values
+            assert float(r["y"]) == pytest.approx(np.mean(finals))
+            assert float(r["hi"]) - float(r["y"]) == pytest.approx(min(np.std(finals), max(finals) - np.mean(finals)))
+
+
+def test_heatmap_shows_the_sweeps_metric_and_marks_the_selected_trial(grid_sweep, tmp_path):
+    rows = drawn(grid_sweep, tmp_path, kind="heatmap")
+    runs = runs_in(grid_sweep)
+    assert len(rows) == 6
+    for r in rows:  # best_cost without a validation split: the best training cost, mean over seeds
+        mine = [u for u in runs if u.label == r["label"]]
+        assert float(r["z"]) == pytest.approx(np.mean([np.nanmin(u.metrics["train_cost"]) for u in mine]))
+    (best,) = [r for r in rows if r["series"] == "best"]
+    assert float(best["z"]) == min(float(r["z"]) for r in rows)
+    fig = figure(grid_sweep, kind="heatmap")
+    ax = fig.axes[0]
+    from matplotlib.colors import to_rgba
+
+    frames = [p for p in ax.patches if p.get_edgecolor() == to_rgba("red")]
+    assert len(frames) == 1  # one selected trial, framed at its cell: (lr index, mu index)
+    lrs, mus = sorted({float(r["x"]) for r in rows}), sorted({float(r["y"]) for r in rows})
+    cx, cy = frames[0].get_x() + frames[0].get_width() / 2, frames[0].get_y() + frames[0].get_height() / 2
+    assert (round(cx), round(cy)) == (lrs.index(float(best["x"])), mus.index(float(best["y"])))
+
+
+@pytest.fixture(scope="module")
+def acc_sweep(grid_sweep):
+    """The same grid sweep selected on best accuracy (higher is better)."""
+    from optbench.sweep import run_sweep
+
+    cfg = next(grid_sweep.parent.parent.glob("*.yaml"))
+    run_sweep(cfg, sets=["sweep.metric=best_acc"], runs_dir=grid_sweep.parent.parent / "acc", jobs=1)
+    (d,) = [p for p in (grid_sweep.parent.parent / "acc").iterdir() if p.is_dir()]
+    return d
+
+
+def test_heatmap_colours_mean_better_the_same_way_for_every_metric(grid_sweep, acc_sweep, tmp_path):
+    from matplotlib import colormaps
+    from matplotlib.collections import QuadMesh
+
+    top = colormaps["viridis"](1.0)  # yellow: the better end
+    for d, pick in ((grid_sweep, min), (acc_sweep, max)):
+        rows = drawn(d, tmp_path, kind="heatmap")
+        best = pick(float(r["z"]) for r in rows)
+        (mesh,) = [c for c in figure(d, kind="heatmap").axes[0].collections if isinstance(c, QuadMesh)]
+        assert np.allclose(mesh.to_rgba(best), top)
+
+
+def test_data_csv_is_byte_identical_and_checked(moons, tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    plot_command([str(moons)], out=tmp_path / "a.png", data_out=a, kind="dashboard", seeds=True)
+    plot_command([str(moons)], out=tmp_path / "b.png", data_out=b, kind="dashboard", seeds=True)
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 1000
+    with pytest.raises(OptbenchError, match=r"--data: 'x.txt' is not a .csv file"):
+        plot_command([str(moons)], out=tmp_path / "c.png", data_out=Path("x.txt"))
+
+
+def test_cli_plot_options(sweep27, tmp_path, cli):
+    rc, out, err = cli("plot", sweep27, "--top", "1", "--linear-y", "--data", tmp_path / "d.csv", "-o", tmp_path / "f.png")
+    assert rc == 0, err
+    with open(tmp_path / "d.csv") as f:
+        assert len(labels_of(list(csv.DictReader(f)), "train_cost")) == 6
+    rc, out, err = cli("plot", sweep27, "--top", "0")
+    assert rc == 2 and err.strip() == "error: --top: 0 is invalid (accepted: a whole number >= 1)"

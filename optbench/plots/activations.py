@@ -84,16 +84,20 @@ def _stats(a: np.ndarray) -> str:
     return f"{text}  ({zeros:.0%} zero)" if zeros >= 0.005 else text
 
 
-def draw_layer(ax, init: np.ndarray, final: np.ndarray, *, color: str, rng: tuple[float, float], layer: int) -> None:
+def draw_layer(ax, init: np.ndarray, final: np.ndarray, *, color: str, rng: tuple[float, float], layer: int,
+               rec=None, label: str = "") -> None:
     """Init and final histograms overlaid (final in the label's colour); mean and std of both in the title.
 
     Exact zeros are left out of the bars (counted in the title): ReLU's inactive half would dwarf the rest.
+    Recorded: one row per bin (x its centre, lo and hi its edges, y its count).
     """
     bins = np.linspace(*rng, BINS + 1)
     init, final = init[np.isfinite(init)], final[np.isfinite(final)]
-    for values, c in ((init, INIT_COLOR), (final, color)):
+    for values, c, name in ((init, INIT_COLOR, "init"), (final, color, "final")):
         counts, _ = np.histogram(values[values != 0], bins=bins)
         ax.stairs(counts, bins, fill=True, color=c, alpha=0.55)  # one polygon: far faster than 50 bar patches
+        if rec is not None:
+            rec.add(f"{label} layer {layer}", label, name, (bins[:-1] + bins[1:]) / 2, counts, bins[:-1], bins[1:])
     ax.set_title(f"layer {layer}\ninit {_stats(init)}\nfinal {_stats(final)}", fontsize=8.5)
     ax.set_xlim(*rng)
     ax.tick_params(labelsize=7.5)

@@ -93,12 +93,20 @@ def _classes(proba: np.ndarray) -> np.ndarray:
     return (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(axis=1)
 
 
-def draw_boundary(ax, reg: Regions) -> None:
-    """Filled decision regions, training points on top, seed and training accuracy in the title."""
+def draw_boundary(ax, reg: Regions, *, rec=None) -> None:
+    """Filled decision regions, training points on top, seed and training accuracy in the title.
+
+    Recorded: the training points (z: class) and the boundary lines' vertices (z: the line's index)."""
     k = max(int(reg.y.max()) + 1, int(reg.classes.max()) + 1, 2)
     colors = [CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(k)]
     ax.contourf(reg.xx, reg.yy, reg.classes, levels=np.arange(k + 1) - 0.5, colors=colors, alpha=0.22)
-    ax.contour(reg.xx, reg.yy, reg.classes, levels=np.arange(k) + 0.5, colors="0.25", linewidths=0.8)
+    lines = ax.contour(reg.xx, reg.yy, reg.classes, levels=np.arange(k) + 0.5, colors="0.25", linewidths=0.8)
+    if rec is not None:
+        panel = reg.group.label
+        rec.add(panel, reg.group.label, "points", reg.X[:, 0], reg.X[:, 1], z=np.asarray(reg.y).ravel().astype(int))
+        segs = [seg for level in lines.allsegs for seg in level if len(seg)]
+        for i, seg in enumerate(segs):
+            rec.add(panel, reg.group.label, "boundary", seg[:, 0], seg[:, 1], z=np.full(len(seg), i))
     ax.scatter(reg.X[:, 0], reg.X[:, 1], c=[colors[int(c)] for c in reg.y], s=14, edgecolors="white", linewidths=0.4)
     ax.set_title(f"{reg.group.name}\nseed {reg.seed} (first seed), train acc {reg.accuracy:.1%}", color=reg.group.color)
     ax.set_xlabel("$x_1$")
@@ -168,7 +176,7 @@ def _levels(fz: np.ndarray, fmin: float | None) -> tuple[np.ndarray, object]:
     return levels, LogNorm(lo, hi)
 
 
-def draw_trajectory(ax, paths: Paths, *, lr_in_legend: bool) -> None:
+def draw_trajectory(ax, paths: Paths, *, lr_in_legend: bool, rec=None) -> None:
     """Contours of f over its bounds, each label's path from the start, start and minimum marked."""
     pr = paths.problem
     x0, x1, y0, y1 = pr.bounds
@@ -186,6 +194,9 @@ def draw_trajectory(ax, paths: Paths, *, lr_in_legend: bool) -> None:
             label = (f"{g.name} (lr {data.group_lr(g)})" if lr_in_legend else g.name) if first else None
             ax.plot(xy[:, 0], xy[:, 1], color=g.color, linewidth=1.8 if first else 0.9, alpha=1.0 if first else 0.35,
                     marker=marker, markersize=3, label=label)
+            if rec is not None:
+                rec.add(paths.title, g.label, "path" if first else f"path {len(xys) - 1 - i}", xy[:, 0], xy[:, 1],
+                        z=np.arange(len(xy)))
             if first:
                 handles.append(ax.get_lines()[-1])
                 ax.plot(*xy[-1], marker="o", markersize=7, color=g.color, markeredgecolor="black", linestyle="none")

@@ -35,6 +35,11 @@ METRIC_NAMES = {
     "grad_norm": "gradient norm",
     "update_ratio": "update / weight norm",
     "seconds": "seconds (wall clock)",
+    # a sweep's selection metrics (sweep.metric), per trial
+    "best_cost": "best cost (validation when split)",
+    "final_train_cost": "final training cost",
+    "best_acc": "best accuracy (validation when split)",
+    "auc": "area under the cost curve",
 }
 
 TRAIN_STYLE = "-"
