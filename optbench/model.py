@@ -123,6 +123,11 @@ class MLP:
             self._ws[(B, train)] = ws
         return ws
 
+    @property
+    def fused(self) -> bool:
+        """Whether compile_step trains with its own fused backward pass (plain nets) or with forward + backward."""
+        return self.norm == "none" and not self.dropout
+
     # ---- passes -------------------------------------------------------------------------------
 
     def forward(self, theta, A0, *, train: bool, buffers=None, keep=None, drop_gens=None) -> np.ndarray:
@@ -191,7 +196,7 @@ class MLP:
         nothing else. The cost is not computed here; the loop gets it from Z once per epoch.
         """
         grad_fn = self.loss.grad
-        if self.norm != "none" or self.dropout:
+        if not self.fused:
             ws = self.workspace(A0.shape[-1], True)
 
             def general_step():
