@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from optbench.gradcheck import FLOOR, H, KINKED, RTOL, Comparison, Objective, compare, numeric_at
+from optbench.gradcheck import FLOOR, H, KINKED, RTOL, Comparison, Objective, compare_paths, numeric_at
 from optbench.problems import PROBLEMS
 
 NET_KEYS = ("data", "model", "loss", "regularization", "seed")  # what fixes the checked function and point
@@ -46,7 +46,7 @@ def check_config(cfg: dict, *, examples: int = 16, samples: int = 20) -> list[di
     chosen = {k: np.sort(pick.permutation(v.reshape(-1))[:samples]) for k, v in where.items()}
     indices = np.concatenate(list(chosen.values()))
     rows = []
-    for path, cmp in compare(obj, theta, indices).items():
+    for path, cmp in compare_paths(obj, theta, indices).items():
         start = 0
         for name, idx in chosen.items():
             rows.append({"label": cfg["label"], "path": path, "param": name,
@@ -84,21 +84,38 @@ def gradcheck_runs(cfgs: list[dict], *, examples: int = 16, samples: int = 20) -
     return rows
 
 
-def verdict(rows: list[dict]) -> dict:
-    """The overall result: ok, counts over all rows and the worst relative error with where it occurred."""
-    worst = max(rows, key=lambda r: r["worst"], default=None)
-    total = {k: sum(r[k] for r in rows) for k in ("checked", "kinks", "at_floor", "failed")}
-    per_path: dict[tuple[str, str], int] = {}
+COUNTS = ("checked", "kinks", "at_floor", "failed")
+
+
+def by_path(rows: list[dict]) -> list[dict]:
+    """One row per (net, path): the counts summed over its parameters, the worst error and where it is."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        per_path[r["label"], r["path"]] = per_path.get((r["label"], r["path"]), 0) + r["checked"]
-    unchecked = [k for k, n in per_path.items() if n == 0]  # every sampled entry on a kink: nothing verified
+        groups.setdefault((r["label"], r["path"]), []).append(r)
+    out = []
+    for (label, path), rs in groups.items():
+        worst = max(rs, key=lambda r: r["worst"])
+        out.append({"label": label, "path": path, "param": worst["param"], "worst": worst["worst"], "same": rs[0]["same"],
+                    **{k: sum(r[k] for r in rs) for k in COUNTS}})
+    return out
+
+
+def verdict(rows: list[dict]) -> dict:
+    """The overall result: ok, counts over all rows, the worst relative error and where it occurred.
+
+    A path with no checkable entry (every sampled coordinate on a kink) verified nothing: not ok.
+    """
+    paths = by_path(rows)
+    worst = max(paths, key=lambda r: r["worst"], default=None)
+    total = {k: sum(r[k] for r in paths) for k in COUNTS}
+    unchecked = sum(r["checked"] == 0 for r in paths)
     return {
         **total,
-        "ok": bool(rows) and total["failed"] == 0 and not unchecked,
-        "unchecked": len(unchecked),
+        "ok": bool(paths) and total["failed"] == 0 and not unchecked,
+        "unchecked": unchecked,
         "worst": worst["worst"] if worst else 0.0,
-        "where": f"{worst['label']} {worst['path']} {worst['param']}" if worst else "",
-        "nets": len({r["label"] for r in rows}),
+        "where": (worst["label"], worst["path"], worst["param"]) if worst else ("", "", ""),
+        "nets": len({r["label"] for r in paths}),
         "rtol": RTOL,
         "floor": FLOOR,
         "h": H,

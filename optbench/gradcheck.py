@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from optbench.losses import l2_penalty
+from optbench.model import MLP
 
 H = 1e-4  # five-point error O(h^4): h this large keeps rounding (eps * |J| / h, ~1e-12) far below RTOL * FLOOR
 RTOL = 1e-7  # CS231n: "1e-7 and less you should be happy"
@@ -102,7 +103,7 @@ class Objective:
     its mask from a generator seeded afresh with `drop_seed`, so J is one smooth function of theta.
     """
 
-    net: object  # optbench.model.MLP with R = 1
+    net: MLP  # R = 1
     A0: np.ndarray
     Y: np.ndarray
     l2: float = 0.0
@@ -149,7 +150,7 @@ class Objective:
         return ({"fused": self.step} if self.net.fused else {}) | {"general": self.general}
 
 
-def compare(obj: Objective, theta: np.ndarray, indices, h: float = H) -> dict[str, Comparison]:
+def compare_paths(obj: Objective, theta: np.ndarray, indices, h: float = H) -> dict[str, Comparison]:
     """Each path's analytic gradient against one numeric estimate at flat `indices` of theta (1, P)."""
     n, kink = numeric_at(obj.probe, theta.copy(), indices, h)
     return {path: Comparison(grad(theta.copy())[indices], n, kink) for path, grad in obj.paths().items()}
@@ -161,7 +162,7 @@ def check_net(net, theta, A0, Y, *, l2=0.0, keep=None, drop_seed=0, kinked=False
     where = net.layout.named(np.arange(net.layout.P)[None])
     indices = np.arange(net.layout.P)
     out = {}
-    for path, cmp in compare(obj, theta, indices, h).items():
+    for path, cmp in compare_paths(obj, theta, indices, h).items():
         for name, idx in where.items():
             out[path, name] = cmp.take(idx.reshape(-1)).stats()
     return out

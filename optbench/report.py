@@ -231,32 +231,34 @@ def print_registry(family: str) -> None:
 
 def print_gradcheck(rows: list[dict], *, params: bool = False) -> bool:
     """One line per (net, path), or per (net, path, parameter) with `params`; then the verdict line. Returns it."""
-    from optbench.checks import verdict
+    from optbench.checks import by_path, verdict
 
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["label"], r["path"]), []).append(r)
     table = []
-    for (label, path), rs in groups.items():
-        net = label + (f" +{len(rs[0]['same'])}" if rs[0].get("same") else "")
-        for r in rs if params else [max(rs, key=lambda r: r["worst"])]:
-            count = lambda k: str(r[k] if params else sum(x[k] for x in rs))  # noqa: E731
-            failed = r["failed"] if params else sum(x["failed"] for x in rs)
-            unchecked = (r["checked"] if params else sum(x["checked"] for x in rs)) == 0
-            result = "FAIL" if failed else ("-" if unchecked and params else ("unchecked" if unchecked else "ok"))
-            table.append([net, path, r["param"], count("checked"), count("kinks"), count("at_floor"), f"{r['worst']:.2e}", result])
+    for r in rows if params else by_path(rows):
+        net = r["label"] + (f" +{len(r['same'])}" if r["same"] else "")
+        net = net if len(net) <= 28 else "…" + net[-27:]  # the table stays within 100 columns
+        result = f"FAIL ({r['failed']})" if r["failed"] else ("ok" if r["checked"] else ("-" if params else "unchecked"))
+        table.append([net, r["path"], r["param"], *(str(r[k]) for k in ("checked", "kinks", "at_floor")), f"{r['worst']:.2e}", result])
     v = verdict(rows)
     headers = ["net", "path", "param" if params else "worst in", "checked", "kinks", "at floor", "rel err", "result"]
     show_table(f"numeric gradient check (five-point, h={v['h']:g}, at the initial weights)", headers, table)
     print(f"rel err = |a-n| / max(|a|+|n|, {v['floor']:g}) per entry, pass <= {v['rtol']:g}; at floor: |a|+|n| < {v['floor']:g}")
     print("kinks: not checkable (a ReLU-type unit changes sides within the stencil), left out of the verdict")
     print("fused: the training step of plain nets (compile_step); general: MLP.backward (norm, dropout, L-BFGS)")
-    if any(r.get("same") for r in rows):
+    if any(r["same"] for r in rows):
         print("+N: N more labels with the same net and data, checked once")
-    word = "PASS" if v["ok"] else "FAIL"
-    tail = f", {v['unchecked']} path(s) with nothing checkable" if v["unchecked"] else ""
-    print(f"{word}: worst rel err {v['worst']:.2e} (limit {v['rtol']:g}) over {v['checked']} entries of {v['nets']} nets; "
-          f"{v['kinks']} kinks, {v['failed']} failed{tail}")
+    nets = f"{v['nets']} net" + ("s" if v["nets"] != 1 else "")
+    if v["ok"]:
+        line = (f"PASS: worst rel err {v['worst']:.2e} (limit {v['rtol']:g}) over {v['checked']} entries of {nets}; "
+                f"{v['kinks']} kinks, 0 failed")
+    else:
+        unchecked = f", {v['unchecked']} path(s) with nothing checkable" if v["unchecked"] else ""
+        label, path, param = v["where"]
+        line = (f"FAIL: {v['failed']} of {v['checked']} entries over the limit {v['rtol']:g}{unchecked}; worst rel err "
+                f"{v['worst']:.2e} at {{}} {path} {param}")
+        room = 100 - len(line) + 2
+        line = line.format(label if len(label) <= room else "…" + label[len(label) - room + 1 :])
+    print(line)
     return v["ok"]
 
 
