@@ -234,14 +234,17 @@ def print_gradcheck(rows: list[dict], *, params: bool = False) -> bool:
     from optbench.checks import by_path, verdict
 
     table = []
+    names = {r["label"].split("/")[0] for r in rows}
+    prefix = f"{names.pop()}/" if len(names) == 1 and all("/" in r["label"] for r in rows) else ""
     for r in rows if params else by_path(rows):
-        net = r["label"] + (f" +{len(r['same'])}" if r["same"] else "")
+        net = r["label"][len(prefix) :] + (f" +{len(r['same'])}" if r["same"] else "")
         net = net if len(net) <= 28 else "…" + net[-27:]  # the table stays within 100 columns
         result = f"FAIL ({r['failed']})" if r["failed"] else ("ok" if r["checked"] else ("-" if params else "unchecked"))
         table.append([net, r["path"], r["param"], *(str(r[k]) for k in ("checked", "kinks", "at_floor")), f"{r['worst']:.2e}", result])
     v = verdict(rows)
     headers = ["net", "path", "param" if params else "worst in", "checked", "kinks", "at floor", "rel err", "result"]
-    show_table(f"numeric gradient check (five-point, h={v['h']:g}, at the initial weights)", headers, table)
+    title = f"{prefix[:-1] or 'numeric'} gradient check (five-point, h={v['h']:g}, at the initial weights)"
+    show_table(title, headers, table)
     print(f"rel err = |a-n| / max(|a|+|n|, {v['floor']:g}) per entry, pass <= {v['rtol']:g}; at floor: |a|+|n| < {v['floor']:g}")
     print("kinks: not checkable (a ReLU-type unit changes sides within the stencil), left out of the verdict")
     print("fused: the training step of plain nets (compile_step); general: MLP.backward (norm, dropout, L-BFGS)")
