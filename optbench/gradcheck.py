@@ -15,7 +15,6 @@ from typing import Callable
 
 import numpy as np
 
-from optbench.losses import l2_penalty
 from optbench.model import MLP
 
 H = 1e-4  # five-point error O(h^4): h this large keeps rounding (eps * |J| / h, ~1e-12) far below RTOL * FLOOR
@@ -114,35 +113,33 @@ class Objective:
     def __post_init__(self):
         self.mask = self.net.layout.weight_mask()
 
-    def _drop(self):
-        return [np.random.default_rng(self.drop_seed)] if self.net.dropout else None
-
-    def _keep(self):
-        return self.keep if self.net.dropout else None
+    def _pass(self) -> dict:
+        """The dropout arguments, with a fresh generator: every evaluation draws the same mask."""
+        if not self.net.dropout:
+            return {}
+        return {"keep": self.keep, "drop_gens": [np.random.default_rng(self.drop_seed)]}
 
     def probe(self, theta: np.ndarray) -> tuple[float, np.ndarray | None]:
         """J(theta) and, for ReLU-type units, which hidden units are active (h > 0) on each example."""
-        net, B = self.net, self.A0.shape[-1]
-        Z = net.forward(theta, self.A0, train=True, keep=self._keep(), drop_gens=self._drop())
-        J = float(net.loss.value(Z, self.Y)[0] / B + l2_penalty(theta, self.mask, self.l2)[0])
+        net = self.net
+        J = float(net.objective(theta, self.A0, self.Y, l2=self.l2, **self._pass())[0])
         if not self.kinked:
             return J, None
-        ws = net.workspace(B, True)
+        ws = net.workspace(self.A0.shape[-1], True)
         return J, np.concatenate([np.zeros(0, dtype=bool)] + [ws.post[l].reshape(-1) > 0 for l in range(1, net.L)])
 
     def general(self, theta: np.ndarray) -> np.ndarray:
-        """dJ/dtheta (P,) through MLP.backward (loss_grad: L-BFGS, and the step of norm and dropout nets)."""
+        """dJ/dtheta (P,) through MLP.backward (MLP.objective: L-BFGS, and the step of norm and dropout nets)."""
         g = np.zeros_like(theta)
-        self.net.loss_grad(theta, g, self.A0, self.Y, buffers=self.net.new_buffers(), keep=self._keep(), drop_gens=self._drop())
-        return (g + self.l2 * self.mask * theta)[0]
+        self.net.objective(theta, self.A0, self.Y, g, l2=self.l2, buffers=self.net.new_buffers(), **self._pass())
+        return g[0]
 
     def step(self, theta: np.ndarray) -> np.ndarray:
         """dJ/dtheta (P,) from the training step compile_step builds (its fused backward on plain nets),
-        plus the L2 term the training loop adds."""
+        plus the L2 gradient l2 * W the training loop adds to it."""
         g = np.zeros_like(theta)
         Z = np.empty((1, self.net.dims[-1], self.A0.shape[-1]), dtype=theta.dtype)
-        self.net.compile_step(theta, g, self.A0, self.Y, Z, buffers=self.net.new_buffers(), keep=self._keep(),
-                              drop_gens=self._drop())()
+        self.net.compile_step(theta, g, self.A0, self.Y, Z, buffers=self.net.new_buffers(), **self._pass())()
         return (g + self.l2 * self.mask * theta)[0]
 
     def paths(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
