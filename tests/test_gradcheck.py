@@ -194,8 +194,9 @@ def _torch_grad(torch, obj, theta, act: str, loss: str):
         data = F.cross_entropy(Z, Y)
     else:
         data = F.mse_loss(Z, Y)
-    (data + 0.5 * obj.l2 * l2).backward()
-    return t.grad.numpy()
+    J = data + 0.5 * obj.l2 * l2
+    J.backward()
+    return J.item(), t.grad.numpy()
 
 
 TORCH_CASES = [
@@ -213,7 +214,8 @@ def test_analytic_gradient_equals_torch_autograd(name, label):
     torch = pytest.importorskip("torch")
     cfg = next(c for c in load_experiment(CONFIGS / name) if c["label"] == label)
     obj, theta = objective(cfg, examples=32)
-    ref = _torch_grad(torch, obj, theta, cfg["model"]["activation"]["name"], cfg["loss"])
+    J, ref = _torch_grad(torch, obj, theta, cfg["model"]["activation"]["name"], cfg["loss"])
+    assert obj.probe(theta.copy())[0] == pytest.approx(J, rel=1e-14)  # the cost itself, L2 included
     scale = np.abs(ref).max()
     assert scale > 1e-3
     for path, grad in obj.paths().items():
