@@ -2,7 +2,7 @@
 
 An entry passes when its relative error |a - n| / max(|a| + |n|, FLOOR) is at most RTOL (a analytic,
 n numeric): relative for gradients well above rounding level, an absolute bound RTOL * FLOOR for
-those at it (a small-init deep net's first layers, a bias just before batch norm), where the
+those at it (a small-init deep net's weights, a bias just before batch norm), where the
 numeric estimate is rounding noise. A coordinate whose stencil moves a ReLU-type unit across its
 kink (the active set differs between x and some x + kh) has no derivative a finite difference can
 check (CS231n's "kinks"): it is reported as not checkable and left out of the verdict.
@@ -43,6 +43,8 @@ def numeric_at(probe, x: np.ndarray, indices, h: float = H) -> tuple[np.ndarray,
     x + kh for the coordinate to be checkable. x is restored after each coordinate.
     """
     flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numeric_at perturbs x through a flat view: x must be contiguous")
     _, base = probe(x)
     num = np.empty(len(indices))
     kink = np.zeros(len(indices), dtype=bool)
