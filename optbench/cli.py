@@ -127,15 +127,16 @@ def gradcheck(
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
     examples: int = typer.Option(16, "--examples", min=1, help="Training examples in the checked batch."),
     samples: int = typer.Option(20, "--samples", min=1, help="Entries checked per parameter tensor (chosen at random)."),
+    params: bool = typer.Option(False, "--params", help="One line per parameter tensor instead of per net and path."),
 ):
-    """Numeric gradient check of each configured net: relative error |a-n|/(|a|+|n|) per parameter."""
+    """Numeric gradient check of each configured net on every path it trains through; exit 1 on FAIL."""
     from optbench.config import load_experiment
     from optbench.report import print_gradcheck
     from optbench.checks import gradcheck_runs
 
     cfgs = load_experiment(config, sets=set_)
     rows = gradcheck_runs(cfgs, examples=examples, samples=samples)
-    ok = print_gradcheck(rows)
+    ok = print_gradcheck(rows, params=params)
     if not ok:
         raise typer.Exit(1)
 

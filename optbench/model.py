@@ -13,7 +13,7 @@ import numpy as np
 
 from optbench.init import INITIALIZERS
 from optbench.layers import ACTIVATIONS, BN_MOMENTUM, Activation, norm_backward, norm_forward
-from optbench.losses import LOSSES, Loss
+from optbench.losses import LOSSES, Loss, l2_penalty
 from optbench.params import Layout
 
 NORM_AXIS = {"batch": -1, "layer": -2}  # batch norm: statistics over examples; layer norm: over features
@@ -123,6 +123,11 @@ class MLP:
             self._ws[(B, train)] = ws
         return ws
 
+    @property
+    def fused(self) -> bool:
+        """Whether compile_step trains with its own fused backward pass (plain nets) or with forward + backward."""
+        return self.norm == "none" and not self.dropout
+
     # ---- passes -------------------------------------------------------------------------------
 
     def forward(self, theta, A0, *, train: bool, buffers=None, keep=None, drop_gens=None) -> np.ndarray:
@@ -191,7 +196,7 @@ class MLP:
         nothing else. The cost is not computed here; the loop gets it from Z once per epoch.
         """
         grad_fn = self.loss.grad
-        if self.norm != "none" or self.dropout:
+        if not self.fused:
             ws = self.workspace(A0.shape[-1], True)
 
             def general_step():
@@ -240,6 +245,24 @@ class MLP:
         cost = self.loss.value_grad(Z, Y, ws.dZ)
         self.backward(theta, grad, ws)
         return cost
+
+    def objective(self, theta, A0, Y, grad=None, *, l2=0.0, buffers=None, keep=None, drop_gens=None) -> np.ndarray:
+        """J (R,) = mean training-mode cost over the batch + 0.5 l2 sum W^2; with `grad`, grad <- dJ/dtheta.
+
+        The regularized cost L-BFGS minimizes and gradcheck differentiates; the first-order loop adds
+        the L2 gradient to the fused step's itself.
+        """
+        B = A0.shape[-1]
+        if grad is None:
+            J = self.loss.value(self.forward(theta, A0, train=True, buffers=buffers, keep=keep, drop_gens=drop_gens), Y) / B
+        else:
+            J = self.loss_grad(theta, grad, A0, Y, buffers=buffers, keep=keep, drop_gens=drop_gens) / B
+        if np.any(l2):
+            mask = self.layout.weight_mask().astype(self.dtype)
+            J += l2_penalty(theta, mask, l2)
+            if grad is not None:
+                grad += l2 * mask * theta
+        return J
 
     def hidden(self, theta, A0, *, buffers=None) -> list[np.ndarray]:
         """Test-mode hidden activations, one (R, h_l, B) copy per hidden layer (for activation histograms)."""

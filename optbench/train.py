@@ -573,20 +573,13 @@ class Trainer:
         net1 = self._net1
         M = self.data.train
         A0, Y = M[None, : self.data.D + 1], M[None, self.data.D + 1 :]
-        N = self.data.N
         costs = np.full(R, np.nan)
         for r in np.flatnonzero(active):
             buf = {k: v[r : r + 1] for k, v in self.buffers.items()}
-            l2 = self.l2[r, 0]
-            mask = self.mask
             g1 = np.empty((1, self.theta.shape[1]), dtype=self.dtype)
 
-            def closure(th, buf=buf, l2=l2, mask=mask, g1=g1):
-                t = th.reshape(1, -1)
-                c = net1.loss_grad(t, g1, A0, Y, buffers=buf)[0] / N
-                if l2 > 0:
-                    c += 0.5 * l2 * float(np.sum(mask * th * th))
-                    g1[0] += l2 * mask * th
+            def closure(th, buf=buf, l2=self.l2[r, 0], g1=g1):
+                c = net1.objective(th.reshape(1, -1), A0, Y, g1, l2=l2, buffers=buf)[0]
                 return float(c), g1[0].copy()
 
             t_u = time.perf_counter()

@@ -66,7 +66,7 @@ def test_version_help_and_list(cli):
 
 
 def test_gradcheck_command(cli):
-    code, out, e = cli("gradcheck", CONFIGS / "spiral-regularization.yaml")
+    code, out, e = cli("gradcheck", CONFIGS / "spiral-regularization.yaml", "--params")
     assert code == 0, e
     assert "W1" in out and "gamma1" in out and "FAIL" not in out
 
