@@ -9,43 +9,15 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from optbench.errors import OptbenchError
-from optbench.registry import NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-3` as a string; accept it (and `1E5`, `.5e-2`) as a float, as users mean."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """yaml.safe_load with float-friendly numbers; syntax errors become one line naming the source and line."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source} line {mark.line + 1}" if mark is not None else source
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise OptbenchError(f"{where}: YAML syntax error: {problem}") from None
+from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
+from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
 
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, ~10x faster
@@ -55,8 +27,58 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+MAX_COMPONENT = 64  # a name or a variant name; with a seed and a time stamp a run directory name stays < 255 bytes
+MAX_LABEL = 200  # label/variant (/trial in a sweep)
+_COMPONENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+_ACCEPTED = f"accepted: 1 to {MAX_COMPONENT} letters, digits, '.', '_' or '-', not starting with '.'"
+
+
+def _is_seed(s: Any) -> bool:
+    return isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63
+
+
+def _component_problem(text: str) -> str | None:
+    """Why `text` is not one safe path component (no separators, control or bidi characters, no leading '.')."""
+    if not text:
+        return "it is empty"
+    if text.startswith("."):
+        return "it must not start with '.' (the run directories would be hidden)"
+    if len(text) > MAX_COMPONENT:
+        return f"it is {len(text)} characters long (at most {MAX_COMPONENT})"
+    if not _COMPONENT.fullmatch(text):
+        bad = next(c for c in text if not re.fullmatch(r"[A-Za-z0-9_.\-]", c))
+        return f"it contains {bad!r}"
+    return None
+
+
+def check_name(value: Any, path: str, hint: str = "", *, what: str = "a name") -> None:
+    """`name` and variant names become file names: one safe path component each."""
+    why = f"{what} is a string" if not isinstance(value, str) else _component_problem(value)
+    if why is not None:
+        raise OptbenchError(f"{path}: {format_value(value)} is invalid: {why} ({_ACCEPTED}){hint}")
+
+
+def check_label(value: Any, path: str, *, single: bool) -> None:
+    """A written label: safe components joined by '/' (the form a resolved run's label has); one component when
+    variants are appended to it."""
+    if not isinstance(value, str):
+        raise OptbenchError(f"{path}: {format_value(value)} is invalid: a label is a string ({_ACCEPTED})")
+    if single and "/" in value:
+        raise OptbenchError(f"{path}: {format_value(value)} is invalid: with variants the label is one name, "
+                            f"each run's label is label/variant ({_ACCEPTED})")
+    if len(value) > MAX_LABEL:
+        raise OptbenchError(f"{path}: {format_value(value)} is invalid: it is {len(value)} characters long "
+                            f"(at most {MAX_LABEL})")
+    for part in value.split("/"):
+        why = _component_problem(part)
+        if why is not None:
+            raise OptbenchError(f"{path}: {format_value(value)} is invalid: {why} "
+                                f"({_ACCEPTED}, parts joined by '/')")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
 
 class EarlyStopping(_Strict):
@@ -97,7 +119,7 @@ class _Sections(_Strict):
 
     name: str
     label: str | None = None
-    seed: int = 0
+    seed: Seed = 0
     data: dict[str, Any]
     model: Model = Model()
     loss: Literal["bce", "softmax_ce", "mse"] | None = None
@@ -158,6 +180,8 @@ def _named(section: Any, path: str, default: str | None = None) -> dict:
             if default is None:
                 raise OptbenchError(f"{path}.name: required key is missing")
             return {"name": default, **section}
+        if not isinstance(section["name"], str):
+            raise OptbenchError(f"{path}.name: {format_value(section['name'])} is invalid: expected a string (a name)")
         return dict(section)
     raise OptbenchError(f"{path}: {format_value(section)} is invalid: expected a name or a mapping with `name`")
 
@@ -301,16 +325,8 @@ def _check_combination(cfg: dict, *, n_train: int, has_val: bool) -> None:
 
 
 def read_config(path: str | Path) -> dict:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise OptbenchError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise OptbenchError(f"{path}: is a directory, not a config file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise OptbenchError(f"{path}: cannot read config file ({err.__class__.__name__})") from None
-    raw = parse_yaml(text, str(path))
+    """A YAML experiment file, read through the bounded reader (a regular file; aliases and depth bounded)."""
+    raw = read_yaml(path, "config file")
     if raw is None:
         raise OptbenchError(f"{path}: config file is empty")
     if not isinstance(raw, dict):
@@ -339,30 +355,37 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
     for key in raw:
         if key not in EXPERIMENT_KEYS:
             raise OptbenchError(f"{key}: unknown key (accepted: {', '.join(EXPERIMENT_KEYS)})")
+    named = "name" in raw
     raw.setdefault("name", Path(source).stem)
-    if not isinstance(raw["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", raw["name"]):
-        raise OptbenchError(f"name: {format_value(raw['name'])} is invalid: use letters, digits, '.', '_' or '-'")
-    seeds = raw.pop("seeds", None)
+    check_name(raw["name"], "name", "" if named else f" (the name comes from the file name: set name: in {source})")
+    seeds, where = raw.pop("seeds", None), "seeds"
     if seed is not None:
-        seeds = [seed]
+        seeds, where = [seed], "--seed"
     elif seeds is None:
-        seeds = [raw.get("seed", 0)]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise OptbenchError(f"seeds: {format_value(seeds)} is invalid: expected a non-empty list of integers")
+        seeds, where = [raw.get("seed", 0)], "seed"
+    if not isinstance(seeds, list) or not seeds or not all(_is_seed(s) for s in seeds):
+        shown = seeds[0] if where != "seeds" else seeds
+        raise OptbenchError(f"{where}: {format_value(shown)} is invalid: expected "
+                            f"{'a non-empty list of integers' if where == 'seeds' else 'an integer'} "
+                            f"0 <= seed < 2**63")
     if len(set(seeds)) != len(seeds):
         raise OptbenchError(f"seeds: {format_value(seeds)} has duplicates")
     raw.pop("seed", None)
     raw.pop("sweep", None)  # read by optbench.sweep, which calls expand once per trial; train runs the config as written
     variants = raw.pop("variants", None)
-    if variants is None:
+    plain = variants is None  # no variants: one run per seed, labelled as the experiment
+    if plain:
         variants = {None: {}}
     elif not isinstance(variants, dict) or not variants:
         raise OptbenchError(f"variants: {format_value(variants)} is invalid: expected a mapping of label: partial config")
-    label = raw.pop("label", None) or raw["name"]
+    label = raw.pop("label", None)
+    if label is not None:
+        check_label(label, "label", single=not plain)
+    label = label or raw["name"]
     runs = []
     for vname, vdict in variants.items():
-        if vname is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(vname)):
-            raise OptbenchError(f"variants.{vname}: invalid label: use letters, digits, '.', '_' or '-'")
+        if not plain:
+            check_name(vname, "variants", what="a variant name")
         if vdict is None:
             vdict = {}
         if not isinstance(vdict, dict):
@@ -371,12 +394,12 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
             if key not in RUN_KEYS or key in ("name", "seed", "label"):
                 raise OptbenchError(f"variants.{vname}.{key}: unknown key for a variant")
         merged = deep_merge(raw, vdict)
-        merged["label"] = label if vname is None else f"{label}/{vname}"
+        merged["label"] = label if plain else f"{label}/{vname}"
         for s in seeds:
             try:
                 runs.append(resolve_run({**merged, "seed": s}, base_dir=base_dir))
             except OptbenchError as err:
-                raise (_error_in_variant(err, vdict, vname) if vname is not None else err) from None
+                raise (err if plain else _error_in_variant(err, vdict, vname)) from None
     return runs
 
 

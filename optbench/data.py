@@ -16,7 +16,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from optbench.errors import OptbenchError
-from optbench.registry import NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
+from optbench.registry import STRICT, NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
 
 DATASETS = Registry("dataset")
 
@@ -334,7 +334,7 @@ def _from_arrays(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Datase
 class CommonOptions(pydantic.BaseModel):
     """Options of every `data:` section besides `name` and the generator's own."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT  # a boolean or string is never a number; floats finite
     seed: NonNegativeInt = 0  # the data's own seed, independent of the run seed
     val_fraction: Unit = 0.0
     test_fraction: Unit = 0.0  # held out first, before validation and folds; only evaluated at the end

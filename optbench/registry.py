@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Annotated, Any, Callable
 
 import pydantic
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from optbench.errors import OptbenchError
 
@@ -17,6 +18,22 @@ Unit = Annotated[float, Field(ge=0, lt=1)]  # decay rates, momentum coefficients
 OpenUnit = Annotated[float, Field(gt=0, lt=1)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+
+# Every config model: unknown keys refused; a boolean or a string is never a number (lax pydantic reads
+# `lr: true` as 1.0 and `lr: "0.01"` as 0.01); every float finite. Integers are accepted as floats.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _list_as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # YAML has no tuples: a start point is a list
+
+
+def _yaml_friendly(ann: Any) -> Any:
+    """A tuple annotation accepts a YAML list too (strict mode alone would want a Python tuple)."""
+    if typing.get_origin(ann) is tuple:
+        return Annotated[ann, BeforeValidator(_list_as_tuple)]
+    return ann
+
 
 # Arguments the engine passes itself; never part of a config section.
 RESERVED = ("rng", "dtype", "epochs", "shape")
@@ -42,6 +59,28 @@ def _clean_loc(loc) -> list[str]:
     return out
 
 
+def _hint(error: dict) -> str:
+    """Why a strict type refused a value a user may think is fine."""
+    value = error.get("input")
+    if error["type"] in ("float_type", "int_type") and isinstance(value, bool):
+        return " (a boolean is not a number)"
+    if error["type"] in ("float_type", "int_type") and isinstance(value, str):
+        return f" (a quoted string is not a number: write {value.strip()} without quotes)" if _numeric(value) else ""
+    if error["type"] == "int_type" and isinstance(value, float) and value.is_integer():
+        return f" (write {int(value)})"
+    if error["type"] == "bool_type":
+        return " (accepted: true or false)"
+    return ""
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = None) -> str:
     """The first error of a pydantic ValidationError as `path: value is invalid: reason` (unions: reasons joined by 'or')."""
     errors = err.errors()
@@ -59,7 +98,7 @@ def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = Non
             m = e["msg"][0].lower() + e["msg"][1:] if e["msg"] else e["msg"]
             if m not in msgs:
                 msgs.append(m)
-    reason = " or ".join(msgs)
+    reason = " or ".join(msgs) + _hint(first)
     if "input" in first:
         return f"{path}: {format_value(first['input'])} is invalid: {reason}"
     return f"{path}: {reason}"
@@ -118,10 +157,8 @@ class Registry:
                 if isinstance(ann, str):
                     ann = eval(ann, self.get(name).__globals__)  # noqa: S307 - our own annotations
                 default = ... if p.default is inspect.Parameter.empty else p.default
-                fields[k] = (ann, default)
-            self._models[name] = pydantic.create_model(
-                f"{self.family}_{name}", __config__=ConfigDict(extra="forbid", strict=False), **fields
-            )
+                fields[k] = (_yaml_friendly(ann), default)
+            self._models[name] = pydantic.create_model(f"{self.family}_{name}", __config__=STRICT, **fields)
         return self._models[name]
 
     def validate(self, name: str, options: dict[str, Any], path: str) -> dict[str, Any]:
