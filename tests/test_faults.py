@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, by_key, run_cli, run_dirs
 from optbench.errors import OptbenchError
 from optbench.sweep import run_sweep
 from optbench.workers import MAX_LOSSES, Job, Lost, Written, drive
@@ -49,24 +49,6 @@ def reference(sweep_file, tmp_path_factory) -> dict:
     out = run_sweep(sweep_file, runs_dir=root, jobs=1)
     assert out.statuses == {"completed": RUNS}
     return by_key(root)
-
-
-def run_dirs(root: Path) -> list[Path]:
-    return sorted(d for d in root.glob("*/*") if d.is_dir() and not d.name.startswith("."))
-
-
-def by_key(root: Path) -> dict[str, tuple]:
-    """Run key -> (status, metrics rows without the clock, parameters) of every run directory; fails on a duplicate."""
-    out = {}
-    for d in run_dirs(root):
-        s = json.loads((d / "summary.json").read_text())
-        with open(d / "metrics.csv") as f:
-            rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        with np.load(d / "params.npz") as p:
-            params = {k: p[k].tobytes() for k in p.files}
-        assert s["sweep"]["key"] not in out, f"duplicate run {s['sweep']['key']}"
-        out[s["sweep"]["key"]] = (s["status"], rows, params)
-    return out
 
 
 def completed(root: Path) -> int:

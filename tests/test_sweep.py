@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import CONFIGS, ROOT, run_cli
+from conftest import CONFIGS, ROOT, by_key, run_cli, run_dirs
 from optbench.compare import compare, records, render_plain
 from optbench.errors import OptbenchError
 from optbench.runs import read_run
@@ -46,24 +46,6 @@ def config(tmp_path: Path, cfg: dict, name: str = "sweep.yaml", **sweep) -> Path
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
-
-
-def run_dirs(root: Path) -> list[Path]:
-    return sorted(d for d in root.glob("*/*") if d.is_dir() and not d.name.startswith("."))
-
-
-def by_key(root: Path) -> dict[str, tuple]:
-    """Run key -> (status, metrics rows without the clock, parameters) of every run directory under root."""
-    out = {}
-    for d in run_dirs(root):
-        s = json.loads((d / "summary.json").read_text())
-        with open(d / "metrics.csv") as f:
-            rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        with np.load(d / "params.npz") as p:
-            params = {k: p[k].tobytes() for k in p.files}
-        assert s["sweep"]["key"] not in out, f"duplicate run {s['sweep']['key']}"
-        out[s["sweep"]["key"]] = (s["status"], rows, params)
-    return out
 
 
 # ---- spec and expansion ---------------------------------------------------------------------------
