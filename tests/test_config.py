@@ -347,3 +347,16 @@ def test_a_run_with_a_hostile_config_yaml_is_a_corrupt_run(tmp_path):
         (d / "metrics.csv").write_text("epoch\n0\n")
         with pytest.raises(CorruptRun, match=rf"{name}: unreadable config.yaml \(.*YAML document"):
             read_run(d)
+
+
+@pytest.mark.parametrize("key", ["\n", "a\r\nb", "x\x00y", "r\u202el", "t\tab"])
+def test_a_key_with_control_characters_is_named_on_one_line(tmp_path, key):
+    """Keys come from the user's file; the message escapes them (\\n, \\x00, \\u202e) instead of breaking the line."""
+    from optbench.config import expand
+    from optbench.errors import OptbenchError
+    raw = {"name": "k", "optimizer": {"name": "sgd"}, key: 1}
+    with pytest.raises(OptbenchError) as err:
+        expand(raw, source="c.yaml", base_dir=tmp_path)
+    msg = str(err.value)
+    assert msg.isprintable() and "unknown key" in msg
+    assert key.encode("unicode_escape").decode("ascii") in msg

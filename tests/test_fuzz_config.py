@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optbench.config import MAX_LABEL, expand, read_config
@@ -108,6 +108,8 @@ def _write(tmp_path_factory, text: str):
 
 @FUZZ
 @given(cfg=mutated())
+@example(cfg={**SKELETON, "\n": None})  # found by CI: a key with a newline made a two-line error
+@example(cfg={**SKELETON, "data": {**SKELETON["data"], "a\r\nb": 1}})
 def test_fuzz_structured_configs(tmp_path_factory, cfg):
     _check(_write(tmp_path_factory, _dump(cfg)))
 
