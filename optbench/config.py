@@ -15,6 +15,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from optbench import budget
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
@@ -196,6 +197,11 @@ def _validate_named(registry, section: Any, path: str, default: str | None = Non
 
 def resolve_run(raw: dict, *, base_dir: Path) -> dict:
     """Validate one run's raw config and return it fully resolved (plain data, ready for YAML)."""
+    return _resolve(raw, base_dir=base_dir)[0]
+
+
+def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] | None]:
+    """resolve_run, and the data's (examples, features, outputs) for the memory budget (None for a 2-D problem)."""
     from optbench import data as data_mod
     from optbench.init import INITIALIZERS
     from optbench.layers import ACTIVATIONS
@@ -233,14 +239,18 @@ def resolve_run(raw: dict, *, base_dir: Path) -> dict:
     out["label"] = out["label"] or out["name"]
 
     if out["data"]["name"] in _problems().PROBLEMS:
-        return _resolve_problem(out)
+        return _resolve_problem(out), None
     split = load_data(out["data"])
+    data_mod.check_dtype(split, out["train"]["dtype"])
     out["data"] = resolved_data(out["data"])
     loss = out["loss"] or data_mod.expected_loss(split.train.task)
     data_mod.check_labels(split.train, loss, "loss")
     out["loss"] = loss
     _check_combination(out, n_train=len(split.train.X), has_val=split.val is not None)
-    return out
+    n = sum(len(p.y) for p in (split.train, split.val, split.test) if p is not None)
+    k = split.train.y.shape[1] if split.train.y.ndim == 2 else split.train.n_classes if loss == "softmax_ce" else 1
+    budget.check_group([out], n, split.train.X.shape[1], k)
+    return out, (n, split.train.X.shape[1], k)
 
 
 def _problems():
@@ -382,7 +392,8 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
     if label is not None:
         check_label(label, "label", single=not plain)
     label = label or raw["name"]
-    runs = []
+    runs: list[dict] = []
+    shapes: dict[int, tuple[int, int, int] | None] = {}
     for vname, vdict in variants.items():
         if not plain:
             check_name(vname, "variants", what="a variant name")
@@ -397,10 +408,23 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
         merged["label"] = label if plain else f"{label}/{vname}"
         for s in seeds:
             try:
-                runs.append(resolve_run({**merged, "seed": s}, base_dir=base_dir))
+                cfg, shape = _resolve({**merged, "seed": s}, base_dir=base_dir)
             except OptbenchError as err:
                 raise (err if plain else _error_in_variant(err, vdict, vname)) from None
+            runs.append(cfg)
+            shapes[id(cfg)] = shape
+    _check_memory(runs, shapes)
     return runs
+
+
+def _check_memory(runs: list[dict], shapes: dict[int, tuple[int, int, int] | None]) -> None:
+    """Each group the engine will form (groups.make_groups) fits the memory budget, before anything is allocated."""
+    from optbench.groups import make_groups
+
+    for g in make_groups(runs):
+        shape = shapes[id(g[0])]
+        if shape is not None and len(g) > 1:  # one run alone was checked as it was resolved
+            budget.check_group(g, *shape)
 
 
 def load_experiment(path: str | Path, *, sets=(), seed: int | None = None) -> list[dict]:

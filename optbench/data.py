@@ -7,7 +7,11 @@ No network access ever: every dataset is generated from an explicit rng or read 
 from __future__ import annotations
 
 import csv as csvlib
-import zipfile
+import io
+import itertools
+import math
+from array import array
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -15,7 +19,9 @@ import numpy as np
 import pydantic
 from pydantic import ConfigDict, Field
 
+from optbench import budget
 from optbench.errors import OptbenchError
+from optbench.files import MissingArrays, read_bounded, safe_npz_arrays
 from optbench.registry import STRICT, NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
 
 DATASETS = Registry("dataset")
@@ -35,6 +41,13 @@ class Dataset:
     y: np.ndarray
     task: Task
     n_classes: int  # 0 for regression
+    columns: tuple[str, ...] | None = None  # how errors name feature j ("column 3 ('b') of d.csv"); None: "feature j+1"
+
+    def column(self, j: int, source: str = "") -> str:
+        """The name errors give feature column j."""
+        if self.columns is not None and j < len(self.columns):
+            return self.columns[j]
+        return f"feature {j + 1}" + (f" of {source}" if source else "")
 
 
 @dataclass(frozen=True)
@@ -160,22 +173,41 @@ def _names(values: Any, limit: int = 20) -> str:
     return ", ".join(items) + (", ..." if len(values) > limit else "")
 
 
-def _read_rows(path: str) -> list[tuple[int, list[str]]]:
-    """(line number, stripped cells) of every non-blank CSV row."""
+MAX_CSV_BYTES = 256 * 2**20  # beyond, parsing text costs more than the arrays: store large data as .npz
+MAX_CSV_LINE = 2**20  # characters per line (a row of numbers); the csv module bounds a field at 128 KiB
+
+
+def _lines(text: str, path: str):
+    """The lines of `text` as the csv module wants them, refusing any over MAX_CSV_LINE characters."""
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if len(line) > MAX_CSV_LINE:
+            raise _DataError("path", f"{path} line {number}: {len(line):,} characters long "
+                                     f"(accepted: at most {MAX_CSV_LINE:,} per line)")
+        yield line
+
+
+def _read_text(path: str) -> str:
+    """The text of a regular CSV file of at most MAX_CSV_BYTES."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csvlib.reader(f)
-            return [(reader.line_num, [c.strip() for c in row]) for row in reader if any(c.strip() for c in row)]
-    except FileNotFoundError:
-        raise _DataError("path", f"file not found: {path!r}") from None
-    except IsADirectoryError:
-        raise _DataError("path", f"{path!r} is a directory, not a CSV file") from None
+        data = read_bounded(path, "a CSV file", MAX_CSV_BYTES, "; store large data as .npz")
+    except OptbenchError as err:
+        raise _DataError("path", str(err)) from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _DataError("path", f"cannot read {path!r}: not a UTF-8 text file") from None
+
+
+def _rows(path: str, text: str):
+    """(line number, stripped cells) of every non-blank CSV row, one at a time."""
+    reader = csvlib.reader(_lines(text, path))
+    try:
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if any(cells):
+                yield reader.line_num, cells
     except csvlib.Error as err:
         raise _DataError("path", f"cannot read {path!r} as CSV: {err}") from None
-    except OSError as err:
-        raise _DataError("path", f"cannot read {path!r}: {err.strerror or err}") from None
 
 
 def _label_column(label: str | int, names: list[str] | None, width: int, path: str) -> int:
@@ -201,49 +233,47 @@ def csv(
     rng: np.random.Generator,
 ) -> Dataset:
     """Numeric features and one label column (by header name or index) from a local CSV file."""
-    rows = _read_rows(path)
-    if not rows:
+    text = _read_text(path)
+    # a value costs 8 bytes as float64 and a few copies on its way: bound them before parsing
+    budget.check(4 * 8 * (text.count(",") + text.count("\n") + 1), f"{path} ({len(text):,} characters of CSV)")
+    rows = _rows(path, text)
+    first_line, first = next(rows, (0, None))
+    if first is None:
         raise _DataError("path", f"{path} is empty (accepted: rows of numbers, optionally after a header row)")
-    first_line, first = rows[0]
     if header is None:
         header = not all(_is_number(c) for c in first)
-    names, data = (first, rows[1:]) if header else (None, rows)
-    if not data:
-        raise _DataError("path", f"{path} has a header row but no data rows")
+    names = first if header else None
     width = len(first)
-    for line, cells in rows:
+    if width < 2:
+        raise _DataError("path", f"{path} has 1 column (accepted: feature columns and a label column)")
+    col = _label_column(label, names, width, path)
+    values, lines = array("d"), array("q")
+    for line, cells in (rows if header else itertools.chain([(first_line, first)], rows)):
         if len(cells) != width:
             raise _DataError(
                 "path", f"{path} line {line}: {len(cells)} columns, expected {width} as on line {first_line}"
             )
-    if width < 2:
-        raise _DataError("path", f"{path} has 1 column (accepted: feature columns and a label column)")
-    col = _label_column(label, names, width, path)
-    try:
-        values = np.array([[float(c) for c in cells] for _, cells in data], dtype=np.float64)
-    except ValueError:
-        for line, cells in data:
-            for j, c in enumerate(cells):
-                if not _is_number(c):
-                    hint = " (the first row is data because header: false)" if line == first_line else ""
-                    where = f"{path} line {line}, column {j + 1}"
-                    raise _DataError("path", f"{where}: {c!r} is not a number{hint}") from None
-        raise  # unreachable: some cell failed to parse
-    bad = np.argwhere(~np.isfinite(values))
-    if len(bad):
-        i, j = bad[0]
-        raise _DataError("path", f"{path} line {data[i][0]}, column {j + 1}: {data[i][1][j]!r} is not a finite number")
-    return _from_arrays(np.delete(values, col, axis=1), values[:, col], task, path)
+        try:
+            row = [float(c) for c in cells]
+        except ValueError:
+            j, c = next((j, c) for j, c in enumerate(cells) if not _is_number(c))
+            hint = " (the first row is data because header: false)" if line == first_line else ""
+            raise _DataError("path", f"{path} line {line}, column {j + 1}: {c!r} is not a number{hint}") from None
+        if not all(map(math.isfinite, row)):
+            j = next(j for j, v in enumerate(row) if not math.isfinite(v))
+            raise _DataError("path", f"{path} line {line}, column {j + 1}: {cells[j]!r} is not a finite number")
+        values.extend(row)
+        lines.append(line)
+    if not lines:
+        raise _DataError("path", f"{path} has a header row but no data rows")
+    values = np.frombuffer(values, dtype=np.float64).reshape(len(lines), width)
+    kept = [j for j in range(width) if j != col]
+    columns = tuple(f"column {j + 1}" + (f" ({names[j]!r})" if names else "") + f" of {path}" for j in kept)
+    return _from_arrays(values[:, kept], values[:, col], task, path, columns)
 
 
-def _npz_array(f: Any, key: str, option: str, path: str) -> np.ndarray:
-    if key not in f.files:
-        raise _DataError(option, f"{key!r} is not an array in {path} (keys present: {_names(f.files) or 'none'})")
-    try:
-        a = f[key]
-    except ValueError:  # object arrays need pickle, which is refused
-        raise _DataError("path", f"array {key!r} in {path} holds Python objects (accepted: numeric arrays)") from None
-    if a.dtype.kind not in "biuf" or a.ndim == 0 or len(a) == 0:
+def _npz_array(a: np.ndarray, key: str, path: str) -> np.ndarray:
+    if a.ndim == 0 or len(a) == 0:
         raise _DataError("path", f"array {key!r} in {path} has dtype {a.dtype} and shape {a.shape} "
                                  "(accepted: a non-empty numeric array, one row per example)")
     return a
@@ -255,38 +285,32 @@ def npz(
 ) -> Dataset:
     """Features and labels from two arrays of a local .npz file (np.savez; no pickle)."""
     try:
-        f = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise _DataError("path", f"file not found: {path!r}") from None
-    except IsADirectoryError:
-        raise _DataError("path", f"{path!r} is a directory, not an .npz file") from None
-    except (ValueError, EOFError, zipfile.BadZipFile):
-        raise _DataError(
-            "path", f"cannot read {path!r}: not an .npz archive (accepted: a file written by np.savez)"
-        ) from None
-    except OSError as err:
-        raise _DataError("path", f"cannot read {path!r}: {err.strerror or err}") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise _DataError("path", f"{path} holds a single .npy array (accepted: an .npz archive written by np.savez)")
-    try:
-        with f:
-            X, y = _npz_array(f, x_key, "x_key", path), _npz_array(f, y_key, "y_key", path)
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise _DataError("path", f"cannot read {path!r}: corrupt archive ({err})") from None
+        arrays = safe_npz_arrays(path, [x_key] if x_key == y_key else [x_key, y_key])
+    except MissingArrays as err:
+        key, option = (x_key, "x_key") if x_key in err.missing else (y_key, "y_key")
+        raise _DataError(option, f"{key!r} is not an array in {path} (keys present: {_names(err.present) or 'none'})") from None
+    except OptbenchError as err:
+        raise _DataError("path", str(err)) from None
+    X, y = _npz_array(arrays[x_key], x_key, path), _npz_array(arrays[y_key], y_key, path)
     if y.ndim > 2 or len(y) != len(X):
         raise _DataError("path", f"array {y_key!r} in {path} has shape {y.shape} but {x_key!r} has {len(X)} rows "
                                  "(accepted: one label or target row per example)")
     X = X.reshape(len(X), -1).astype(np.float64)  # 1-D -> one feature; images -> flattened
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
-        raise _DataError("path", f"array {x_key!r} in {path} holds {X[tuple(bad[0])]} at row {bad[0][0]} "
-                                 "(accepted: finite features)")
-    return _from_arrays(X, y, task, path)
+        raise _DataError("path", f"array {x_key!r} in {path} holds {X[tuple(bad[0])]} at row {bad[0][0]}, "
+                                 f"column {bad[0][1]} (accepted: finite features)")
+    columns = tuple(f"{x_key}[:, {j}] of {path}" for j in range(X.shape[1]))
+    return _from_arrays(X, y, task, path, columns)
 
 
-def _from_arrays(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Dataset:
+def _from_arrays(X: np.ndarray, y: np.ndarray, task: str, source: str,
+                 columns: tuple[str, ...] | None = None) -> Dataset:
     """Infer or check the task from the labels; remap class labels to 0..C-1 in sorted order."""
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    return dataclasses.replace(_labelled(np.ascontiguousarray(X, dtype=np.float64), y, task, source), columns=columns)
+
+
+def _labelled(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Dataset:
     yf = y.astype(np.float64)
     if not np.all(np.isfinite(yf)):
         raise _DataError("path", f"the labels in {source} are not all finite (accepted: finite numbers)")
@@ -381,11 +405,18 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
         raise OptbenchError(pydantic_message(err, path_prefix)) from None
     _check_folds(common, path_prefix)
     options = DATASETS.validate(name, {k: v for k, v in section.items() if k in own}, path_prefix)
+    n = options.get("n_samples")
+    if isinstance(n, int):  # a generator: its arrays are known before they are drawn
+        features = options.get("dim", 2)
+        budget.check(budget.data_bytes(n, features, 1), f"{path_prefix}.n_samples: {n:,} examples of {features} features")
     gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
     try:
         ds = DATASETS.build(name, options, rng=gen_rng)
     except _DataError as err:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
+    if ds.columns is None:
+        source = section.get("path") if isinstance(section.get("path"), str) else name
+        ds = dataclasses.replace(ds, columns=tuple(f"feature {j + 1} of {source}" for j in range(ds.X.shape[1])))
     if common.folds is not None:
         return split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
                      path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
@@ -412,11 +443,46 @@ def _check_folds(common: CommonOptions, path_prefix: str) -> None:
 
 
 def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
-    return Dataset(np.ascontiguousarray(ds.X[idx]), np.ascontiguousarray(ds.y[idx]), ds.task, ds.n_classes)
+    return dataclasses.replace(ds, X=np.ascontiguousarray(ds.X[idx]), y=np.ascontiguousarray(ds.y[idx]))
 
 
 def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | None:
-    return None if ds is None else Dataset((ds.X - mean) / std, ds.y, ds.task, ds.n_classes)
+    """(X - mean) / std, refused where a value does not stay finite (a value far beyond the training spread)."""
+    if ds is None:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = (ds.X - mean) / std
+    _check_finite(ds, X, "is not finite once standardized", "values within float64 after (x - mean) / std, "
+                  "or data.standardize: false")
+    return dataclasses.replace(ds, X=X)
+
+
+def _check_finite(ds: Dataset, X: np.ndarray, what: str, accepted: str) -> None:
+    """An OptbenchError naming the first column of X (a transform of ds.X) holding a non-finite value."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.argmax(bad.any(axis=0)))
+        i = int(np.argmax(bad[:, j]))
+        raise OptbenchError(f"data: {ds.column(j)}: the value {ds.X[i, j]:.6g} {what} (accepted: {accepted})")
+
+
+def check_dtype(split: Split, dtype: str, path: str = "train.dtype") -> None:
+    """Every array the engine casts to `dtype` stays finite there (float32 overflows beyond 3.4e38)."""
+    limit = float(np.finfo(np.dtype(dtype)).max)
+    for part in (split.train, split.val, split.test):
+        if part is None:
+            continue
+        big = np.abs(part.X) > limit
+        if big.any():
+            j = int(np.argmax(big.any(axis=0)))
+            v = part.X[int(np.argmax(big[:, j])), j]
+            raise OptbenchError(f"{path}: {dtype} cannot hold the value {v:.6g} of {part.column(j)} "
+                                f"(accepted: float64, or |x| <= {limit:.3g}" + (")" if split.mean is not None
+                                else "; data.standardize: true scales it)"))
+        if part.task == "regression" and np.any(np.abs(part.y) > limit):
+            v = part.y.flat[int(np.argmax(np.abs(part.y) > limit))]
+            raise OptbenchError(f"{path}: {dtype} cannot hold the regression target {v:.6g} "
+                                f"(accepted: float64, or |y| <= {limit:.3g})")
 
 
 def split(
@@ -482,9 +548,17 @@ def _with_test(parts: Split, test: Dataset) -> Split:
 def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Split:
     if not standardize:
         return Split(train, val, None, None)
-    mean = train.X.mean(axis=0)
-    std = train.X.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = train.X.mean(axis=0)
+        std = train.X.std(axis=0)
     std[np.ptp(train.X, axis=0) == 0] = 1.0  # constant feature: centre only
+    # |x - mean| beyond ~1.3e154 squares past float64: the std overflows and (x - mean) / inf zeroes the feature
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.argmax(bad))
+        top = train.X[int(np.argmax(np.abs(train.X[:, j]))), j]
+        raise OptbenchError(f"data: {train.column(j)}: its standard deviation overflows float64 (values up to "
+                            f"{top:.6g}; accepted: |x| below about 1e154, or data.standardize: false)")
     return Split(_scaled(train, mean, std), _scaled(val, mean, std), mean, std)
 
 

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import math
+import stat
 import time
 import zipfile
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from optbench.errors import OptbenchError
+from optbench.files import read_bounded
 from optbench.runs import STATUSES, CorruptRun, Run, read_run
+from optbench.yamlio import MAX_BYTES, MAX_DEPTH
 
 Warn = Callable[[str], None]
 FINISHED = ("completed", "diverged", "stopped_early")  # beat interrupted, which beats failed and running
@@ -94,16 +97,49 @@ def read(paths: Iterable[str | Path], warn: Warn) -> list[Run]:
     return distinct(runs, warn)
 
 
+MAX_FILE_BYTES = {"summary.json": 16 * 2**20, "config.yaml": MAX_BYTES, "metrics.csv": 256 * 2**20}  # ~1M epochs
+MAX_JSON_DEPTH = MAX_DEPTH  # as for YAML; a summary.json is 4 levels deep
+
+
+def _check_files(path: Path) -> None:
+    """Each run file present is a regular file (following links) of bounded size: nothing blocks or floods."""
+    for name, cap in MAX_FILE_BYTES.items():
+        try:
+            st = (path / name).stat()
+        except FileNotFoundError:
+            continue  # read_run says which is missing
+        except OSError as err:  # a symlink loop, no permission
+            raise CorruptRun(f"{path}: cannot read {name} ({err.strerror or err.__class__.__name__})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptRun(f"{path}: {name} is not a regular file")
+        if st.st_size > cap:
+            raise CorruptRun(f"{path}: {name} is too large ({st.st_size:,} bytes; at most {cap:,})")
+
+
+def depth(obj: Any) -> int:
+    """Nesting levels of plain JSON/YAML data (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        children = o.values() if isinstance(o, dict) else o if isinstance(o, list) else None
+        if children is not None:
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:  # past the bound the answer is known: stop walking
+                stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def read_one(path: Path) -> Run:
     """One run directory, checked so that no reader trips over its content; CorruptRun says why not."""
+    _check_files(path)
     try:
         run = read_run(path, allow_running=True)
     except CorruptRun:
         raise
     except csv.Error as err:  # e.g. a field over the csv module's 128 KiB limit
         raise CorruptRun(f"{path}: unreadable metrics.csv ({err})") from None
-    except RecursionError:
-        raise CorruptRun(f"{path}: a run file is nested too deeply") from None
+    except RecursionError:  # json's parser recurses: ~1,000 levels end it before depth() can tell
+        raise CorruptRun(f"{path}: summary.json is nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except (OSError, ValueError, TypeError, MemoryError, OverflowError) as err:
         raise CorruptRun(f"{path}: unreadable ({err.__class__.__name__}: {_short(err)})") from None
     check(run)
@@ -153,6 +189,8 @@ def _check_types(path: Path, file: str, obj: dict, kinds: dict, prefix: str = ""
 def check(run: Run) -> None:
     """What compare and plot rely on: types in summary.json and config.yaml, epochs 0..E, sane npz files."""
     p, s, cfg = run.path, run.summary, run.config
+    if depth(s) > MAX_JSON_DEPTH:  # every later walk over it (json.dumps, flatten) would recurse as deep
+        raise CorruptRun(f"{p}: summary.json is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     _check_types(p, "summary.json", s, SUMMARY)
     tag = s.get("sweep")
     if tag is not None:
@@ -439,9 +477,9 @@ class Experiment:
 
 def _glance(d: Path) -> tuple[str, str, str] | None:
     """(kind, name, created) of a run directory from summary.json alone; None when it says nothing usable."""
-    try:
-        s = json.loads((d / "summary.json").read_text())
-    except (OSError, ValueError, RecursionError):
+    try:  # bounded: a FIFO or /dev/zero as summary.json must not block the choice of the default
+        s = json.loads(read_bounded(str(d / "summary.json"), "a summary.json", MAX_FILE_BYTES["summary.json"]))
+    except (OptbenchError, OSError, ValueError, RecursionError):
         return None
     if not isinstance(s, dict):
         return None
