@@ -108,6 +108,6 @@ def check_group(cfgs: list[dict], n: int, d: int, k: int) -> None:
     key = "data" if e.data >= max(e.params, e.activations) else "model.hidden"
     R = len(cfgs)
     raise OptbenchError(
-        f"{key}: {R} run{'s' if R != 1 else ''} training together need about {size_text(e.total)} of memory "
+        f"{key}: {'1 run needs' if R == 1 else f'{R} runs training together need'} about {size_text(e.total)} of memory "
         f"(data {size_text(e.data)}, parameters and optimizer state {size_text(e.params)}, activations "
         f"{size_text(e.activations)}), over the limit of {size_text(cap)} ({source})")

@@ -229,7 +229,10 @@ def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] |
     raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
     data_sec = _named(raw["data"], "data")
     if isinstance(data_sec.get("path"), str) and not Path(data_sec["path"]).is_absolute():
-        data_sec["path"] = str((base_dir / data_sec["path"]).resolve())
+        try:
+            data_sec["path"] = str((base_dir / data_sec["path"]).resolve())
+        except (RuntimeError, OSError):  # a symlink loop: kept as written, the data reader says so in one line
+            data_sec["path"] = str((base_dir / data_sec["path"]).absolute())
     raw["data"] = data_sec
     try:
         sec = _Sections.model_validate(raw)

@@ -551,7 +551,7 @@ def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Spl
     with np.errstate(over="ignore", invalid="ignore"):
         mean = train.X.mean(axis=0)
         std = train.X.std(axis=0)
-    std[np.ptp(train.X, axis=0) == 0] = 1.0  # constant feature: centre only
+        std[np.ptp(train.X, axis=0) == 0] = 1.0  # constant feature: centre only
     # |x - mean| beyond ~1.3e154 squares past float64: the std overflows and (x - mean) / inf zeroes the feature
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
