@@ -63,7 +63,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are written."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no per-run listing: errors and one result line only."),
     resume: bool = typer.Option(False, "--resume", help="Finish this experiment under --runs-dir: runs that crashed or were interrupted go on from their last checkpoint, finished ones are not trained again."),
-    checkpoint_every: float = typer.Option(2.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the open runs (0: every epoch)."),
+    checkpoint_every: float = typer.Option(5.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the open runs (0: every epoch)."),
 ):
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
     import time

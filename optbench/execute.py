@@ -32,7 +32,7 @@ class Outcome:
     seconds: float
 
 
-CHECKPOINT_EVERY = 2.0  # seconds between checkpoints of a training group (a few ms each for the moons nets)
+CHECKPOINT_EVERY = 5.0  # seconds between checkpoints of a training group (about 3 ms per moons run each)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ A run of the experiment is found under the runs directory by its config.yaml, th
 resolved config. One that finished (completed, diverged, stopped early) is not trained again; one that
 crashed, was interrupted or failed goes on in its own directory from its checkpoint (or from the start
 when it has none); one that another live process is training is left alone; the rest train as new runs.
+Temporary directories of writers that are gone are removed first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from optbench import checkpoint
 from optbench.config import dump_yaml
 from optbench.execute import Resume
-from optbench.runs import CHECKPOINT, CRASHED, FINISHED, config_hash, effective_status
+from optbench.runs import CHECKPOINT, CRASHED, FINISHED, config_hash, effective_status, remove_stale_temps
 
 AGAIN = (CRASHED, "interrupted", "failed")
 
@@ -66,6 +67,7 @@ def _state(d: Path, cfg: dict) -> tuple[int, dict] | None:
 
 def plan_resume(cfgs: list[dict], runs_dir: Path) -> ResumePlan:
     """What `train --resume` does with each of the experiment's runs (see the module docstring)."""
+    remove_stale_temps(Path(runs_dir))  # what killed writers left half made
     found = _candidates(Path(runs_dir))
     plan = ResumePlan()
     used: set[Path] = set()

@@ -54,6 +54,27 @@ def effective_status(summary: dict) -> str:
     return status
 
 
+def writer_gone(tmp: Path) -> bool:
+    """Whether the writer of a temporary run directory (`.tmp-*`) is gone: its summary.json names an owner that
+    no longer lives (effective_status's rule), or it has none (its writer died before writing it)."""
+    try:
+        who = json.loads((tmp / "summary.json").read_text()).get("owner")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return not isinstance(who, dict) or not owner.alive(who)
+
+
+def remove_stale_temps(root: Path) -> None:
+    """Delete the `.tmp-*` run directories under root whose writers are gone (never a live writer's)."""
+    import shutil
+
+    if not root.is_dir():
+        return
+    for p in root.iterdir():
+        if p.name.startswith(".tmp-") and p.is_dir() and not p.is_symlink() and writer_gone(p):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 class RunWriteError(OptbenchError):
     """A run directory (or a file in it) that cannot be written: one line naming the path and the OS error."""
 

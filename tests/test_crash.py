@@ -296,3 +296,46 @@ def test_float32_lr_cells_are_the_same_alone_and_grouped(tmp_path):
     rows = lambda o: [r.rsplit(",", 1)[0] for r in (o.path / "metrics.csv").read_text().splitlines()]  # noqa: E731
     assert rows(grouped[0]) == rows(alone[0])
     assert rows(alone[0])[1].split(",")[2] == repr(float(np.float32(0.0007)))  # epoch 0: the lr epoch 1 trains with
+
+
+# ---- kill -9 of a Dask sweep client -------------------------------------------------------------------
+
+from test_sweep import cluster  # noqa: E402,F401 - the module's Dask scheduler and two workers
+
+SWEEP = {"name": "dcrash", "seeds": [0, 1], "data": {"name": "moons", "n_samples": 120, "noise": 0.2, "seed": 1},
+         "model": {"hidden": [5, 2]}, "train": {"epochs": 200, "batch_size": 16},
+         "optimizer": {"name": "adam", "lr": 0.01},
+         "sweep": {"method": "grid", "params": {"train.batch_size": [16, 20, 24, 28, 32, 40]}}}
+
+
+def test_a_dask_client_killed_with_sigkill_leaves_temporary_dirs_that_the_next_pass_removes_but_never_a_live_ones(
+        cluster, tmp_path, reaper):
+    from conftest import by_key
+    from optbench.sweep import run_sweep
+
+    address, _ = cluster
+    config = write_config(tmp_path, SWEEP, "sweep.yaml")
+    ref = tmp_path / "ref"
+    assert run_sweep(config, runs_dir=ref, jobs=1).statuses == {"completed": 12}
+    root = tmp_path / "runs"
+    p = subprocess.Popen([sys.executable, "-m", "optbench", "sweep", str(config), "--runs-dir", str(root), "-q",
+                          "--scheduler", address], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reaper.append(p)
+    done = lambda: sum(s.get("status") == "completed" for s in summaries(next(root.iterdir()))) if root.is_dir() and any(root.iterdir()) else 0  # noqa: E731
+    wait_for(lambda: done() >= 1, "a completed run", proc=p)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=TIMEOUT)
+    sweep_dir = next(root.iterdir())
+    assert done() < 12  # killed mid-sweep
+    # what the client leaves when the kill lands while it writes a run directory: a .tmp-* one, its summary
+    # naming the client; and beside it one of a writer that still lives (this process)
+    template = next(d for d in sweep_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for name, who in (("dead", {**me(), "pid": p.pid, "start": None}), ("live", me())):
+        tmp = sweep_dir / f".tmp-{name}"
+        tmp.mkdir()
+        (tmp / "config.yaml").write_text((template / "config.yaml").read_text())
+        (tmp / "summary.json").write_text(json.dumps({"status": "running", "owner": who}))
+    code, out, err = run_cli("sweep", config, "--runs-dir", root, "-q", "--scheduler", address, timeout=300)
+    assert code == 0, err
+    assert sorted(d.name for d in sweep_dir.iterdir() if d.name.startswith(".tmp-")) == [".tmp-live"]
+    assert by_key(root) == by_key(ref)  # every planned run once, with the numbers of an uninterrupted sweep
