@@ -62,6 +62,8 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Run only this seed (replaces seed/seeds)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are written."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no per-run listing: errors and one result line only."),
+    resume: bool = typer.Option(False, "--resume", help="Finish this experiment under --runs-dir: runs that crashed or were interrupted go on from their last checkpoint, finished ones are not trained again."),
+    checkpoint_every: float = typer.Option(5.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the open runs (0: every epoch)."),
 ):
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
     import time
@@ -73,11 +75,22 @@ def train(
     cfgs = []
     for c in configs:
         cfgs.extend(load_experiment(c, sets=set_, seed=seed))
+    again = None
+    if resume:
+        from optbench.resume import plan_resume
+
+        plan = plan_resume(cfgs, runs_dir)
+        typer.echo(f"resume: {plan.continued} runs go on from their checkpoints, {plan.restarted} start again (no checkpoint), "
+                   f"{len(plan.cfgs) - plan.continued - plan.restarted} new, {plan.done} finished already"
+                   + (f", {len(plan.busy)} still training elsewhere (left alone)" if plan.busy else ""), err=True)
+        cfgs, again = plan.cfgs, plan.resume
+        if not cfgs:
+            return
     _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
     t0 = time.perf_counter()
     with progress:
-        outcomes, interrupted = execute(cfgs, runs_dir, progress)
+        outcomes, interrupted = execute(cfgs, runs_dir, progress, resume=again, checkpoint_every=checkpoint_every)
     print_train_table(outcomes, cfgs=cfgs, interrupted=interrupted, quiet=quiet, seconds=time.perf_counter() - t0)
     if interrupted:
         typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)

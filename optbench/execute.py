@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from optbench.runs import RunWriter
+from optbench.runs import RunWriter, RunWriteError
 from optbench.train import EpochRecord, RunResult, Trainer, make_groups, make_trainer
 
 
@@ -32,27 +32,64 @@ class Outcome:
     seconds: float
 
 
+CHECKPOINT_EVERY = 5.0  # seconds between checkpoints of a training group (about 3 ms per moons run each)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A run to go on with in its own directory: from `state` (a checkpoint's, at `epoch`), or from the start."""
+
+    path: Path
+    epoch: int  # the last epoch whose rows stay in metrics.csv (-1: none, the run starts again)
+    state: dict | None
+
+
+def _subgroups(group: list[dict], resume: dict[int, Resume]) -> list[list[dict]]:
+    """A group split by where its runs start: new and restarted runs together, resumed ones by their epoch."""
+    out: dict = {}
+    for c in group:
+        r = resume.get(id(c))
+        out.setdefault(None if r is None or r.state is None else r.epoch, []).append(c)
+    return list(out.values())
+
+
 def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
-            *, trainer: Callable[..., Trainer] = make_trainer) -> tuple[list[Outcome], bool]:
-    """Train every run; returns the outcomes and whether training was interrupted (Ctrl-C / SIGTERM)."""
+            *, trainer: Callable[..., Trainer] = make_trainer, resume: list[Resume | None] | None = None,
+            checkpoint_every: float = CHECKPOINT_EVERY) -> tuple[list[Outcome], bool]:
+    """Train every run; returns the outcomes and whether training was interrupted (Ctrl-C / SIGTERM).
+
+    Every `checkpoint_every` seconds (and when a stop is requested) each group's open runs save their
+    training state beside their flushed rows; `resume[i]` continues cfgs[i] in its old directory.
+    """
+    from optbench.train import STOP
+
     outcomes: list[Outcome] = []
-    groups = make_groups(cfgs)
+    by_id = {id(c): r for c, r in zip(cfgs, resume or []) if r is not None}
+    groups = [sub for g in make_groups(cfgs) for sub in _subgroups(g, by_id)]
     for gi, group in enumerate(groups):
         gid = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        writer = RunWriter(runs_dir, group, group=gid)
+        again = [by_id.get(id(c)) for c in group]
+        writer = RunWriter(runs_dir, group, group=gid, reopen=[None if r is None else (r.path, r.epoch) for r in again])
+        states = [r.state for r in again] if again[0] is not None and again[0].state is not None else None
         t0 = time.perf_counter()
         try:
             tr = trainer(group, record_activations=True)
             writer.start()
             if progress is not None:
                 progress.group_started(gi, len(groups), group)
+            last = [time.perf_counter()]
 
-            def on_epoch(rec, writer=writer):
+            def on_epoch(rec, writer=writer, last=last):
                 writer.on_epoch(rec)
+                if rec.state is not None and rec.epoch > 0:
+                    now = time.perf_counter()
+                    if now - last[0] >= checkpoint_every or STOP.requested:
+                        writer.checkpoint(rec.state())
+                        last[0] = time.perf_counter()
                 if progress is not None:
                     progress.epoch(rec)
 
-            results = tr.run(on_epoch=on_epoch)
+            results = tr.run(on_epoch=on_epoch) if states is None else tr.run(on_epoch=on_epoch, resume=states)
             seconds = time.perf_counter() - t0
             writer.finish(results, seconds=seconds)
         except KeyboardInterrupt:
@@ -60,7 +97,7 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
             writer.fail("interrupted outside the training loop", status="interrupted")
             return outcomes, True
         except BaseException as err:
-            writer.fail(f"{err.__class__.__name__}: {err}")
+            writer.fail(str(err) if isinstance(err, RunWriteError) else f"{err.__class__.__name__}: {err}")
             raise
         if progress is not None:
             progress.group_done(group, results, seconds)

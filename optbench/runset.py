@@ -340,6 +340,8 @@ def distinct(runs: list[Run], warn: Warn) -> list[Run]:
             continue
         if r.status == "running":
             warn(f"warning: {r.path}: status running (still training, or killed before it finished)")
+        elif r.status == "crashed":  # runs.effective_status: left running by a process that is gone
+            warn(f"warning: {r.path}: status crashed (its training process is gone; `optbench train CONFIG --resume` goes on)")
         elif r.status == "failed":
             warn(f"warning: {r.path}: status failed ({_short(r.summary.get('reason') or 'no reason given')})")
         elif r.status in STATUSES:

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from optbench.checkpoint import advanced, combine, rows_of
 from optbench.config import load_data
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
@@ -65,6 +66,7 @@ class EpochRecord:
     alive: np.ndarray  # replicas whose row this epoch is
     ended: dict[int, tuple[str, str]]  # replica -> (status, reason) decided at this epoch
     iter_costs: np.ndarray | None = None  # (R, steps) per-iteration batch costs, when logged
+    state: Callable[[], list[dict]] | None = None  # each replica's training state after this epoch (checkpoint.py)
 
 
 class _Data:
@@ -340,6 +342,8 @@ class Trainer:
             if keys is None:
                 k = max(1, min(32, self.PERM_KEY_BYTES // (8 * U * N)))
                 keys = self._keys = np.empty((U, k, N))
+            # where each stream stood before drawing ahead: a checkpoint's state is this one, advanced by the epochs used
+            self._refill = [self.gens[r]["shuffle"].bit_generator.state for r in self._owners]
             for u, r in enumerate(self._owners):
                 self.gens[r]["shuffle"].random(out=keys[u])
             if N <= self.PACK_MAX_N:
@@ -417,11 +421,14 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def run(self, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[RunResult]:
+    def run(self, on_epoch: Callable[[EpochRecord], None] | None = None, *,
+            resume: list[dict] | None = None) -> list[RunResult]:
+        """Train; with `resume` (each replica's EpochRecord.state() of one epoch, maybe from other groups) go on
+        from there, computing what the uninterrupted runs compute."""
         R, dt, net = self.R, self.dtype, self.net
         theta, grad = self.theta, self.grad
         init_fp = [fingerprint(theta[r]) for r in range(R)]
-        acts0 = self._activations(theta, self.buffers) if self.record_activations else None
+        acts0 = self._activations(theta, self.buffers) if self.record_activations and resume is None else None
         avg = theta.copy() if self.polyak is not None else None
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if self.lbfgs else None
         steps_fns = None if self.lbfgs else self._plan()
@@ -451,19 +458,51 @@ class Trainer:
         def snapshot(r):
             snapshots[r] = ((avg if avg is not None else theta)[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
 
+        def state() -> list[dict]:
+            return [self._replica_state(r, dict(
+                epoch=e, steps=steps, seconds=clock() - t0, avg=None if avg is None else avg[r].copy(),
+                opt=None if lstates is None else lstates[r], active=bool(active[r]), status=status[r], reason=reason[r],
+                end_epoch=int(end_epoch[r]), snapshot=snapshots.get(r), es_best=float(es_best[r]), es_wait=int(es_wait[r]),
+                cost0=float(cost0[r]), init_fp=init_fp[r], batch_fp=batch_fp[r],
+                acts0=None if acts0 is None else [a[r].copy() for a in acts0])) for r in range(R)]
+
+        start = 0
+        if resume is not None:
+            start = done = e = int(resume[0]["epoch"])
+            steps = int(resume[0]["steps"])
+            t0 -= float(resume[0]["seconds"])
+            self._restore(resume, lstates)
+            if avg is not None:
+                avg[...] = np.stack([s["avg"] for s in resume])
+            for r, s in enumerate(resume):
+                active[r], status[r], reason[r], end_epoch[r] = s["active"], s["status"], s["reason"], s["end_epoch"]
+                es_best[r], es_wait[r], init_fp[r], batch_fp[r] = s["es_best"], s["es_wait"], s["init_fp"], s["batch_fp"]
+                if s["snapshot"] is not None:
+                    snapshots[r] = (s["snapshot"][0], dict(s["snapshot"][1]))
+            if self.record_activations and resume[0]["acts0"] is not None:
+                acts0 = [np.stack([s["acts0"][l] for s in resume]) for l in range(len(resume[0]["acts0"]))]
+
         with np.errstate(all="ignore"):
-            first = self._eval_all(theta, self.buffers)
-            cost0 = first["train_cost"].astype(np.float64)
+            if resume is None:
+                first = self._eval_all(theta, self.buffers)
+                cost0 = first["train_cost"].astype(np.float64)
+            else:
+                cost0 = np.array([s["cost0"] for s in resume], dtype=np.float64)
             lr0 = np.array([c["optimizer"]["lr"] for c in self.cfgs], dtype=np.float64)
+            # epoch 0's lr is epoch 1's, computed as set_epoch does (in the training dtype): a float32 lr is
+            # rounded the same way whether the rule's lr is a shared Python float (alone) or an (R, 1) array
+            lr0_dt = lr0.astype(dt).reshape(R, 1)
             for rule in self.rules:
                 m0 = rule.sched.multiplier(0, rule.sched.init(rule.sl.stop - rule.sl.start))[0]
-                lr0[rule.sl] = np.broadcast_to(rule.lr * np.asarray(m0), (rule.sl.stop - rule.sl.start, 1))[:, 0]
+                lr0_dt[rule.sl] = rule.lr * np.asarray(m0, dtype=dt)
+            lr0 = lr0_dt[:, 0].astype(np.float64)
             nan = np.full(R, np.nan)
-            rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan, seconds=np.zeros(R))
-            if on_epoch is not None:
-                on_epoch(EpochRecord(0, rec, active.copy(), {}))
+            if on_epoch is not None and resume is None:
+                rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan,
+                           seconds=np.zeros(R))
+                on_epoch(EpochRecord(0, rec, active.copy(), {}, state=state))
             try:
-                for e in range(1, self.epochs + 1):
+                for e in range(start + 1, self.epochs + 1 if active.any() else start + 1):
                     lr_e[...] = lr0.reshape(R, 1)  # L-BFGS: its own lr; the rules overwrite their slices
                     for rule in self.rules:
                         rule.set_epoch(e, lr_e)
@@ -521,7 +560,7 @@ class Trainer:
                         active[r] = False
                         snapshot(r)
                     if on_epoch is not None:
-                        on_epoch(EpochRecord(e, m, alive, ended, iter_costs))
+                        on_epoch(EpochRecord(e, m, alive, ended, iter_costs, state=state))
                     done = e
                     if not active.any():
                         break
@@ -566,6 +605,49 @@ class Trainer:
         return results
 
     interrupted = False
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def _shuffle_state(self, r: int) -> dict:
+        """Replica r's shuffle stream at this epoch's end: its seed's owner's stream (the one drawn), minus what
+        _permutation drew ahead, so that any group, whatever it draws ahead, goes on with the same orders."""
+        u = int(self._inv[r])
+        gen = self.gens[self._owners[u]]["shuffle"]
+        if getattr(self, "_perms", None) is None:
+            return gen.bit_generator.state
+        return advanced(self._refill[u], self._perm_at * self.data.N)
+
+    def _replica_state(self, r: int, loop: dict) -> dict:
+        """Replica r's whole training state after an epoch: the loop's (in `loop`), parameters, buffers, generators,
+        its rule's optimizer and schedule states; plain arrays and values (see checkpoint.py)."""
+        out = dict(loop, theta=self.theta[r].copy(), grad=self.grad[r].copy(),
+                   buffers={k: v[r].copy() for k, v in self.buffers.items()},
+                   gens={name: g.bit_generator.state for name, g in self.gens[r].items()}, sched=None, msched=None)
+        out["gens"]["shuffle"] = self._shuffle_state(r)
+        for rule in self.rules:
+            if rule.sl.start <= r < rule.sl.stop:
+                i, n = r - rule.sl.start, rule.sl.stop - rule.sl.start
+                out.update(opt=rows_of(rule.state, i, n), sched=rows_of(rule.sstate, i, n), msched=rows_of(rule.mstate, i, n))
+        return out
+
+    def _restore(self, states: list[dict], lstates: list | None) -> None:
+        """Parameters, buffers, generators and optimizer/schedule states from each replica's saved state."""
+        self.theta[...] = np.stack([s["theta"] for s in states])
+        self.grad[...] = np.stack([s["grad"] for s in states])
+        for k, v in self.buffers.items():
+            v[...] = np.stack([s["buffers"][k] for s in states])
+        for g, s in zip(self.gens, states):
+            for name, st in s["gens"].items():
+                g[name].bit_generator.state = st
+        for rule in self.rules:
+            part = states[rule.sl]
+            n = rule.sl.stop - rule.sl.start
+            rule.state = combine([s["opt"] for s in part], rule.state, n)
+            rule.sstate = combine([s["sched"] for s in part], rule.sstate, n)
+            rule.mstate = combine([s["msched"] for s in part], rule.mstate, n)
+        if lstates is not None:
+            for r, s in enumerate(states):
+                lstates[r] = combine([s["opt"]], lstates[r], 1)
 
     def _lbfgs_epoch(self, lstates, active):
         """One L-BFGS step (a closure-driven inner loop on the full batch) per active replica."""

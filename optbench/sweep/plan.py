@@ -18,6 +18,7 @@ import numpy as np
 from optbench.config import expand, read_config
 from optbench.errors import OptbenchError
 from optbench.registry import format_value
+from optbench.runs import RunWriteError, writer_gone
 from optbench.sweep.spec import Spec, _fail, parse_spec
 
 FINAL = ("completed", "diverged", "stopped_early")  # a run with one of these statuses is not trained again
@@ -213,8 +214,11 @@ def plan_sweep(config: str | Path, *, sets=()) -> Plan:
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise RunWriteError(path, err) from None
 
 
 def sweep_record(plan: Plan, old: dict | None, pass_info: dict) -> dict:
@@ -282,13 +286,15 @@ def scan(root: Path, plan: Plan, *, only: set[str] | None = None) -> tuple[dict[
 
 def remove_leftovers(root: Path) -> None:
     """Delete the hidden temporary files of writers that died (`.tmp-*` run directories never renamed, a
-    `.sweep.json.tmp`); only while the sweep is locked, when nothing else writes here."""
+    `.sweep.json.tmp`); only while the sweep is locked. A temporary directory whose writer still lives (on
+    this host, by PID and start time) is never touched."""
     if not root.is_dir():
         return
     for p in root.iterdir():
         if p.name.startswith(".tmp-") or p.name == ".sweep.json.tmp":
             if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
+                if writer_gone(p):
+                    shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
 
@@ -298,11 +304,14 @@ def set_aside(root: Path, dirs: list[Path]) -> None:
     if not dirs:
         return
     dest = root / ".superseded"
-    dest.mkdir(exist_ok=True)
-    for d in dirs:
-        target = dest / d.name
-        n = 1
-        while target.exists():
-            n += 1
-            target = dest / f"{d.name}.{n}"
-        os.rename(d, target)
+    try:
+        dest.mkdir(exist_ok=True)
+        for d in dirs:
+            target = dest / d.name
+            n = 1
+            while target.exists():
+                n += 1
+                target = dest / f"{d.name}.{n}"
+            os.rename(d, target)
+    except OSError as err:
+        raise RunWriteError(dest, err) from None

@@ -1,0 +1,178 @@
+"""Checkpoints: a run's training state as one .npz file (no pickle), written atomically, read back exactly.
+
+A state is a tree of dicts (str keys), NamedTuples, tuples, lists, ndarrays, NumPy scalars and plain
+Python values (None, bool, int, float, str). `save` stores every array and NumPy scalar under its own
+key (`a0`, `a1`, ...) and the shape of the tree as JSON beside them; `load` rebuilds it, NumPy types and
+dtypes unchanged, so a resumed run computes what the uninterrupted one did. The optimizer's state is
+walked as whatever its rule returns (dicts today, NamedTuples tomorrow): nothing here knows its fields.
+
+A group trains R replicas at once, and an update rule's state covers a slice of n of them; `rows_of`
+cuts replica i's part out of such a state (arrays with a leading axis of n, marked `Rows`), and
+`combine` joins the parts of the m replicas of a new group against the state a fresh `init` gives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TREE = "__tree__"
+FORMAT = 1
+
+
+class Rows:
+    """One replica's rows (1, ...) of an array whose leading axis is the replica axis of its slice."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a: np.ndarray):
+        self.a = a
+
+
+class _Named:
+    """A NamedTuple read back: its field names and values (made its class again by `combine`, from the template)."""
+
+    __slots__ = ("fields", "items")
+
+    def __init__(self, fields: list[str], items: list):
+        self.fields, self.items = fields, items
+
+
+def _is_named(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+# ---- replicas -------------------------------------------------------------------------------------
+
+
+def rows_of(tree: Any, i: int, n: int) -> Any:
+    """Replica i's part of a state over n replicas: arrays (n, ...) become Rows (1, ...), the rest is shared."""
+    if isinstance(tree, np.ndarray):
+        return Rows(tree[i : i + 1].copy()) if tree.ndim and tree.shape[0] == n else tree.copy()
+    if isinstance(tree, dict):
+        return {k: rows_of(v, i, n) for k, v in tree.items()}
+    if _is_named(tree):
+        return type(tree)._make(rows_of(v, i, n) for v in tree)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(rows_of(v, i, n) for v in tree)
+    return tree
+
+
+def combine(parts: list, template: Any, m: int) -> Any:
+    """The state of m replicas from their parts (as `rows_of` made them), shaped like `template` (a fresh init).
+
+    Rows are stacked where the template keeps one row per replica; where it shares one value (a
+    hyperparameter the m replicas agree on) the template's value stays. A plain value saved per slice
+    (a step count) is the first part's; one the template holds per replica is broadcast into its rows.
+    """
+    first = parts[0]
+    per_replica = isinstance(template, np.ndarray) and template.ndim > 0 and template.shape[0] == m
+    if isinstance(first, Rows):
+        if template is not None and not isinstance(template, np.ndarray):
+            return template
+        a = np.concatenate([p.a for p in parts])
+        return a.astype(template.dtype, copy=False) if isinstance(template, np.ndarray) else a
+    if per_replica and not isinstance(first, (np.ndarray, dict, list, tuple, _Named)) and first is not None:
+        out = np.empty_like(template)
+        for r, p in enumerate(parts):
+            out[r] = p
+        return out
+    if isinstance(first, dict):
+        tpl = template if isinstance(template, dict) else {}
+        return {k: combine([p[k] for p in parts], tpl.get(k), m) for k in first}
+    if isinstance(first, _Named):
+        values = [combine([p.items[j] for p in parts], getattr(template, f, None), m) for j, f in enumerate(first.fields)]
+        if _is_named(template) and list(template._fields) == first.fields:
+            return type(template)._make(values)
+        return dict(zip(first.fields, values))
+    if isinstance(first, (list, tuple)):
+        same = isinstance(template, (list, tuple)) and len(template) == len(first)
+        return type(first)(combine([p[j] for p in parts], template[j] if same else None, m) for j in range(len(first)))
+    return first
+
+
+# ---- files ----------------------------------------------------------------------------------------
+
+
+def _encode(x: Any, arrays: dict[str, np.ndarray]) -> Any:
+    def put(a: np.ndarray) -> str:
+        key = f"a{len(arrays)}"
+        arrays[key] = a
+        return key
+
+    if isinstance(x, Rows):
+        return {"rows": put(np.ascontiguousarray(x.a))}
+    if isinstance(x, np.ndarray):
+        if x.dtype.hasobject:
+            raise TypeError("object arrays are not checkpointed")
+        return {"a": put(x)}
+    if isinstance(x, np.generic):
+        return {"s": put(np.asarray(x))}
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return {"v": x}
+    if isinstance(x, dict):
+        if not all(isinstance(k, str) for k in x):
+            raise TypeError("checkpointed dicts have str keys")
+        return {"d": [[k, _encode(v, arrays)] for k, v in x.items()]}
+    if _is_named(x):
+        return {"nt": list(x._fields), "items": [_encode(v, arrays) for v in x]}
+    if isinstance(x, list):
+        return {"l": [_encode(v, arrays) for v in x]}
+    if isinstance(x, tuple):
+        return {"t": [_encode(v, arrays) for v in x]}
+    raise TypeError(f"{type(x).__name__} is not checkpointed")
+
+
+def _decode(node: dict, arrays) -> Any:
+    if "rows" in node:
+        return Rows(arrays[node["rows"]])
+    if "a" in node:
+        return arrays[node["a"]]
+    if "s" in node:
+        return arrays[node["s"]][()]  # a NumPy scalar of the saved dtype
+    if "v" in node:
+        return node["v"]
+    if "d" in node:
+        return {k: _decode(v, arrays) for k, v in node["d"]}
+    if "nt" in node:
+        return _Named(list(node["nt"]), [_decode(v, arrays) for v in node["items"]])
+    if "l" in node:
+        return [_decode(v, arrays) for v in node["l"]]
+    if "t" in node:
+        return tuple(_decode(v, arrays) for v in node["t"])
+    raise ValueError(f"unknown checkpoint node {sorted(node)}")
+
+
+def save(path: Path, tree: Any) -> None:
+    """Write `tree` to `path` atomically: a temporary file beside it, then os.replace (a kill leaves the old one)."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = json.dumps({"format": FORMAT, "tree": _encode(tree, arrays)})
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **{TREE: np.array(meta)}, **arrays)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> Any:
+    """The tree `save` wrote (ValueError, OSError or KeyError when the file is not one)."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z[TREE][()]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"checkpoint format {meta.get('format')!r}")
+        arrays = {k: z[k] for k in z.files if k != TREE}
+    return _decode(meta["tree"], arrays)
+
+
+# ---- generators -----------------------------------------------------------------------------------
+
+
+def advanced(state: dict, draws: int) -> dict:
+    """A bit generator's state `draws` 64-bit outputs later (one per float64 drawn by `random`)."""
+    bg = getattr(np.random, state["bit_generator"])()
+    bg.state = state
+    bg.advance(draws)
+    return bg.state
