@@ -184,6 +184,21 @@ def plot(
     typer.echo(str(path))
 
 
+@app.command()
+def export(
+    runs: List[str] = typer.Argument(None, help="Run directories, directories holding runs or sweep directories (default: the newest experiment under --runs-dir)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (a directory for --format tensorboard: one event file per run below it)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, jsonl, parquet (pip install 'optbench[parquet]') or tensorboard (pip install 'optbench[tensorboard]')."),
+    per: str = typer.Option("epoch", "--per", help="epoch: a row per run x epoch with every logged metric; run: a row per run (final, best and test metrics)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
+):
+    """Export runs as one tidy table (label, seed, status, sweep trial, varied config keys as columns) or TensorBoard files."""
+    from optbench.share.export import export_command
+
+    path, n = export_command(runs or [], out=out, fmt=fmt, per=per, runs_dir=runs_dir, warn=lambda m: typer.echo(m, err=True))
+    typer.echo(f"{path}: {n} run{'s' if n != 1 else ''}")
+
+
 def _usage_error(err: BaseException) -> bool:
     """Click's usage errors (typer vendors click from 0.29 on, so match by shape, not by class)."""
     return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
