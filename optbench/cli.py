@@ -199,6 +199,18 @@ def export(
     typer.echo(f"{path}: {n} run{'s' if n != 1 else ''}")
 
 
+@app.command()
+def report(
+    runs: List[str] = typer.Argument(None, help="Run directories, directories holding runs or sweep directories (default: the newest experiment under --runs-dir)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .html file: one self-contained page that opens offline."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
+):
+    """Write one self-contained HTML page of a study: tables, figures, configs, environment, commands."""
+    from optbench.share.html import report_command
+
+    typer.echo(str(report_command(runs or [], out=out, runs_dir=runs_dir, warn=lambda m: typer.echo(m, err=True))))
+
+
 def _usage_error(err: BaseException) -> bool:
     """Click's usage errors (typer vendors click from 0.29 on, so match by shape, not by class)."""
     return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
