@@ -62,6 +62,7 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Run only this seed (replaces seed/seeds)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are written."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no per-run listing: errors and one result line only."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files here as training proceeds, one run each (pip install 'optbench[tensorboard]')."),
 ):
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
     import time
@@ -75,6 +76,10 @@ def train(
         cfgs.extend(load_experiment(c, sets=set_, seed=seed))
     _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
+    if tensorboard is not None:
+        from optbench.share.tensorboard import LiveTrain
+
+        progress = LiveTrain(progress, tensorboard, cfgs)
     t0 = time.perf_counter()
     with progress:
         outcomes, interrupted = execute(cfgs, runs_dir, progress)
@@ -92,13 +97,19 @@ def sweep(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Groups trained at once: this process and N-1 worker processes, BLAS pinned to one thread each (default: the number of cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://HOST:PORT of a Dask scheduler: train on its workers instead (pip install 'optbench[dask]')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: errors and one result line only."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files here, each run as its group finishes (pip install 'optbench[tensorboard]')."),
 ):
     """Run a hyperparameter sweep: every trial x seed (x fold), grouped and vectorized; rerun to resume."""
     from optbench.report import SweepProgress, print_sweep_outcome
     from optbench.sweep import run_sweep
 
     _stop_on_signals()
-    with SweepProgress(quiet=quiet) as progress:
+    display = SweepProgress(quiet=quiet)
+    if tensorboard is not None:
+        from optbench.share.tensorboard import LiveSweep
+
+        display = LiveSweep(display, tensorboard)
+    with display as progress:
         outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress)
     print_sweep_outcome(outcome, quiet=quiet)
     if outcome.interrupted:

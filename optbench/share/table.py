@@ -39,7 +39,12 @@ def cell(v: Any) -> Any:
 
 def varied_columns(runs: Sequence[Run]) -> list[str]:
     """Dotted config keys (seed, fold and label aside) whose value or presence differs between runs, in config order."""
-    flats = [runset.flatten(r.config) for r in runs]
+    return varied_keys([r.config for r in runs])
+
+
+def varied_keys(cfgs: Sequence[dict]) -> list[str]:
+    """varied_columns of resolved configs."""
+    flats = [runset.flatten(c) for c in cfgs]
     keys = list(dict.fromkeys(k for f in flats for k in f))
     out = []
     for k in keys:
