@@ -222,6 +222,34 @@ def report(
     typer.echo(str(report_command(runs or [], out=out, runs_dir=runs_dir, warn=lambda m: typer.echo(m, err=True))))
 
 
+@app.command("runs")
+def runs_(
+    runs_dir: Path = typer.Argument(Path("runs"), help="A runs directory (or one sweep directory)."),
+    every: bool = typer.Option(False, "--all", "-a", help="One line per run, not only those that need attention."),
+    prune_: bool = typer.Option(False, "--prune", help="Remove superseded duplicates and failed or crashed runs (asks first)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --prune: do not ask."),
+):
+    """List experiments and runs: status, duplicates and sizes; --prune removes what compare would never read."""
+    from optbench.share import inventory
+
+    inv = inventory.take(runs_dir, warn=lambda m: typer.echo(m, err=True))
+    for line in inventory.lines(inv, every=every):
+        typer.echo(line)
+    if not prune_:
+        return
+    doomed = inv.prunable()
+    if not doomed:
+        typer.echo("nothing to prune")
+        return
+    what = f"{len(doomed)} run director{'ies' if len(doomed) != 1 else 'y'} ({inventory.human(sum(e.size for e in doomed))})"
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(f"--prune: would remove {what}; confirm on a terminal or pass --yes")
+        typer.confirm(f"remove {what}?", abort=True)
+    removed, freed = inventory.prune(inv, warn=lambda m: typer.echo(m, err=True))
+    typer.echo(f"removed {removed} run director{'ies' if removed != 1 else 'y'}, {inventory.human(freed)} freed")
+
+
 def _usage_error(err: BaseException) -> bool:
     """Click's usage errors (typer vendors click from 0.29 on, so match by shape, not by class)."""
     return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
