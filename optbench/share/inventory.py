@@ -104,7 +104,7 @@ def _experiment_of(d: Path) -> str:
         name = s.get("name") if isinstance(s, dict) else None
     except (OSError, ValueError, RecursionError, UnicodeDecodeError):
         name = None
-    return name if isinstance(name, str) and name else "(unnamed)"
+    return name if isinstance(name, str) and name else "(no experiment name)"
 
 
 def take(root: Path, warn: Warn) -> Inventory:
@@ -186,13 +186,16 @@ def lines(inv: Inventory, *, every: bool = False) -> list[str]:
         for e in entries:
             labels.setdefault(e.label, []).append(e)
         for label, members in sorted(labels.items()):
+            if all(e.key is None for e in members):
+                continue  # unreadable directories: no label to speak of, listed one by one below
             seeds = sorted({e.seed for e in members if e.seed is not None})
             out.append(f"  {label}: {len(members)} runs ({_counts(members)}), seeds {_seeds(seeds)}, "
                        f"{human(sum(e.size for e in members))}")
         for e in sorted(entries, key=lambda e: e.path.name):
             notable = e.why or e.status not in runset.FINISHED or not e.kept
             if every or notable:
-                note = f"  <- {e.why}" if e.why else ("  (kept: the run compare reads)" if e.kept and every else "")
+                note = (f"  <- {e.why}" if e.why else "  (still training, or killed before it finished)"
+                        if e.status == "running" else "  (kept: the run compare reads)" if e.kept and every else "")
                 out.append(f"    {_rel(e.path, inv.root)}  {e.status}  {human(e.size)}{note}")
     if not inv.entries:
         out.append(f"no runs under {inv.root}")
