@@ -82,18 +82,21 @@ def test_prune_needs_a_confirmation(runs):
     assert sorted(p.name for p in root.iterdir()) == before
 
 
+def _compared(root: Path) -> list[tuple]:
+    from optbench.compare import compare, records
+
+    return [(r["label"], r["seeds"], r["metric_mean"]) for r in records(compare([root], warn=lambda m: None))]
+
+
 def test_prune_removes_exactly_the_superseded_and_failed(runs):
     root, doomed = runs
-    rc, out, err = run_cli("compare", root, "--format", "json")
-    assert rc == 0, err
-    before = [(r["label"], r["seeds"], r["metric_mean"]) for r in json.loads(out)]
+    before = _compared(root)
     names = {p.name for p in root.iterdir()}
     rc, out, err = run_cli("runs", root, "--prune", "--yes")
     assert rc == 0, err
     assert out.splitlines()[-1].startswith("removed 4 run directories, ")
     assert {p.name for p in root.iterdir()} == names - doomed
-    rc, out, _ = run_cli("compare", root, "--format", "json")
-    assert [(r["label"], r["seeds"], r["metric_mean"]) for r in json.loads(out)] == before  # compare reads the same
+    assert _compared(root) == before  # compare reads the same runs as before
     inv = inventory.take(root, warn=pytest.fail)
     assert inv.prunable() == [] and not any(p.name.startswith(".pruned-") for p in root.iterdir())
 
@@ -138,6 +141,7 @@ def test_sweep_set_aside_runs_and_a_locked_sweep(tmp_path):
 
 
 def test_not_a_directory(tmp_path):
-    rc, _, err = run_cli("runs", tmp_path / "nowhere")
-    assert rc == 2 and err.strip().splitlines() == [
-        f"error: {tmp_path / 'nowhere'}: no such runs directory (accepted: a directory holding runs or sweeps)"]
+    from optbench.errors import OptbenchError
+
+    with pytest.raises(OptbenchError, match=r": no such runs directory \(accepted: a directory holding runs or sweeps\)$"):
+        inventory.take(tmp_path / "nowhere", warn=pytest.fail)
