@@ -64,6 +64,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no per-run listing: errors and one result line only."),
     resume: bool = typer.Option(False, "--resume", help="Finish this experiment under --runs-dir: runs that crashed or were interrupted go on from their last checkpoint, finished ones are not trained again."),
     checkpoint_every: float = typer.Option(5.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the open runs (0: every epoch)."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files here as training proceeds, one run each (pip install 'optbench[tensorboard]')."),
 ):
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
     import time
@@ -88,6 +89,10 @@ def train(
             return
     _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
+    if tensorboard is not None:
+        from optbench.share.tensorboard import LiveTrain
+
+        progress = LiveTrain(progress, tensorboard, cfgs)
     t0 = time.perf_counter()
     with progress:
         outcomes, interrupted = execute(cfgs, runs_dir, progress, resume=again, checkpoint_every=checkpoint_every)
@@ -105,13 +110,19 @@ def sweep(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Groups trained at once: this process and N-1 worker processes, BLAS pinned to one thread each (default: the number of cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://HOST:PORT of a Dask scheduler: train on its workers instead (pip install 'optbench[dask]')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: errors and one result line only."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files here, each run as its group finishes (pip install 'optbench[tensorboard]')."),
 ):
     """Run a hyperparameter sweep: every trial x seed (x fold), grouped and vectorized; rerun to resume."""
     from optbench.report import SweepProgress, print_sweep_outcome
     from optbench.sweep import run_sweep
 
     _stop_on_signals()
-    with SweepProgress(quiet=quiet) as progress:
+    display = SweepProgress(quiet=quiet)
+    if tensorboard is not None:
+        from optbench.share.tensorboard import LiveSweep
+
+        display = LiveSweep(display, tensorboard)
+    with display as progress:
         outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress)
     print_sweep_outcome(outcome, quiet=quiet)
     if outcome.interrupted:
@@ -195,6 +206,61 @@ def plot(
                         seeds=seeds, band=band, keys=keys, top=top, labels=labels, data_out=data_out,
                         warn=lambda m: typer.echo(m, err=True))
     typer.echo(str(path))
+
+
+@app.command()
+def export(
+    runs: List[str] = typer.Argument(None, help="Run directories, directories holding runs or sweep directories (default: the newest experiment under --runs-dir)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (a directory for --format tensorboard: one event file per run below it)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, jsonl, parquet (pip install 'optbench[parquet]') or tensorboard (pip install 'optbench[tensorboard]')."),
+    per: str = typer.Option("epoch", "--per", help="epoch: a row per run x epoch with every logged metric; run: a row per run (final, best and test metrics)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
+):
+    """Export runs as one tidy table (label, seed, status, sweep trial, varied config keys as columns) or TensorBoard files."""
+    from optbench.share.export import export_command
+
+    path, n = export_command(runs or [], out=out, fmt=fmt, per=per, runs_dir=runs_dir, warn=lambda m: typer.echo(m, err=True))
+    typer.echo(f"{path}: {n} run{'s' if n != 1 else ''}")
+
+
+@app.command()
+def report(
+    runs: List[str] = typer.Argument(None, help="Run directories, directories holding runs or sweep directories (default: the newest experiment under --runs-dir)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .html file: one self-contained page that opens offline."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
+):
+    """Write one self-contained HTML page of a study: tables, figures, configs, environment, commands."""
+    from optbench.share.html import report_command
+
+    typer.echo(str(report_command(runs or [], out=out, runs_dir=runs_dir, warn=lambda m: typer.echo(m, err=True))))
+
+
+@app.command("runs")
+def runs_(
+    runs_dir: Path = typer.Argument(Path("runs"), help="A runs directory (or one sweep directory)."),
+    every: bool = typer.Option(False, "--all", "-a", help="One line per run, not only those that need attention."),
+    prune_: bool = typer.Option(False, "--prune", help="Remove superseded duplicates and failed or crashed runs (asks first)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --prune: do not ask."),
+):
+    """List experiments and runs: status, duplicates and sizes; --prune removes what compare would never read."""
+    from optbench.share import inventory
+
+    inv = inventory.take(runs_dir, warn=lambda m: typer.echo(m, err=True))
+    for line in inventory.lines(inv, every=every):
+        typer.echo(line)
+    if not prune_:
+        return
+    doomed = inv.prunable()
+    if not doomed:
+        typer.echo("nothing to prune")
+        return
+    what = f"{len(doomed)} run director{'ies' if len(doomed) != 1 else 'y'} ({inventory.human(sum(e.size for e in doomed))})"
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(f"--prune: would remove {what}; confirm on a terminal or pass --yes")
+        typer.confirm(f"remove {what}?", abort=True)
+    removed, freed = inventory.prune(inv, warn=lambda m: typer.echo(m, err=True))
+    typer.echo(f"removed {removed} run director{'ies' if removed != 1 else 'y'}, {inventory.human(freed)} freed")
 
 
 def _usage_error(err: BaseException) -> bool:
