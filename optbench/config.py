@@ -15,6 +15,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
@@ -222,8 +223,9 @@ def resolve_run(raw: dict, *, base_dir: Path) -> dict:
     raw["schedule"] = _validate_named(SCHEDULES, raw.get("schedule"), "schedule", "constant")
     raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
     data_sec = _named(raw["data"], "data")
-    if isinstance(data_sec.get("path"), str) and not Path(data_sec["path"]).is_absolute():
-        data_sec["path"] = str((base_dir / data_sec["path"]).resolve())
+    for key in PATH_KEYS:  # file paths are relative to the config's folder
+        if isinstance(data_sec.get(key), str) and not Path(data_sec[key]).is_absolute():
+            data_sec[key] = str((base_dir / data_sec[key]).resolve())
     raw["data"] = data_sec
     try:
         sec = _Sections.model_validate(raw)

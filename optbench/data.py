@@ -15,6 +15,7 @@ import numpy as np
 import pydantic
 from pydantic import ConfigDict, Field
 
+from optbench.datasets import LOADERS, Loaded, LoaderError
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
 
@@ -384,14 +385,28 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
     gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
     try:
         ds = DATASETS.build(name, options, rng=gen_rng)
-    except _DataError as err:
+    except (_DataError, LoaderError) as err:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
+    ds, test = _file_parts(ds, common, path_prefix)
     if common.folds is not None:
-        return split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
-                     path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
-    return split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
-                 path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
-                 test_path=f"{path_prefix}.test_fraction")
+        parts = split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
+                      path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
+    else:
+        parts = split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
+                      path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
+                      test_path=f"{path_prefix}.test_fraction")
+    return parts if test is None else _with_test(parts, test)
+
+
+def _file_parts(ds: Dataset | Loaded, common: CommonOptions, path_prefix: str) -> tuple[Dataset, Dataset | None]:
+    """A file format's training part and its own test split (used as such: no test_fraction carved beside it)."""
+    if not isinstance(ds, Loaded):
+        return ds, None
+    test = None if ds.test is None else Dataset(*ds.test, ds.task, ds.n_classes)
+    if test is not None and common.test_fraction > 0:
+        raise OptbenchError(f"{path_prefix}.test_fraction: {common.test_fraction} is invalid: the file has its own "
+                            f"test split of {len(test.y)} examples (accepted: 0)")
+    return Dataset(ds.X, ds.y, ds.task, ds.n_classes), test
 
 
 def _check_folds(common: CommonOptions, path_prefix: str) -> None:
@@ -416,7 +431,11 @@ def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
 
 
 def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | None:
-    return None if ds is None else Dataset((ds.X - mean) / std, ds.y, ds.task, ds.n_classes)
+    if ds is None:
+        return None
+    X = ds.X - mean
+    X /= std  # in place: one new array, not two (60000 x 784 images: 376 MB each)
+    return Dataset(X, ds.y, ds.task, ds.n_classes)
 
 
 def split(
@@ -509,3 +528,7 @@ def check_labels(ds: Dataset, loss: str, path: str = "loss") -> None:
     fits = ", ".join(k for k, tasks in _LOSS_TASKS.items() if ds.task in tasks)
     hint = " (for numeric targets read from a file, set data.task: regression)" if loss == "mse" else ""
     raise OptbenchError(f"{path}: {loss} does not fit {what}; accepted for this data: {fits}{hint}")
+
+
+for _name, _loader in LOADERS.items():  # the file formats of optbench.datasets, beside the generators
+    DATASETS.register(_name)(_loader)

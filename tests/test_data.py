@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optbench.datasets import LOADERS
 from optbench.data import DATASETS, Dataset, Split, check_labels, expected_loss, load, split
 from optbench.errors import OptbenchError
 from optbench.registry import RESERVED
@@ -36,7 +37,7 @@ def fails(match):
 
 
 def test_every_dataset_is_registered_with_a_schema():
-    assert set(SYNTHETIC) | {"csv", "npz"} == set(DATASETS.names())
+    assert set(SYNTHETIC) | {"csv", "npz"} | set(LOADERS) == set(DATASETS.names())
     for name in DATASETS.names():
         sig = inspect.signature(DATASETS.get(name))
         assert all(p.kind is p.KEYWORD_ONLY for p in sig.parameters.values())
