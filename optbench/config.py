@@ -15,6 +15,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from optbench.compat import notebook_defaults
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
@@ -113,6 +114,14 @@ class Train(_Strict):
     dtype: Literal["float64", "float32"] = "float64"
     log_iterations: bool = False
     diverge_factor: Positive | None = 3.0
+    compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_default_compat(self, handler):
+        out = handler(self)  # a config without compat resolves exactly as before the option existed
+        if out.get("compat") == "none":
+            out.pop("compat")
+        return out
 
 
 class _Sections(_Strict):
@@ -212,6 +221,8 @@ def resolve_run(raw: dict, *, base_dir: Path) -> dict:
         if raw.get(key) is None:
             raise OptbenchError(f"{key}: required key is missing")
     raw = dict(raw)
+    if isinstance(raw.get("train"), dict) and raw["train"].get("compat") == "dlai":
+        raw = notebook_defaults(raw)
     model = raw.get("model") or {}
     if not isinstance(model, dict):
         raise OptbenchError(f"model: {format_value(model)} is invalid: expected a mapping")

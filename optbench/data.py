@@ -78,12 +78,25 @@ def _shuffled(X: np.ndarray, y: np.ndarray, task: Task, n_classes: int, rng: np.
 
 
 @DATASETS.register()
-def moons(*, n_samples: Samples = 300, noise: NonNegative = 0.2, rng: np.random.Generator) -> Dataset:
-    """Two interleaving half circles (sklearn's make_moons), 2 features, binary."""
+def moons(
+    *, n_samples: Samples = 300, noise: NonNegative = 0.2, random_state: NonNegativeInt | None = None,
+    rng: np.random.Generator,
+) -> Dataset:
+    """Two interleaving half circles (sklearn's make_moons), 2 features, binary.
+
+    random_state: scikit-learn's make_moons(n_samples, noise=noise, random_state=random_state) point for point
+    (shuffle, then noise, from a RandomState) instead of optbench's own draw from data.seed.
+    """
     n_out = n_samples // 2
     n_in = n_samples - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
     X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]])
+    if random_state is not None:
+        state = np.random.RandomState(random_state)
+        perm = np.arange(n_samples)
+        state.shuffle(perm)  # sklearn.utils.shuffle
+        X = X[perm] + state.normal(scale=noise, size=X.shape)
+        return Dataset(np.ascontiguousarray(X), np.repeat([0, 1], [n_out, n_in])[perm].astype(np.int64), "binary", 2)
     X += noise * rng.standard_normal(X.shape)
     return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
 

@@ -369,3 +369,56 @@ def test_cli_trains_on_an_idx_folder_relative_to_the_config(cli, mnist_dir):
     (run,) = (d.parent / "runs").glob("tiny-*")
     final = json.loads((run / "summary.json").read_text())["final_eval"]
     assert 0 <= final["test_acc"] <= 1 and final["test_cost"] > 0  # the files' test split, measured once
+
+
+# ---------------------------------------------------------------- the deeplearning.ai notebook's streams
+
+
+def test_moons_random_state_is_sklearns_make_moons_point_for_point():
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(300, noise=0.2, random_state=3)  # = np.random.seed(3); make_moons(300, noise=0.2)
+    s = load({"name": "moons", "n_samples": 300, "noise": 0.2, "random_state": 3, "standardize": False})
+    np.testing.assert_array_equal(s.train.X, X)
+    np.testing.assert_array_equal(s.train.y, y)
+
+
+def test_compat_init_and_batch_order_are_the_notebooks():
+    from optbench.compat import epoch_order, init_rng
+
+    rs = np.random.RandomState(3)  # initialize_parameters: np.random.seed(3), then layer by layer
+    dims = [2, 5, 2, 1]
+    expected = [rs.randn(dims[l], dims[l - 1]) * np.sqrt(2 / dims[l - 1]) for l in range(1, 4)]
+    from optbench.init import he
+
+    g = init_rng(0)
+    for W, l in zip(expected, range(1, 4)):
+        np.testing.assert_array_equal(he(shape=(dims[l], dims[l - 1]), rng=g), W)
+    state = np.random.RandomState()
+    for i in (0, 1, 4999):  # model(): seed = 10, then seed + 1 before each epoch's random_mini_batches
+        np.testing.assert_array_equal(epoch_order(i, 300, 0, state), np.random.RandomState(10 + i + 1).permutation(300))
+    assert not np.array_equal(epoch_order(0, 300, 1, state), epoch_order(0, 300, 0, state))  # seed 1: another stream
+
+
+def test_compat_fills_the_notebooks_defaults_and_a_config_without_it_resolves_as_before(tmp_path):
+    from optbench.config import load_experiment
+
+    base = ("name: x\ndata: {name: moons, seed: 3}\noptimizer: {name: gd, lr: 0.1}\n"
+            "schedule: {name: inverse_time, interval: 1000}\n")
+    (tmp_path / "plain.yaml").write_text(base)
+    (tmp_path / "dlai.yaml").write_text(base + "train: {compat: dlai}\n")
+    (plain,), (nb,) = load_experiment(tmp_path / "plain.yaml"), load_experiment(tmp_path / "dlai.yaml")
+    assert "compat" not in plain["train"] and plain["data"]["random_state"] is None
+    assert plain["schedule"]["timing"] == "during" and plain["data"]["standardize"] is True
+    assert nb["train"]["compat"] == "dlai" and nb["schedule"]["timing"] == "after"
+    assert nb["data"]["random_state"] == 3 and nb["data"]["standardize"] is False
+
+
+def test_inverse_time_timing_after_decays_one_epoch_later():
+    from optbench.schedules import SCHEDULES
+
+    during = SCHEDULES.build("inverse_time", {"decay_rate": 1.0, "interval": 1}, epochs=10)
+    after = SCHEDULES.build("inverse_time", {"decay_rate": 1.0, "interval": 1, "timing": "after"}, epochs=10)
+    m = lambda s, e: float(s.multiplier(e, {})[0])  # noqa: E731
+    assert [m(during, e) for e in range(4)] == [1, 1 / 2, 1 / 3, 1 / 4]  # torch's LambdaLR: epoch e at f(e)
+    assert [m(after, e) for e in range(4)] == [1, 1, 1 / 2, 1 / 3]  # the notebook: epoch e at f(e - 1)
