@@ -422,3 +422,54 @@ def test_inverse_time_timing_after_decays_one_epoch_later():
     m = lambda s, e: float(s.multiplier(e, {})[0])  # noqa: E731
     assert [m(during, e) for e in range(4)] == [1, 1 / 2, 1 / 3, 1 / 4]  # torch's LambdaLR: epoch e at f(e)
     assert [m(after, e) for e in range(4)] == [1, 1, 1 / 2, 1 / 3]  # the notebook: epoch e at f(e - 1)
+
+
+# ---------------------------------------------------------------- real data in CI: Debian's dataset-fashion-mnist
+
+FASHION = "/usr/share/datasets/fashion-mnist"  # .ci/run installs the package (apt-get install dataset-fashion-mnist)
+
+
+def test_fashion_mnist_example_config_learns_from_the_debian_package(cli, tmp_path):
+    """configs/examples/fashion-mnist-optimizers.yaml, shortened (3000 images, 1 epoch): all well above chance."""
+    assert os.path.isdir(FASHION), "install Debian's dataset-fashion-mnist (as .ci/run does)"
+    code, _, err = cli("train", ROOT / "configs/examples/fashion-mnist-optimizers.yaml", "-q", "--runs-dir", tmp_path,
+                       "--set", "data.n_train=3000", "--set", "train.epochs=1")
+    assert code == 0, err
+    final = {d.name.split("-")[3]: json.loads((d / "summary.json").read_text())["final_eval"]
+             for d in tmp_path.glob("fashion-mnist-optimizers-*")}
+    assert set(final) == {"sgd", "momentum", "adam"}
+    for v, f in final.items():
+        assert f["test_acc"] > 0.6, (v, f)  # chance is 0.1; the 10000 t10k images are the test split
+
+
+def test_examples_without_their_data_fail_with_one_line(cli, tmp_path):
+    code, _, err = cli("train", ROOT / "configs/examples/cs231n-cifar10-optimizers.yaml", "-q", "--runs-dir", tmp_path,
+                       "--set", f"data.path={tmp_path / 'cifar-10-batches-py'}")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "data.path: not found:" in err and "cifar-10-python.tar.gz" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cs231n_example_config_trains_on_cifar_files_in_the_exact_format(cli, cifar, tmp_path):
+    """The CS231n config itself, on the small CIFAR batches written above (the real set is not installable here)."""
+    code, _, err = cli("train", ROOT / "configs/examples/cs231n-cifar10-optimizers.yaml", "-q", "--runs-dir", tmp_path / "runs",
+                       "--set", f"data.path={cifar['tgz']}", "--set", "data.n_train=20", "--set", "train.batch_size=10",
+                       "--set", "train.epochs=1")
+    assert code == 0, err
+    assert len(list((tmp_path / "runs").glob("cs231n-cifar10-optimizers-*"))) == 4
+
+
+def test_peak_memory_loading_60000_like_float32_idx_is_one_float64_copy(tmp_path):
+    """A float32 IDX set read into float64 holds the output and one 8 MB chunk, never the file's bytes as well."""
+    n, d = 20000, 784
+    X = np.random.default_rng(0).random((n, d), dtype=np.float32)
+    write(tmp_path / "img", idx_bytes(X.reshape(n, 28, 28)))
+    write(tmp_path / "lab", idx_bytes((np.arange(n) % 10).astype(np.uint8)))
+    code = (f"import resource; from optbench.data import load; "
+            f"r = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; a = r(); "
+            f"s = load({{'name': 'idx', 'images': '{tmp_path}/img', 'labels': '{tmp_path}/lab', 'standardize': False}}); "
+            f"print(r() - a, s.train.X.nbytes)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    grown, nbytes = map(int, out.split())
+    assert nbytes == n * d * 8
+    assert grown < 1.2 * nbytes, (grown, nbytes)  # reading the 63 MB file whole first would add 0.5x or more
