@@ -473,3 +473,49 @@ def test_peak_memory_loading_60000_like_float32_idx_is_one_float64_copy(tmp_path
     grown, nbytes = map(int, out.split())
     assert nbytes == n * d * 8
     assert grown < 1.2 * nbytes, (grown, nbytes)  # reading the 63 MB file whole first would add 0.5x or more
+
+
+# ---------------------------------------------------------------- .npz with split keys (Keras' mnist.npz)
+
+
+@pytest.fixture
+def keras_npz(tmp_path):
+    rng = np.random.default_rng(5)
+    (X, y), (Xt, yt) = mnist_like(rng, 25, classes=4), mnist_like(rng, 8, classes=4)
+    p = tmp_path / "mnist.npz"
+    np.savez_compressed(p, x_train=X, y_train=y, x_test=Xt, y_test=yt)
+    return p, (X, y, Xt, yt)
+
+
+def test_npz_split_keys_are_train_and_test(keras_npz):
+    p, (X, y, Xt, yt) = keras_npz
+    s = load({"name": "npz_splits", "path": str(p), "n_train": 20, "standardize": False})
+    np.testing.assert_array_equal(s.train.X, X[:20].reshape(20, -1))
+    np.testing.assert_array_equal(s.test.y, yt)
+    assert (s.train.n_classes, s.test.X.shape) == (4, (8, 12))
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing_key", "data.y_test: 'y_test' is not an array in"),
+    ("objects", "data.y_train: array 'y_train' in"),
+    ("truncated", "truncated or not an .npz archive"),
+    ("rows", "data.y_train: array 'y_train' in"),
+    ("label_range", "data.y_test: array 'y_test' in"),
+])
+def test_npz_split_bad_inputs_are_one_line(keras_npz, case, expected):
+    p, (X, y, Xt, yt) = keras_npz
+    arrays = {"x_train": X, "y_train": y, "x_test": Xt, "y_test": yt}
+    if case == "missing_key":
+        arrays.pop("y_test")
+    elif case == "objects":
+        arrays["y_train"] = np.array([object()] * len(y))
+    elif case == "rows":
+        arrays["y_train"] = y[:-1]
+    elif case == "label_range":
+        arrays["y_test"] = -np.ones(len(yt), np.int8)
+    np.savez(p, **arrays)
+    if case == "truncated":
+        p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(OptbenchError) as err:
+        load({"name": "npz_splits", "path": str(p)})
+    assert expected in one_line(err.value)

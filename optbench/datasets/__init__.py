@@ -5,12 +5,13 @@
 resolved against the config file's folder.
 """
 
-from optbench.datasets import cifar, idx, sklearn_sets
+from optbench.datasets import cifar, idx, npz_splits, sklearn_sets
 from optbench.datasets.base import Loaded, LoaderError
 
 LOADERS = {
     "idx": idx.idx,
     "cifar10": cifar.cifar10,
+    "npz_splits": npz_splits.npz_splits,
     **{name: getattr(sklearn_sets, name) for name in ("digits", "iris", "breast_cancer", "wine", "diabetes")},
 }
 
