@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from optbench import budget
+from optbench.compat import notebook_defaults
+from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
@@ -113,6 +115,14 @@ class Train(_Strict):
     dtype: Literal["float64", "float32"] = "float64"
     log_iterations: bool = False
     diverge_factor: Positive | None = 3.0
+    compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_default_compat(self, handler):
+        out = handler(self)  # a config without compat resolves exactly as before the option existed
+        if out.get("compat") == "none":
+            out.pop("compat")
+        return out
 
 
 class _Sections(_Strict):
@@ -217,6 +227,8 @@ def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] |
         if raw.get(key) is None:
             raise OptbenchError(f"{key}: required key is missing")
     raw = dict(raw)
+    if isinstance(raw.get("train"), dict) and raw["train"].get("compat") == "dlai":
+        raw = notebook_defaults(raw)
     model = raw.get("model") or {}
     if not isinstance(model, dict):
         raise OptbenchError(f"model: {format_value(model)} is invalid: expected a mapping")
@@ -228,11 +240,12 @@ def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] |
     raw["schedule"] = _validate_named(SCHEDULES, raw.get("schedule"), "schedule", "constant")
     raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
     data_sec = _named(raw["data"], "data")
-    if isinstance(data_sec.get("path"), str) and not Path(data_sec["path"]).is_absolute():
-        try:
-            data_sec["path"] = str((base_dir / data_sec["path"]).resolve())
-        except (RuntimeError, OSError):  # a symlink loop: kept as written, the data reader says so in one line
-            data_sec["path"] = str((base_dir / data_sec["path"]).absolute())
+    for key in PATH_KEYS:  # file paths are relative to the config's folder
+        if isinstance(data_sec.get(key), str) and not Path(data_sec[key]).is_absolute():
+            try:
+                data_sec[key] = str((base_dir / data_sec[key]).resolve())
+            except (RuntimeError, OSError):  # a symlink loop: kept as written, the data reader says so in one line
+                data_sec[key] = str((base_dir / data_sec[key]).absolute())
     raw["data"] = data_sec
     try:
         sec = _Sections.model_validate(raw)

@@ -20,6 +20,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from optbench import budget
+from optbench.datasets import LOADERS, Loaded, LoaderError
 from optbench.errors import OptbenchError
 from optbench.files import MissingArrays, read_bounded, safe_npz_arrays
 from optbench.registry import STRICT, NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
@@ -90,12 +91,25 @@ def _shuffled(X: np.ndarray, y: np.ndarray, task: Task, n_classes: int, rng: np.
 
 
 @DATASETS.register()
-def moons(*, n_samples: Samples = 300, noise: NonNegative = 0.2, rng: np.random.Generator) -> Dataset:
-    """Two interleaving half circles (sklearn's make_moons), 2 features, binary."""
+def moons(
+    *, n_samples: Samples = 300, noise: NonNegative = 0.2, random_state: NonNegativeInt | None = None,
+    rng: np.random.Generator,
+) -> Dataset:
+    """Two interleaving half circles (sklearn's make_moons), 2 features, binary.
+
+    random_state: scikit-learn's make_moons(n_samples, noise=noise, random_state=random_state) point for point
+    (shuffle, then noise, from a RandomState) instead of optbench's own draw from data.seed.
+    """
     n_out = n_samples // 2
     n_in = n_samples - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
     X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]])
+    if random_state is not None:
+        state = np.random.RandomState(random_state)
+        perm = np.arange(n_samples)
+        state.shuffle(perm)  # sklearn.utils.shuffle
+        X = X[perm] + state.normal(scale=noise, size=X.shape)
+        return Dataset(np.ascontiguousarray(X), np.repeat([0, 1], [n_out, n_in])[perm].astype(np.int64), "binary", 2)
     X += noise * rng.standard_normal(X.shape)
     return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
 
@@ -412,17 +426,31 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
     gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
     try:
         ds = DATASETS.build(name, options, rng=gen_rng)
-    except _DataError as err:
+    except (_DataError, LoaderError) as err:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
+    ds, test = _file_parts(ds, common, path_prefix)
     if ds.columns is None:
         source = section.get("path") if isinstance(section.get("path"), str) else name
         ds = dataclasses.replace(ds, columns=tuple(f"feature {j + 1} of {source}" for j in range(ds.X.shape[1])))
     if common.folds is not None:
-        return split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
-                     path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
-    return split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
-                 path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
-                 test_path=f"{path_prefix}.test_fraction")
+        parts = split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
+                      path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
+    else:
+        parts = split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
+                      path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
+                      test_path=f"{path_prefix}.test_fraction")
+    return parts if test is None else _with_test(parts, test)
+
+
+def _file_parts(ds: Dataset | Loaded, common: CommonOptions, path_prefix: str) -> tuple[Dataset, Dataset | None]:
+    """A file format's training part and its own test split (used as such: no test_fraction carved beside it)."""
+    if not isinstance(ds, Loaded):
+        return ds, None
+    test = None if ds.test is None else Dataset(*ds.test, ds.task, ds.n_classes)
+    if test is not None and common.test_fraction > 0:
+        raise OptbenchError(f"{path_prefix}.test_fraction: {common.test_fraction} is invalid: the file has its own "
+                            f"test split of {len(test.y)} examples (accepted: 0)")
+    return Dataset(ds.X, ds.y, ds.task, ds.n_classes), test
 
 
 def _check_folds(common: CommonOptions, path_prefix: str) -> None:
@@ -451,7 +479,8 @@ def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | 
     if ds is None:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        X = (ds.X - mean) / std
+        X = ds.X - mean
+        X /= std  # in place: one new array, not two (60000 x 784 images: 376 MB each)
     _check_finite(ds, X, "is not finite once standardized", "values within float64 after (x - mean) / std, "
                   "or data.standardize: false")
     return dataclasses.replace(ds, X=X)
@@ -583,3 +612,7 @@ def check_labels(ds: Dataset, loss: str, path: str = "loss") -> None:
     fits = ", ".join(k for k, tasks in _LOSS_TASKS.items() if ds.task in tasks)
     hint = " (for numeric targets read from a file, set data.task: regression)" if loss == "mse" else ""
     raise OptbenchError(f"{path}: {loss} does not fit {what}; accepted for this data: {fits}{hint}")
+
+
+for _name, _loader in LOADERS.items():  # the file formats of optbench.datasets, beside the generators
+    DATASETS.register(_name)(_loader)

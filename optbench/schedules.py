@@ -7,7 +7,7 @@ passed by the engine to every factory and is not part of the config schema (see 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
@@ -52,9 +52,17 @@ def exponential(*, gamma: Positive = 0.95, epochs: int) -> Schedule:
 
 
 @SCHEDULES.register()
-def inverse_time(*, decay_rate: NonNegative = 1.0, interval: PositiveInt = 1, epochs: int) -> Schedule:
-    """1 / (1 + decay_rate * floor(e / interval))   (deeplearning.ai; interval 1 is the plain 1/t form)"""
-    return stateless(lambda e: 1.0 / (1.0 + decay_rate * np.floor(e / interval)))
+def inverse_time(
+    *, decay_rate: NonNegative = 1.0, interval: PositiveInt = 1, timing: Literal["during", "after"] = "during",
+    epochs: int,
+) -> Schedule:
+    """f(e) = 1 / (1 + decay_rate * floor(e / interval)) during epoch e; timing after: f(e - 1) (f(0) in epoch 0)
+
+    (deeplearning.ai; interval 1 is the plain 1/t form). timing during is torch's convention (LambdaLR stepped
+    after each epoch: epoch e runs at f(e)); after is the notebook's (its lr updated after epoch e with f(e)).
+    """
+    lag = 1 if timing == "after" else 0
+    return stateless(lambda e: 1.0 / (1.0 + decay_rate * np.floor(np.maximum(e - lag, 0) / interval)))
 
 
 @SCHEDULES.register()

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from optbench.checkpoint import advanced, combine, rows_of
+from optbench import compat
 from optbench.config import load_data
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
@@ -193,7 +194,9 @@ class Trainer:
         self._owners = sorted(first.values())  # the replicas whose shuffle streams are drawn
         self._inv = np.array([self._owners.index(s) for s in src])  # replica -> its owner's row
         inits = [(c["model"]["init"]["name"], {k: v for k, v in c["model"]["init"].items() if k != "name"}) for c in cfgs]
-        self.theta = self.net.init_params(inits, [g["init"] for g in self.gens])
+        self.compat = tr.get("compat", "none")
+        init_rngs = [compat.init_rng(c["seed"]) if self.compat == "dlai" else g["init"] for c, g in zip(cfgs, self.gens)]
+        self.theta = self.net.init_params(inits, init_rngs)
         self.grad = np.zeros_like(self.theta)
         self.buffers = self.net.new_buffers()
         self.record_activations = record_activations
@@ -298,6 +301,9 @@ class Trainer:
             uorder = np.stack([self.gens[o]["shuffle"].integers(0, N, size=self.n_epoch) for o in self._owners])
         elif self.batch_size >= N:
             uorder = np.broadcast_to(np.arange(N), (len(self._owners), N))
+        elif self.compat == "dlai":
+            state = self.__dict__.setdefault("_compat_state", np.random.RandomState())
+            uorder = np.stack([compat.epoch_order(e - 1, N, self.cfgs[o]["seed"], state) for o in self._owners])
         else:
             uorder = self._permutation()
         shared = len(uorder) < R

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optbench.datasets import LOADERS
 from optbench.data import DATASETS, Dataset, Split, check_labels, expected_loss, load, split
 from optbench.errors import OptbenchError
 from optbench.registry import RESERVED
@@ -36,7 +37,7 @@ def fails(match):
 
 
 def test_every_dataset_is_registered_with_a_schema():
-    assert set(SYNTHETIC) | {"csv", "npz"} == set(DATASETS.names())
+    assert set(SYNTHETIC) | {"csv", "npz"} | set(LOADERS) == set(DATASETS.names())
     for name in DATASETS.names():
         sig = inspect.signature(DATASETS.get(name))
         assert all(p.kind is p.KEYWORD_ONLY for p in sig.parameters.values())
@@ -129,7 +130,7 @@ def test_blobs_centers_xor_signs_and_sine_curve():
         ({"name": "spiral", "classes": 1}, "data.classes: 1 is invalid"),
         ({"name": "spiral", "n_samples": 2, "classes": 3}, "data.n_samples: 2 is invalid: needs at least one example"),
         ({"name": "circles", "factor": 1.0}, "data.factor: 1.0 is invalid"),
-        ({"name": "moons", "nosie": 0.1}, "data.nosie: unknown option for moons (accepted: n_samples, noise, seed,"),
+        ({"name": "moons", "nosie": 0.1}, "data.nosie: unknown option for moons (accepted: n_samples, noise, random_state, seed,"),
         ({"name": "mooons"}, "data.name: unknown dataset 'mooons' (accepted: moons, circles"),
         ({"noise": 0.1}, "data.name: required key is missing (accepted: moons"),
         ({"name": ["moons"]}, "data.name: ['moons'] is not a dataset name"),
