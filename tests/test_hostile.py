@@ -376,3 +376,12 @@ def test_bare_compare_does_not_block_on_a_fifo_summary(runs, tmp_path):
 def test_list_names_and_negative_seeds_are_config_errors(raw, message):
     with fails(message):
         expand(raw)
+
+
+def test_the_split_key_npz_loader_checks_headers_as_the_npz_reader_does(tmp_path):
+    """npz_splits reads through safe_npz_arrays too: a crafted x_train header is refused before allocating."""
+    small = _npy_of(np.zeros((4, 2)))
+    path = _npz(tmp_path / "mnist.npz", {"x_train": _npy((100000, 100000, 10), b"\0" * 8), "y_train": _npy_of(np.arange(4) % 2),
+                                         "x_test": small, "y_test": _npy_of(np.arange(4) % 2)})
+    with fails(r"^data\.path: array 'x_train' in .*mnist\.npz: its header says float64 \(100000, 100000, 10\) \(745 GiB\)"):
+        load({"name": "npz_splits", "path": path})

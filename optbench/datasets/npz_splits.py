@@ -1,16 +1,16 @@
 """An .npz with split keys (x_train, y_train, x_test, y_test), as Keras' mnist.npz: the test arrays are the test split.
 
-Read with np.load(allow_pickle=False): object arrays are refused, nothing is unpickled.
+Read by files.safe_npz_arrays: headers checked against their bytes and the memory budget, nothing unpickled.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from optbench.errors import OptbenchError
+from optbench.files import MissingArrays, safe_npz_arrays
 from optbench.datasets.base import Loaded, LoaderError, check_path, class_labels, first
 from optbench.registry import PositiveInt
 
@@ -18,28 +18,19 @@ ACCEPTED = "an .npz archive written by np.savez with the split keys (as Keras' m
 
 
 def _arrays(path: str, keys: dict[str, str]) -> dict[str, np.ndarray]:
-    """option -> the named numeric array of the archive (a reader the data module's safe NPZ reader can replace)."""
+    """option -> the named numeric array of the archive, every header checked first (files.safe_npz_arrays)."""
     check_path(path, "path", ACCEPTED)
     if os.path.isdir(path):
         raise LoaderError("path", f"{path!r} is a directory (accepted: {ACCEPTED})")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise LoaderError("path", f"{path} holds a single .npy array (accepted: {ACCEPTED})")
-            out = {}
-            for option, key in keys.items():
-                if key not in f.files:
-                    raise LoaderError(option, f"{key!r} is not an array in {path} (keys present: "
-                                              f"{', '.join(f.files) or 'none'})")
-                try:
-                    out[option] = f[key]
-                except ValueError:
-                    raise LoaderError(option, f"array {key!r} in {path} holds Python objects "
-                                              "(accepted: numeric arrays)") from None
-    except LoaderError:
-        raise
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as err:
-        raise LoaderError("path", f"cannot read {path!r}: truncated or not an .npz archive ({err})") from None
+        arrays = safe_npz_arrays(path, list(dict.fromkeys(keys.values())))
+    except MissingArrays as err:
+        option = next(o for o, k in keys.items() if k in err.missing)
+        raise LoaderError(option, f"{keys[option]!r} is not an array in {path} (keys present: "
+                                  f"{', '.join(err.present) or 'none'})") from None
+    except OptbenchError as err:  # not a regular file, truncated, a header larger than its bytes, over the budget
+        raise LoaderError("path", str(err)) from None
+    out = {option: arrays[key] for option, key in keys.items()}
     for option, a in out.items():
         if a.dtype.kind not in "biuf" or a.ndim == 0 or len(a) == 0:
             raise LoaderError(option, f"array {keys[option]!r} in {path} has dtype {a.dtype} and shape {a.shape} "
