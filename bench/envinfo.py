@@ -103,6 +103,16 @@ def _numpy_blas() -> str:
         return "?"
 
 
+def _owner(path: str | None) -> str:
+    """Which package bundles a loaded library: numpy, scipy, torch, ... (from its file path)."""
+    parts = (path or "").replace("\\", "/").split("/")
+    for p in reversed(parts[:-1]):
+        name = p.removesuffix(".libs")
+        if name not in ("lib", "lib64", "site-packages") and not name.startswith("python"):
+            return name
+    return "?"
+
+
 def describe(info: dict) -> list[str]:
     """The environment as lines of text, the first line of every bench's output."""
     load = info["load"]
@@ -114,7 +124,7 @@ def describe(info: dict) -> list[str]:
         f"numpy BLAS: {info['numpy_blas']}",
     ]
     for lib in info["blas"]:
-        lines.append(f"  loaded: {lib['internal_api']} {lib['version'] or ''} ({lib['user_api']}, {lib['prefix']}) "
+        lines.append(f"  loaded by {_owner(lib['filepath'])}: {lib['internal_api']} {lib['version'] or ''} ({lib['user_api']}, {lib['prefix']}) "
                      f"kernel {lib.get('architecture') or '-'}, {lib['num_threads']} threads"
                      + (f", {lib['threading_layer']}" if lib.get("threading_layer") else ""))
     if info.get("torch"):

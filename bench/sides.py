@@ -7,7 +7,8 @@ same work. Two kinds of runner:
 
 - loop: the whole training loop as a user runs it (per-epoch shuffles or random batches, steps, the
   epoch's mean cost and accuracy over its batches and the gradient norm); set-up, the epoch-0
-  evaluation and the final evaluation are outside the timed part on both sides.
+  evaluation and the final evaluation are outside the timed part on both sides, and so are the first
+  `spec.warmup` epochs (first-step allocations, Adam's state) when set.
 - step: the optimizer steps alone on batches gathered once (no shuffles, no metrics).
 
 PyTorch forms: `default` (torch.optim.Adam as constructed by default: the per-tensor loop on CPU),
@@ -39,6 +40,7 @@ class Spec:
     dtype: str = "float64"
     lr: float = 7e-4
     iterations: int | None = None  # random batches (sampling: random) of this many steps per epoch
+    warmup: int = 0  # loops: the first epochs run but are not timed (first-step allocations, Adam state, caches)
 
     def with_(self, **kw) -> "Spec":
         return replace(self, **kw)
@@ -57,7 +59,8 @@ class Spec:
 
 @dataclass
 class Run:
-    """What one runner did: timed seconds, steps per replica, replicas, weight shapes (out, in), first epoch's batch sizes."""
+    """What one runner did: timed seconds, steps per replica, replicas, weight shapes (out, in), first epoch's batch
+    sizes, and the steps per replica inside the timed part (all of them unless warm-up epochs were left out)."""
 
     side: str
     seconds: float
@@ -65,10 +68,19 @@ class Run:
     R: int
     shapes: tuple
     batches: tuple
+    timed_steps: int = 0
+
+    def __post_init__(self):
+        self.timed_steps = self.timed_steps or self.steps
 
     @property
     def per_replica_step_us(self) -> float:
-        return self.seconds / (self.steps * self.R) * 1e6
+        return self.seconds / (self.timed_steps * self.R) * 1e6
+
+
+def _timed_steps(spec: Spec, steps: int) -> int:
+    """Steps per replica in the timed epochs (every epoch has the same number of steps)."""
+    return steps * (spec.epochs - spec.warmup) // spec.epochs
 
 
 def _dims(spec: Spec, D: int, C: int) -> list[tuple[int, int]]:
@@ -92,8 +104,8 @@ def optbench_loop(spec: Spec) -> Run:
 
     tr.run(on_epoch=on_epoch)
     steps = int(max(last["step"])) if hasattr(last["step"], "__len__") else int(last["step"])
-    return Run("optbench", marks[-1] - marks[0], steps, tr.R, tuple(_dims(spec, tr.data.D, tr.data.C)),
-               tuple(b - a for a, b in tr.bounds))
+    return Run("optbench", marks[-1] - marks[spec.warmup], steps, tr.R, tuple(_dims(spec, tr.data.D, tr.data.C)),
+               tuple(b - a for a, b in tr.bounds), _timed_steps(spec, steps))
 
 
 def optbench_steps(spec: Spec):
@@ -192,10 +204,10 @@ def torch_loop(spec: Spec, form: str = "default") -> Run:
     nets = [_net(spec, D, C, r) for r in range(spec.R)]
     opts = [torch.optim.Adam(n.parameters(), lr=spec.lr, **ADAM_KW[form]) for n in nets]
     gens = [torch.Generator().manual_seed(r) for r in range(spec.R)]
-    steps, first = 0, None
-    t = time.perf_counter()
+    steps, first, seconds = 0, None, 0.0
     for net, opt, gen in zip(nets, opts, gens):
-        for _ in range(spec.epochs):
+        for e in range(spec.epochs):
+            t = time.perf_counter()
             batches = _batches(spec, N, gen)
             first = first or tuple(len(b) for b in batches)
             cost = torch.zeros((), dtype=X.dtype)
@@ -215,8 +227,10 @@ def torch_loop(spec: Spec, form: str = "default") -> Run:
             with torch.no_grad():
                 _ = (cost / n).item(), (correct / n).item()
                 _ = torch.sqrt(sum((p.grad ** 2).sum() for p in net.parameters())).item()
-    seconds = time.perf_counter() - t
-    return Run(f"torch-{form}", seconds, steps // spec.R, spec.R, tuple(tuple(m.weight.shape) for m in nets[0][::2]), first)
+            if e >= spec.warmup:
+                seconds += time.perf_counter() - t
+    return Run(f"torch-{form}", seconds, steps // spec.R, spec.R, tuple(tuple(m.weight.shape) for m in nets[0][::2]), first,
+               _timed_steps(spec, steps // spec.R))
 
 
 class _Bmm:
@@ -277,9 +291,9 @@ def torch_bmm_loop(spec: Spec) -> Run:
     net = _Bmm(spec, D, C)
     opt = torch.optim.Adam(net.params(), lr=spec.lr, fused=True)
     gen = torch.Generator().manual_seed(0)
-    steps, first = 0, None
-    t = time.perf_counter()
-    for _ in range(spec.epochs):
+    steps, first, seconds = 0, None, 0.0
+    for e in range(spec.epochs):
+        t = time.perf_counter()
         order = _bmm_order(spec, N, gen)
         n_e = order.shape[1]
         bounds = [(s, min(s + spec.batch, n_e)) for s in range(0, n_e, spec.batch)]
@@ -301,8 +315,9 @@ def torch_bmm_loop(spec: Spec) -> Run:
         with torch.no_grad():
             _ = (cost / n_e).tolist(), (correct / n_e).tolist()
             _ = torch.sqrt(sum((p.grad ** 2).flatten(1).sum(1) for p in net.params())).tolist()
-    seconds = time.perf_counter() - t
-    return Run("torch-bmm", seconds, steps, spec.R, tuple(tuple(W.shape[1:]) for W in net.W), first)
+        if e >= spec.warmup:
+            seconds += time.perf_counter() - t
+    return Run("torch-bmm", seconds, steps, spec.R, tuple(tuple(W.shape[1:]) for W in net.W), first, _timed_steps(spec, steps))
 
 
 def torch_steps(spec: Spec, form: str = "default"):
@@ -364,8 +379,8 @@ def sklearn_loop(spec: Spec) -> Run:
 
     from optbench.config import load_data
 
-    if spec.iterations or spec.loss != "bce" and spec.loss != "softmax_ce":
-        raise ValueError("scikit-learn's MLP takes shuffled epochs with a classification loss")
+    if spec.iterations or spec.warmup or spec.loss not in ("bce", "softmax_ce"):
+        raise ValueError("scikit-learn's fit takes shuffled epochs with a classification loss, timed whole")
     split = load_data(spec.configs()[0]["data"])
     X, y = split.train.X.astype(spec.dtype), split.train.y
     N = len(X)

@@ -10,16 +10,25 @@ from pathlib import Path
 
 import pytest
 
-import torch  # noqa: F401 - a test dependency in CI; the runners need it
+import torch  # a test dependency in CI; the runners need it
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import envinfo  # noqa: E402
 import sides  # noqa: E402
 
-TINY = sides.Spec(epochs=2, R=3)  # moons 300, [2, 5, 2, 1], batch 64: 5 steps per epoch, the last of 44
+TINY = sides.Spec(epochs=2, R=2)  # moons 300, [2, 5, 2, 1], batch 64: 5 steps per epoch, the last of 44
 MEDIUM = sides.Spec(data={"name": "blobs", "n_samples": 200, "classes": 4, "dim": 6, "seed": 1}, hidden=(8,),
                     loss="softmax_ce", batch=32, epochs=1, R=2, dtype="float32", lr=1e-3, iterations=3)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread, as the benches run it (two spinning OpenMP threads crawl on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _work(run):
@@ -43,6 +52,15 @@ def test_steps_do_the_same_work(spec):
     assert ours.steps == spec.epochs * len(ours.batches)
     for form in (*sides.FORMS, "bmm"):
         assert _work(sides.torch_steps(spec, form)()) == _work(ours), form
+
+
+def test_warm_up_epochs_are_left_out_on_both_sides_alike():
+    spec = TINY.with_(epochs=3, warmup=1)
+    ours = sides.optbench_loop(spec)
+    assert (ours.steps, ours.timed_steps) == (15, 10)
+    for form in (*sides.FORMS, "bmm"):
+        theirs = sides.torch_loop(spec, form)
+        assert (theirs.steps, theirs.timed_steps) == (15, 10), form
 
 
 def test_sklearn_loop_does_the_same_work():
