@@ -141,8 +141,8 @@ def table(rows: list[dict]) -> list[str]:
         for v in sorted({r["value"] for r in sel}):
             cells = []
             for n in names:
-                r = next(x for x in sel if x["value"] == v and x["contender"] == n)
-                cell = f"{r['median']:.3g}" if n == "optbench" else (
+                r = next((x for x in sel if x["value"] == v and x["contender"] == n), None)
+                cell = "not run" if r is None else f"{r['median']:.3g}" if n == "optbench" else (
                     f"{r['median']:.3g} {r['ratio_median']:.1f}x [{r['ratio_min']:.1f}-{r['ratio_max']:.1f}]")
                 cells.append(f"{cell:>28s}")
             lines.append(f"  {v:>7d}  " + "  ".join(cells))
@@ -159,10 +159,10 @@ def main(argv=None) -> None:
     for line in envinfo.describe(info):
         print(line, flush=True)
     rows = measure(args.quick, 2 if args.quick else args.rounds, lambda s: print("  " + s, file=sys.stderr, flush=True))
-    for line in table(rows):
-        print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.out / "scaling.csv")
+    for line in table(rows):
+        print(line)
     blas = next((lib for lib in info["blas"] if "numpy" in (lib["filepath"] or "")), info["blas"][0])
     load = os.getloadavg()
     subtitle = (f"{info['cpu']}, numpy {info['numpy']} ({blas['internal_api']} {blas['version']}, {blas['architecture']}), "

@@ -1,42 +1,56 @@
-"""Throughput of `optbench sweep` against training the same trials one at a time, in one run.
+"""A whole tuning study as a user runs it: `optbench sweep` against a PyTorch script, at equal core counts, measured.
 
-    python bench/bench_sweep.py            # both studies
-    python bench/bench_sweep.py --quick    # fewer epochs and a sample of the one-at-a-time trials
+    python bench/bench_sweep.py                 # study 1 at 1 and 2 cores, study 2
+    python bench/bench_sweep.py --epochs 100    # a longer study (the default is short: see below)
 
-Study 1, the tuning study: GD, momentum and Adam x 8 learning rates x 5 seeds on moons (300 points,
-[2, 5, 2, 1], batch 64), 1000 epochs: 120 trials. Timed three ways, each writing nothing or run
-directories as noted:
-  - `optbench sweep` (run_sweep, --jobs = the cores; run directories written),
-  - optbench one trial at a time (execute on one config after another, in this process, BLAS at one
-    thread; run directories written), and as a user would without sweeps: `optbench train` on each
-    trial's config, a fresh process each (a few timed, extrapolated per trial),
-  - PyTorch eager one trial at a time (torch.set_num_threads(1)): the same net, optimizer and mini-batches
-    per epoch with the per-epoch cost; a few trials are timed and the time per trial extrapolated to 120.
-Study 2, many groups: 12 structurally different groups (3 widths x 4 batch sizes) of 4 Adam runs,
-timed as `optbench sweep --jobs 1` and `--jobs 2` in back-to-back pairs (this machine's speed drifts
-by up to 2x within seconds, so each pair gives a ratio and the median ratio is reported).
+Study 1, the tuning study: GD, momentum (EMA form) and Adam x 8 learning rates x 5 seeds on moons (300
+points, [2, 5, 2, 1], batch 64): 120 trials. Both sides run in a fresh process as a user would, and
+both write every trial's per-epoch metrics and final parameters:
+  - `optbench sweep STUDY.yaml --jobs J` (J = 1 or 2; BLAS at one thread per process),
+  - a PyTorch script training the same 120 trials (same data, net, optimizer, learning rate, shuffled
+    batches per epoch, the epoch's mean cost and accuracy), one trial after another in each of J
+    processes (torch.set_num_threads(1) each), writing a metrics.csv and a params.npz per trial.
+Every trial of both sides is trained and timed: nothing is extrapolated. The study is shorter than a
+real one (--epochs, default 50, instead of 1000) so that several rounds fit in a few minutes; both
+sides grow linearly in epochs past their start-up, which the PyTorch side reports separately (its
+interpreter, `import torch` and worker start), so longer studies move the ratio towards its
+"training only" figure. The sides alternate (optbench, PyTorch, optbench, ...) and each ratio is formed
+within a round: median [min-max] over --rounds.
+Not compared: a PyTorch user batching the 40 trials of one optimizer into one bmm model (bench_engine.py
+and bench_scaling.py measure that form): it needs a per-replica learning rate, which torch.optim does not take.
 
-Throughput is trials (runs) per second of wall time: sweeps as the median of --reps passes, trials one
-at a time as the median trial times the number of trials. The figures depend on the machine and its
-load: run it on a quiet machine, and compare ratios, not seconds.
+Study 2, many groups: 12 structurally different groups (3 widths x 4 batch sizes) of 4 Adam runs, as
+`optbench sweep --jobs 1` and `--jobs 2` in back-to-back pairs, next to what two busy processes get on
+this machine now.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import envinfo  # noqa: E402
 
+REMOVED = envinfo.clean_process() if __name__ == "__main__" else {}
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import yaml  # noqa: E402
+
+import timing  # noqa: E402
+
+T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 LRS = [round(10 ** (-4 + 3 * i / 7), 6) for i in range(8)]  # 1e-4 .. 1e-1, log-spaced
 SEEDS = [0, 1, 2, 3, 4]
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def study_config(epochs: int) -> dict:
@@ -75,86 +89,117 @@ def write(cfg: dict, where: Path) -> Path:
     return path
 
 
-def sweep_pass(path: Path, jobs: int, where: Path) -> tuple[float, int, dict]:
-    """Wall seconds of one `optbench sweep` pass into a fresh directory; the runs trained and their statuses."""
-    from optbench.sweep import run_sweep
-
+def optbench_sweep(path: Path, jobs: int, where: Path) -> tuple[float, int]:
+    """Wall seconds of `python -m optbench sweep PATH --jobs J` into a fresh directory (a user's command), runs written."""
     runs_dir = Path(tempfile.mkdtemp(dir=where))
     t = time.perf_counter()
-    out = run_sweep(path, runs_dir=runs_dir, jobs=jobs)
-    return time.perf_counter() - t, sum(out.statuses.values()), dict(out.statuses)
+    subprocess.run([sys.executable, "-m", "optbench", "sweep", str(path), "--jobs", str(jobs), "--runs-dir", str(runs_dir), "-q"],
+                   check=True, capture_output=True, cwd=ROOT, env={**os.environ, **ONE_THREAD})
+    seconds = time.perf_counter() - t
+    n = sum(1 for _ in runs_dir.rglob("metrics.csv"))
+    return seconds, n
 
 
-def solo_trials(cfgs: list[dict], where: Path) -> list[float]:
-    """Seconds of each trial trained alone by optbench (execute on one config, BLAS at one thread, run directory written)."""
-    from threadpoolctl import threadpool_limits
-
-    from optbench.execute import execute
-
-    runs_dir = Path(tempfile.mkdtemp(dir=where))
-    times = []
-    with threadpool_limits(limits=1):
-        for cfg in cfgs:
-            t = time.perf_counter()
-            execute([cfg], runs_dir)
-            times.append(time.perf_counter() - t)
-    return times
+def torch_study(path: Path, procs: int, where: Path) -> tuple[float, dict]:
+    """Wall seconds of this file's PyTorch script (`--torch-study`) on the study's trials in `procs` processes."""
+    out = Path(tempfile.mkdtemp(dir=where))
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, __file__, "--torch-study", str(path), "--procs", str(procs), "--out", str(out)],
+                       check=True, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ONE_THREAD})
+    seconds = time.perf_counter() - t
+    return seconds, json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def time_cli(path: Path, where: Path, n: int) -> tuple[float, int]:
-    """Median seconds of `optbench train TRIAL.yaml` (a fresh process, run directory written) over n trials."""
-    import subprocess
-
-    from optbench.config import dump_yaml
-    from optbench.sweep import plan_sweep
-
-    runs = plan_sweep(path).runs
-    times = []
-    for i in range(n):
-        cfg_path = where / f"trial-{i}.yaml"
-        cfg_path.write_text(dump_yaml(runs[i * len(runs) // n].cfg))
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "optbench", "train", str(cfg_path), "--runs-dir", str(where / "cli"), "-q"],
-                       check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), n
+# ---------------------------------------------------------------- the PyTorch script (a fresh process)
 
 
-def torch_trial(opt_name: str, lr: float, epochs: int, seed: int) -> float:
-    """Seconds for one trial in PyTorch eager: the same net, optimizer and per-epoch shuffled batches of 64."""
+def _torch_trial(job: tuple) -> int:
+    """One trial in PyTorch eager: per epoch a shuffle, the steps, the epoch's mean cost and accuracy; a metrics.csv
+    row per epoch and the final parameters in params.npz. Returns the steps taken."""
+    import csv
+
+    import numpy as np
     import torch
 
     from optbench.config import load_data
 
+    cfg, out = job
     torch.set_num_threads(1)
-    split = load_data(study_config(epochs)["data"])
+    split = load_data(cfg["data"])
     X = torch.tensor(split.train.X, dtype=torch.float64)
     y = torch.tensor(split.train.y, dtype=torch.float64).reshape(-1, 1)
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2), torch.nn.ReLU(),
-                              torch.nn.Linear(2, 1)).double()
-    params = net.parameters()
-    if opt_name == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    elif opt_name == "momentum":  # the EMA form: v = mu v + (1 - mu) g
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, dampening=0.9)
+    torch.manual_seed(cfg["seed"])
+    dims = [X.shape[1], *cfg["model"]["hidden"], 1]
+    layers = []
+    for i, o in zip(dims[:-1], dims[1:]):
+        layers += [torch.nn.Linear(i, o, dtype=torch.float64), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1])
+    o, lr = cfg["optimizer"], cfg["optimizer"]["lr"]
+    if o["name"] == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+    elif o["name"] == "momentum":  # the EMA form: v = mu v + (1 - mu) g
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=o["mu"], dampening=o["mu"])
     else:
-        opt = torch.optim.SGD(params, lr=lr)
-    lossf = torch.nn.BCEWithLogitsLoss(reduction="sum")
-    N, B = len(X), 64
-    t = time.perf_counter()
-    for _ in range(epochs):
-        perm = torch.randperm(N)
-        total = 0.0
-        for s in range(0, N, B):
-            idx = perm[s : s + B]
-            opt.zero_grad()
-            loss = lossf(net(X[idx]), y[idx])
-            (loss / len(idx)).backward()
-            opt.step()
-            total += loss.item()
-        _ = total / N  # the epoch's mean cost, as optbench logs it
-    return time.perf_counter() - t
+        opt = torch.optim.SGD(net.parameters(), lr=lr)
+    lossf = torch.nn.BCEWithLogitsLoss()
+    N, B = len(X), cfg["train"]["batch_size"]
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    out.mkdir(parents=True)
+    steps, t0 = 0, time.perf_counter()
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "lr", "train_cost", "train_acc", "seconds"])
+        for e in range(1, cfg["train"]["epochs"] + 1):
+            perm = torch.randperm(N, generator=gen)
+            cost = torch.zeros((), dtype=torch.float64)
+            correct = torch.zeros((), dtype=torch.long)
+            for s in range(0, N, B):
+                idx = perm[s : s + B]
+                opt.zero_grad()
+                Z = net(X[idx])
+                loss = lossf(Z, y[idx])
+                loss.backward()
+                opt.step()
+                steps += 1
+                with torch.no_grad():
+                    cost += loss * len(idx)
+                    correct += ((Z > 0).to(torch.float64) == y[idx]).sum()
+            w.writerow([e, steps, lr, (cost / N).item(), (correct / N).item(), time.perf_counter() - t0])
+    np.savez(out / "params.npz", **{k: v.detach().numpy() for k, v in net.state_dict().items()})
+    return steps
+
+
+def _warm(_) -> int:
+    import torch  # noqa: F401
+
+    import optbench.config  # noqa: F401
+
+    return 0
+
+
+def torch_script(path: Path, procs: int, out: Path) -> None:
+    """The PyTorch side of study 1: every trial of the sweep, in `procs` processes; prints its own timings as JSON."""
+    import multiprocessing
+
+    import torch  # noqa: F401 - imported before the clock: part of the start-up a user pays
+
+    from optbench.sweep import plan_sweep
+
+    t_import = time.perf_counter()
+    jobs = [(r.cfg, out / f"trial-{i:04d}") for i, r in enumerate(plan_sweep(path).runs)]
+    if procs == 1:
+        t_train = time.perf_counter()
+        steps = [_torch_trial(j) for j in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            pool.map(_warm, range(procs))  # the workers have started and imported torch: start-up, not training
+            t_train = time.perf_counter()
+            steps = pool.map(_torch_trial, jobs, chunksize=1)
+    done = time.perf_counter()
+    print(json.dumps({"trials": len(jobs), "steps": sum(steps), "import_s": t_import - T_START, "train_s": done - t_train}))
+
+
+# ---------------------------------------------------------------- study 2 and the machine's parallel ceiling
 
 
 def _burn(_=None) -> float:
@@ -180,68 +225,54 @@ def parallel_ceiling() -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="200 epochs and a fifth of the one-at-a-time trials")
-    ap.add_argument("--jobs", type=int, default=None, help="workers of the sweep in study 1 (default: the cores)")
-    ap.add_argument("--reps", type=int, default=3, help="rounds; each contender is timed once per round, interleaved")
-    ap.add_argument("--pairs", type=int, default=7, help="study 2: pairs of --jobs 1 and --jobs 2 passes, back to back")
+    ap.add_argument("--epochs", type=int, default=50, help="epochs per trial (a real study: 1000)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of each pair")
+    ap.add_argument("--cores", default="1,2", help="core counts to compare at (optbench --jobs J against J PyTorch processes)")
+    ap.add_argument("--pairs", type=int, default=5, help="study 2: pairs of --jobs 1 and --jobs 2 passes")
+    ap.add_argument("--torch-study", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--procs", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    from optbench.execute import execute
-    from optbench.sweep import plan_sweep
-    from optbench.workers import default_jobs
-
-    epochs = 200 if args.quick else 1000
-    jobs = args.jobs or default_jobs()
-    reps = args.reps
+    if args.torch_study:
+        return torch_script(args.torch_study, args.procs, args.out)
+    for line in envinfo.describe(envinfo.environment(REMOVED)):
+        print(line)
     where = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    print(f"bench_sweep: {os.cpu_count()} cores, load average {load:.2f} at start; python {sys.version.split()[0]}")
-
-    # study 1; the contenders take turns, round by round, so that they see the same machine load
-    path = write(study_config(epochs), where)
-    cfgs = [r.cfg for r in plan_sweep(path).runs][:: 5 if args.quick else 1]
-    execute(cfgs[:1], where / "warm-up")
-    torch_trial("adam", 1e-3, 10, 0)
-    t_sweep, t_sweep1, t_solo, t_torch = [], [], [], []
-    names = ["gd", "momentum", "adam"]
-    for i in range(reps):
-        s, n, statuses = sweep_pass(path, jobs, where)
-        t_sweep.append(s)
-        t_sweep1.append(sweep_pass(path, 1, where)[0])
-        t_solo += solo_trials(cfgs[i::reps], where)
-        t_torch.append(torch_trial(names[i % 3], LRS[4], epochs, i))
-    cli_s, cli_n = time_cli(path, where, 3)
+    path = write(study_config(args.epochs), where)
+    print(f"\nstudy 1: 3 optimizers x 8 learning rates x 5 seeds = 120 trials, moons, {args.epochs} epochs, every trial"
+          f" trained and written on both sides; {args.rounds} alternating rounds per core count", flush=True)
     med = statistics.median
-    sweep_s, sweep1_s, solo_s, torch_s = med(t_sweep), med(t_sweep1), med(t_solo), med(t_torch)
-    thr = {"sweep": n / sweep_s, "sweep1": n / sweep1_s, "solo": 1 / solo_s, "cli": 1 / cli_s, "torch": 1 / torch_s}
-    print(f"\nstudy 1: 3 optimizers x 8 learning rates x 5 seeds = {n} trials, moons, {epochs} epochs ({statuses})")
-    print(f"  ({reps} interleaved rounds; sweeps: the median pass; one at a time: the median trial x {n})")
-    print(f"  optbench sweep --jobs {jobs}:       {sweep_s:8.2f} s   {thr['sweep']:8.2f} trials/s")
-    print(f"  optbench sweep --jobs 1:       {sweep1_s:8.2f} s   {thr['sweep1']:8.2f} trials/s")
-    print(f"  optbench, one trial at a time: {solo_s * n:8.2f} s   {thr['solo']:8.2f} trials/s  ({len(t_solo)} trials timed)")
-    print(f"  optbench train per trial:      {cli_s * n:8.2f} s   {thr['cli']:8.2f} trials/s"
-          f"  (the CLI, a process each; {cli_n} trials timed, extrapolated per trial to {n})")
-    print(f"  PyTorch eager, one at a time:  {torch_s * n:8.2f} s   {thr['torch']:8.2f} trials/s"
-          f"  ({len(t_torch)} trials timed, 1 thread, extrapolated per trial to {n})")
-    print(f"  sweep vs optbench one trial at a time: {thr['sweep'] / thr['solo']:6.1f}x  (target >= 10x)")
-    print(f"  sweep vs optbench train per trial:     {thr['sweep'] / thr['cli']:6.1f}x")
-    print(f"  sweep vs PyTorch one at a time:        {thr['sweep'] / thr['torch']:6.1f}x  (target >= 50x)")
-    print(f"  sweep --jobs 1 vs optbench one trial at a time: {thr['sweep1'] / thr['solo']:6.1f}x")
+    for cores in map(int, args.cores.split(",")):
+        ours, theirs, inside, ratio = [], [], [], []
+        for _ in range(args.rounds):
+            s, n = optbench_sweep(path, cores, where)
+            t, info = torch_study(path, cores, where)
+            assert n == info["trials"] == 120, (n, info)
+            ours.append(s)
+            theirs.append(t)
+            inside.append(info)
+            ratio.append(t / s)
+        train = [i["train_s"] for i in inside]
+        start = [t - i["train_s"] for t, i in zip(theirs, inside)]
+        print(f"  {cores} core(s): optbench sweep --jobs {cores}: {med(ours):7.2f} s [{min(ours):.2f}-{max(ours):.2f}]"
+              f" wall ({120 / med(ours):.1f} trials/s)")
+        print(f"             PyTorch, {cores} process(es):  {med(theirs):7.2f} s [{min(theirs):.2f}-{max(theirs):.2f}]"
+              f" wall, of which training {med(train):.2f} s and start-up {med(start):.2f} s")
+        print(f"             PyTorch's wall / optbench's: {timing.fmt(ratio)};"
+              f" PyTorch's training alone / optbench's wall: {timing.fmt([a / b for a, b in zip(train, ours)])}", flush=True)
 
-    path2 = write(groups_config(epochs), where)
+    path2 = write(groups_config(args.epochs), where)
     j1, j2 = [], []
-    for _ in range(args.pairs):  # a --jobs 1 pass and a --jobs 2 pass back to back: one ratio each
-        s, n2, _ = sweep_pass(path2, 1, where)
-        j1.append(s)
-        j2.append(sweep_pass(path2, 2, where)[0])
-    ratios = sorted(a / b for a, b in zip(j1, j2))
-    print(f"\nstudy 2: {n2} runs in 12 groups that cannot share a pass, {epochs} epochs ({args.pairs} pairs of passes, medians)")
-    print(f"  optbench sweep --jobs 1: {med(j1):7.2f} s   {n2 / med(j1):7.2f} runs/s")
-    print(f"  optbench sweep --jobs 2: {med(j2):7.2f} s   {n2 / med(j2):7.2f} runs/s")
-    print(f"  --jobs 2 vs --jobs 1:    {med(ratios):6.2f}x  (target >= 1.7x; the median of the pairs' ratios,"
-          f" which ranged {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
+    for _ in range(args.pairs):
+        j1.append(optbench_sweep(path2, 1, where)[0])
+        s, n2 = optbench_sweep(path2, 2, where)
+        j2.append(s)
+    print(f"\nstudy 2: {n2} runs in 12 groups that cannot share a pass, {args.epochs} epochs ({args.pairs} pairs)")
+    print(f"  optbench sweep --jobs 1: {med(j1):7.2f} s,  --jobs 2: {med(j2):7.2f} s;"
+          f"  --jobs 2 vs --jobs 1: {timing.fmt([a / b for a, b in zip(j1, j2)])}")
     print(f"  this machine's ceiling now: two busy processes run {parallel_ceiling():.2f}x as fast as one")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    print(f"\nload average {load:.2f} at the end; the numbers move with other work on the machine")
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end; the numbers move with other work on the machine")
 
 
 if __name__ == "__main__":
