@@ -90,6 +90,15 @@ def _shuffled(X: np.ndarray, y: np.ndarray, task: Task, n_classes: int, rng: np.
     return Dataset(np.ascontiguousarray(X[perm], dtype=np.float64), y[perm].astype(np.int64), task, n_classes)
 
 
+def _sklearn_order(X: np.ndarray, y: np.ndarray, noise: float, random_state: int) -> Dataset:
+    """scikit-learn's generators' tail: shuffle (sklearn.utils.shuffle), then Gaussian noise, from one RandomState."""
+    state = np.random.RandomState(random_state)
+    perm = np.arange(len(y))
+    state.shuffle(perm)
+    X = X[perm] + state.normal(scale=noise, size=X.shape)
+    return Dataset(np.ascontiguousarray(X), y[perm].astype(np.int64), "binary", 2)
+
+
 @DATASETS.register()
 def moons(
     *, n_samples: Samples = 300, noise: NonNegative = 0.2, random_state: NonNegativeInt | None = None,
@@ -105,25 +114,28 @@ def moons(
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
     X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]])
     if random_state is not None:
-        state = np.random.RandomState(random_state)
-        perm = np.arange(n_samples)
-        state.shuffle(perm)  # sklearn.utils.shuffle
-        X = X[perm] + state.normal(scale=noise, size=X.shape)
-        return Dataset(np.ascontiguousarray(X), np.repeat([0, 1], [n_out, n_in])[perm].astype(np.int64), "binary", 2)
+        return _sklearn_order(X, np.repeat([0, 1], [n_out, n_in]), noise, random_state)
     X += noise * rng.standard_normal(X.shape)
     return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
 
 
 @DATASETS.register()
 def circles(
-    *, n_samples: Samples = 300, noise: NonNegative = 0.1, factor: Unit = 0.5, rng: np.random.Generator
+    *, n_samples: Samples = 300, noise: NonNegative = 0.1, factor: Unit = 0.5,
+    random_state: NonNegativeInt | None = None, rng: np.random.Generator,
 ) -> Dataset:
-    """Two concentric circles, the inner one `factor` times the outer radius (sklearn's make_circles), binary."""
+    """Two concentric circles, the inner one `factor` times the outer radius (sklearn's make_circles), binary.
+
+    random_state: scikit-learn's make_circles(n_samples, noise=noise, factor=factor, random_state=random_state)
+    point for point, as for moons.
+    """
     n_out = n_samples // 2
     n_in = n_samples - n_out
     t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
     t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
     X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], factor * np.c_[np.cos(t_in), np.sin(t_in)]])
+    if random_state is not None:
+        return _sklearn_order(X, np.repeat([0, 1], [n_out, n_in]), noise, random_state)
     X += noise * rng.standard_normal(X.shape)
     return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
 

@@ -54,15 +54,22 @@ def exponential(*, gamma: Positive = 0.95, epochs: int) -> Schedule:
 @SCHEDULES.register()
 def inverse_time(
     *, decay_rate: NonNegative = 1.0, interval: PositiveInt = 1, timing: Literal["during", "after"] = "during",
-    epochs: int,
+    power: Positive = 1.0, epochs: int,
 ) -> Schedule:
-    """f(e) = 1 / (1 + decay_rate * floor(e / interval)) during epoch e; timing after: f(e - 1) (f(0) in epoch 0)
+    """f(e) = 1 / (1 + decay_rate * floor(e / interval))^power during epoch e; timing after: f(e - 1) (f(0) in epoch 0)
 
     (deeplearning.ai; interval 1 is the plain 1/t form). timing during is torch's convention (LambdaLR stepped
     after each epoch: epoch e runs at f(e)); after is the notebook's (its lr updated after epoch e with f(e)).
+    power 0.5 with decay_rate = n_train is scikit-learn's invscaling (lr_init / (t + 1)^power_t, t the examples
+    seen, updated after each epoch).
     """
     lag = 1 if timing == "after" else 0
-    return stateless(lambda e: 1.0 / (1.0 + decay_rate * np.floor(np.maximum(e - lag, 0) / interval)))
+
+    def f(e):
+        t = 1.0 + decay_rate * np.floor(np.maximum(e - lag, 0) / interval)
+        return 1.0 / (t if power == 1.0 else t**power)  # power 1 keeps the plain division's bits
+
+    return stateless(f)
 
 
 @SCHEDULES.register()

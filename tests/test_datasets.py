@@ -383,6 +383,16 @@ def test_moons_random_state_is_sklearns_make_moons_point_for_point():
     np.testing.assert_array_equal(s.train.y, y)
 
 
+def test_circles_random_state_is_sklearns_make_circles_point_for_point():
+    from sklearn.datasets import make_circles
+
+    X, y = make_circles(noise=0.2, factor=0.5, random_state=1)  # scikit-learn's strategies example
+    s = load({"name": "circles", "n_samples": 100, "noise": 0.2, "factor": 0.5, "random_state": 1,
+              "standardize": False})
+    np.testing.assert_array_equal(s.train.X, X)
+    np.testing.assert_array_equal(s.train.y, y)
+
+
 def test_compat_init_and_batch_order_are_the_notebooks():
     from optbench.compat import epoch_order, init_rng
 
@@ -440,6 +450,25 @@ def test_fashion_mnist_example_config_learns_from_the_debian_package(cli, tmp_pa
     assert set(final) == {"sgd", "momentum", "adam"}
     for v, f in final.items():
         assert f["test_acc"] > 0.6, (v, f)  # chance is 0.1; the 10000 t10k images are the test split
+
+
+def test_sklearn_strategies_example_shows_its_lesson_per_data_set(cli, tmp_path):
+    """configs/examples/sklearn-strategies.yaml in full (28 runs, a few seconds), compared one data set at a time:
+    inv-scaling without momentum is the slowest everywhere, momentum rescues it, and the lowest final training
+    cost is a constant rate with momentum or Adam."""
+    code, _, err = cli("train", ROOT / "configs/examples/sklearn-strategies.yaml", "-q", "--runs-dir", tmp_path)
+    assert code == 0, err
+    for ds in ("iris", "digits", "circles", "moons"):
+        code, out, err = cli("compare", *tmp_path.glob(f"sklearn-strategies-{ds}-*"), "--format", "json")
+        assert code == 0, err
+        rows = {r["label"].split("/")[1][len(ds) + 1:]: r for r in json.loads(out)}
+        cost = {k: r["final_train_cost"] for k, r in rows.items()}
+        assert len(cost) == 7 and {r["metric"] for r in rows.values()} == {"final_train_cost"}, ds
+        assert max(cost, key=cost.get) == "invscaling", (ds, cost)
+        assert cost["invscaling-momentum"] < cost["invscaling"] and cost["invscaling-nesterov"] < cost["invscaling"]
+        best = next(k for k, r in rows.items() if r["verdict"] == "best")
+        assert best in {"momentum", "nesterov", "adam"} and best == min(cost, key=cost.get), (ds, cost)
+        assert cost["constant"] > min(cost["momentum"], cost["adam"]), (ds, cost)
 
 
 def test_examples_without_their_data_fail_with_one_line(cli, tmp_path):

@@ -43,6 +43,8 @@ TABLES = [
     ("inverse_time", {"decay_rate": 1, "interval": 1000}, 5000, {0: 1, 999: 1, 1000: 0.5, 2500: 1 / 3}),
     ("inverse_time", {"decay_rate": 0.5, "interval": 2}, 10, dict(enumerate([1, 1, 1 / 1.5, 1 / 1.5, 0.5, 0.5]))),
     ("inverse_time", {"decay_rate": 0}, 10, {0: 1, 7: 1}),
+    # scikit-learn invscaling on 150 examples: 1 / (1 + 150 e)^0.5
+    ("inverse_time", {"decay_rate": 150, "power": 0.5}, 10, {0: 1, 1: 151**-0.5, 2: 301**-0.5, 9: 1351**-0.5}),
     # cos(pi/4) = sqrt2/2, so (1 + cos(pi/4))/2 = (2 + sqrt2)/4
     ("cosine", {}, 4, dict(enumerate([1, (2 + SQRT2) / 4, 0.5, (2 - SQRT2) / 4]))),
     # warmup 1/3, 2/3, then 0.2 + 0.8 * the table above over the 4 remaining epochs; clipped at 0.2 past the end
@@ -293,3 +295,17 @@ def test_factory_shape(registry, name):
     assert all(p.default is not inspect.Parameter.empty and p.annotation is not inspect.Parameter.empty for p in params[:-1])
     assert registry.summary(name)
     assert registry.validate(name, {}, "schedule") == registry.defaults(name)
+
+
+def test_inverse_time_power_is_sklearns_invscaling():
+    """scikit-learn's SGDOptimizer sets lr_init / (t + 1)^power_t after each epoch, t the examples seen."""
+    from sklearn.neural_network._stochastic_optimizers import SGDOptimizer
+
+    n, lr0 = 150, 0.2
+    schedule = build(SCHEDULES, "inverse_time", 10, decay_rate=n, power=0.5)
+    state = schedule.init(1)
+    ref = SGDOptimizer([np.zeros(1)], learning_rate_init=lr0, lr_schedule="invscaling", power_t=0.5)
+    for e in range(10):
+        m, state = schedule.multiplier(e, state)
+        assert lr0 * float(m) == pytest.approx(ref.learning_rate, rel=1e-15), e
+        ref.iteration_ends((e + 1) * n)
