@@ -67,7 +67,7 @@ def inverse_time(
 
     def f(e):
         t = 1.0 + decay_rate * np.floor(np.maximum(e - lag, 0) / interval)
-        return 1.0 / (t if power == 1.0 else t**power)  # power 1 keeps the plain division's bits
+        return 1.0 / (t if np.all(np.asarray(power) == 1.0) else t**power)  # power 1: the plain division's bits
 
     return stateless(f)
 

@@ -214,6 +214,7 @@ VECTOR_CASES = [
     (SCHEDULES, "step", {"every": 3, "gamma": [0.1, 0.5, 0.9]}),
     (SCHEDULES, "exponential", {"gamma": [0.5, 0.9, 0.99]}),
     (SCHEDULES, "inverse_time", {"decay_rate": [0.0, 1.0, 0.25], "interval": [1, 4, 10]}),
+    (SCHEDULES, "inverse_time", {"decay_rate": [150.0, 1.0, 3.0], "power": [0.5, 1.0, 2.0]}),
     (SCHEDULES, "cosine", {"warmup": [0, 3, 10], "min_factor": [0.0, 0.1, 0.5]}),
     (SCHEDULES, "cosine", {"warmup": [0, 3, 10]}),
     (MOMENTUM_SCHEDULES, "ramp", {"start": [0.5, 0.0, 0.9], "end": [0.99, 0.9, 0.5], "over": [10, 1, 30]}),
