@@ -1,0 +1,105 @@
+"""Golden digests: every shipped config (shortened) and tests/golden/rules.yaml train to the same bytes as when
+tests/golden/digests.json was written: metrics.csv without its clock column and every params.npz array.
+
+A refactor of the engine must leave these equal. After a change that is meant to alter the numbers, rewrite
+the file from the worktree and say why in the commit:
+    OPTBENCH_WRITE_GOLDEN=1 python -m pytest -q -p no:cacheprovider tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, ROOT
+from optbench.config import load_experiment
+from optbench.execute import execute
+
+GOLDEN = ROOT / "tests" / "golden"
+DIGESTS = GOLDEN / "digests.json"
+FASHION = Path("/usr/share/datasets/fashion-mnist")  # configs/examples/fashion-mnist-optimizers.yaml's data.path
+
+# config (relative to the repository) -> the overrides that make it short; the rest of the config as shipped
+SHORT = {
+    "configs/adagrad-stall.yaml": ["train.epochs=15"],
+    "configs/dlai-optimizers.yaml": ["train.epochs=15"],
+    "configs/init-depth.yaml": ["train.epochs=6"],
+    "configs/moons-lr-decay.yaml": ["train.epochs=12", "schedule.interval=4"],
+    "configs/moons-optimizers.yaml": ["train.epochs=15"],
+    "configs/moons-sweep.yaml": ["train.epochs=10"],
+    "configs/ravine-trajectories.yaml": [],  # 100 steps of a 2-D point: as shipped
+    "configs/sine-regression.yaml": ["train.epochs=10"],
+    "configs/spiral-regularization.yaml": ["train.epochs=5"],
+    "configs/examples/fashion-mnist-optimizers.yaml": ["train.epochs=1", "data.n_train=1500"],
+    "tests/golden/rules.yaml": [],
+}
+# shipped configs whose data is not on this machine, with where it would come from
+NO_DATA = {
+    "configs/examples/cs231n-cifar10-optimizers.yaml": "CIFAR-10's python batches (163 MB download), not shipped",
+}
+TIMING = {"seconds"}  # metrics.csv columns that measure the clock
+
+
+def _metrics_digest(path: Path) -> str:
+    """sha256 of metrics.csv as rows of its text cells, the clock columns removed."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, h in enumerate(rows[0]) if h not in TIMING]
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        w.writerow([row[i] for i in keep])
+    return hashlib.sha256(out.getvalue().encode()).hexdigest()
+
+
+def _params_digest(path: Path) -> str:
+    """sha256 over params.npz's arrays by name: name, dtype, shape and bytes of each."""
+    h = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as z:
+        for name in sorted(z.files):
+            a = z[name]
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def digests(config: str, runs_dir: Path) -> dict[str, dict[str, str]]:
+    """Train one config shortened; run key (label/s<seed>) -> its metrics and params digests and status."""
+    cfgs = load_experiment(ROOT / config, sets=SHORT[config])
+    outcomes, interrupted = execute(cfgs, runs_dir)
+    assert not interrupted and len(outcomes) == len(cfgs)
+    out = {}
+    for o in outcomes:
+        key = f"{o.cfg['label']}/s{o.cfg['seed']}"
+        assert key not in out, key
+        out[key] = {"status": o.result.status, "metrics": _metrics_digest(o.path / "metrics.csv"),
+                    "params": _params_digest(o.path / "params.npz")}
+    return out
+
+
+def test_every_shipped_config_is_covered():
+    shipped = {str(p.relative_to(ROOT)) for p in CONFIGS.rglob("*.yaml")}
+    assert shipped == (set(SHORT) | set(NO_DATA)) - {"tests/golden/rules.yaml"}
+    assert FASHION.is_dir()  # the Fashion-MNIST case trains on the real files
+    for config in NO_DATA:
+        assert not (ROOT / config).parent.joinpath("cifar-10-batches-py").exists(), f"{config}: data present, add it to SHORT"
+
+
+@pytest.mark.parametrize("config", sorted(SHORT))
+def test_golden_digests(config, tmp_path):
+    got = digests(config, tmp_path)
+    if os.environ.get("OPTBENCH_WRITE_GOLDEN"):
+        table = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
+        table[config] = got
+        DIGESTS.write_text(json.dumps(dict(sorted(table.items())), indent=1, sort_keys=True) + "\n")
+    expected = json.loads(DIGESTS.read_text())[config]
+    assert set(got) == set(expected)
+    changed = sorted(k for k in got if got[k] != expected[k])
+    assert not changed, f"{config}: {len(changed)} of {len(got)} runs changed, e.g. {changed[:3]}"
