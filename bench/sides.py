@@ -119,7 +119,7 @@ def optbench_steps(spec: Spec):
     steps = tr._plan()
     tr._gather(1)
     opt = tr.rules[0].opt
-    state = [opt.init(tr.theta)]
+    state, update = [opt.init(tr.theta)], opt.bind(tr.theta)
     lr_col = np.full((tr.R, 1), spec.lr, dtype=tr.dtype)
     buf = np.empty_like(tr.theta)
     shapes, batches = tuple(_dims(spec, tr.data.D, tr.data.C)), tuple(b - a for a, b in tr.bounds)
@@ -130,7 +130,7 @@ def optbench_steps(spec: Spec):
         for _ in range(spec.epochs):
             for f in steps:
                 f()
-                d, state[0] = opt.update(tr.grad, state[0], tr.theta)
+                d, state[0] = update(tr.grad, state[0], tr.theta)
                 np.multiply(d, lr_col, out=buf)
                 tr.theta -= buf
                 n += 1

@@ -82,6 +82,8 @@ def data_bytes(n: float, d: float, k: float, itemsize: int = 8) -> float:
 
 def estimate(cfgs: list[dict], n: int, d: int, k: int) -> Estimate:
     """Bytes a group of R = len(cfgs) resolved run configs needs on N examples of D features and K outputs."""
+    from optbench.optim import is_closure_optimizer
+
     c0 = cfgs[0]
     s = 4 if c0["train"]["dtype"] == "float32" else 8
     widths = [d, *c0["model"]["hidden"], k]
@@ -91,7 +93,7 @@ def estimate(cfgs: list[dict], n: int, d: int, k: int) -> Estimate:
     slots = 0
     for c in cfgs:  # replicas of one group may use different rules: count each replica's own
         opt = c["optimizer"]
-        slots += 2 * opt.get("history_size", 100) + 2 if opt["name"] == "lbfgs" else _STATE_SLOTS.get(opt["name"], 3)
+        slots += 2 * opt.get("history_size", 100) + 2 if is_closure_optimizer(opt["name"]) else _STATE_SLOTS.get(opt["name"], 3)
     bs = c0["train"]["batch_size"]
     B = max(n if bs == "full" else min(bs, n), min(n, EVAL_CHUNK))
     R = len(cfgs)

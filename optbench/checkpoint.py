@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 TREE = "__tree__"
-FORMAT = 1
+FORMAT = 2  # 2: optimizer states are NamedTuples (optim.py), no longer dicts
 
 
 class Rows:

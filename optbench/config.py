@@ -275,6 +275,12 @@ def _problems():
     return problems
 
 
+def _optim():
+    from optbench import optim
+
+    return optim
+
+
 def _resolve_problem(out: dict) -> dict:
     """A 2-D test function instead of data: the model is the point itself; no loss, no batches."""
     sec = dict(out["data"])
@@ -285,8 +291,9 @@ def _resolve_problem(out: dict) -> dict:
     m = out["model"]
     if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0:
         raise OptbenchError(f"model: a 2-D problem ({name}) has no net; its model is the point data.start (omit model)")
-    if out["optimizer"]["name"] == "lbfgs" and out["schedule"]["name"] != "constant":
-        raise OptbenchError("schedule: lbfgs takes no learning-rate schedule (accepted: constant)")
+    opt = out["optimizer"]["name"]
+    if _optim().is_closure_optimizer(opt) and out["schedule"]["name"] != "constant":
+        raise OptbenchError(f"schedule: {opt} takes no learning-rate schedule (accepted: constant)")
     return out
 
 
@@ -330,16 +337,18 @@ def _check_combination(cfg: dict, *, n_train: int, has_val: bool) -> None:
     if tr["iterations_per_epoch"] is not None and tr["sampling"] != "random":
         raise OptbenchError("train.iterations_per_epoch: only used with sampling: random (set train.sampling: random)")
     opt = cfg["optimizer"]["name"]
-    if opt == "lbfgs":
+    optim = _optim()
+    if optim.is_closure_optimizer(opt):  # it re-evaluates the cost inside a step
         if bs != "full":
-            raise OptbenchError(f"train.batch_size: {bs} is invalid for lbfgs: L-BFGS takes full batches (accepted: full)")
+            raise OptbenchError(f"train.batch_size: {bs} is invalid for {opt}: it takes full batches (accepted: full)")
         if cfg["schedule"]["name"] != "constant":
-            raise OptbenchError("schedule: lbfgs takes no learning-rate schedule (accepted: constant)")
+            raise OptbenchError(f"schedule: {opt} takes no learning-rate schedule (accepted: constant)")
         if cfg["model"]["drop_prob"] > 0:
-            raise OptbenchError("model.drop_prob: lbfgs needs a deterministic cost; dropout is not supported with it (accepted: 0)")
-    if cfg["momentum_schedule"]["name"] != "constant" and opt not in ("momentum", "nesterov"):
+            raise OptbenchError(f"model.drop_prob: {opt} needs a deterministic cost; dropout is not supported with it (accepted: 0)")
+    if cfg["momentum_schedule"]["name"] != "constant" and not optim.takes_mu(opt):
+        accepted = ", ".join(n for n in optim.OPTIMIZERS.names() if optim.takes_mu(n))
         raise OptbenchError(
-            f"momentum_schedule: {cfg['momentum_schedule']['name']} needs a momentum optimizer (accepted: momentum, nesterov), not {opt}"
+            f"momentum_schedule: {cfg['momentum_schedule']['name']} needs a momentum optimizer (accepted: {accepted}), not {opt}"
         )
     es = cfg["regularization"]["early_stopping"]
     if es is not None and es["metric"].startswith("val") and not has_val:

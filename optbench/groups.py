@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import json
+
 import numpy as np
 
-import json
+from optbench.optim import is_closure_optimizer
 
 # Hyperparameters that may differ inside a group (numbers only; their structure must match).
 _VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
@@ -42,8 +44,8 @@ def group_key(cfg: dict) -> str:
         "early_stopping": None if reg["early_stopping"] is None else reg["early_stopping"]["metric"],
     }
     k["train"] = {t: v for t, v in cfg["train"].items() if t != "diverge_factor"}
-    if cfg["optimizer"]["name"] == "lbfgs":
-        k["lbfgs"] = cfg["label"], cfg["seed"]  # L-BFGS runs replica by replica: no gain from grouping
+    if is_closure_optimizer(cfg["optimizer"]["name"]):
+        k["closure"] = cfg["label"], cfg["seed"]  # L-BFGS runs replica by replica: no gain from grouping
     return _key(k)
 
 

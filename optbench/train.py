@@ -22,7 +22,7 @@ from optbench.config import load_data
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build
-from optbench.optim import MOMENTUM_KEY, OPTIMIZERS
+from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 
 class _StopRequest:
@@ -151,14 +151,22 @@ class _Rule:
         n = sl.stop - sl.start
         self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
         self.seconds = 0.0  # time in this slice's optimizer update (the direction and its lr scaling)
+        self.state = self.update = None  # set by start()
+        self.kw: dict = {}  # the update's keyword arguments this epoch: {"mu": (n, 1) column} under a momentum schedule
+        self._mu = np.empty((n, 1), dtype=dtype)
+
+    def start(self, theta: np.ndarray) -> None:
+        """The optimizer's state and bound update for this slice's rows of theta."""
+        self.state, self.update = self.opt.init(theta), self.opt.bind(theta)
 
     def set_epoch(self, e: int, lr_e: np.ndarray) -> None:
-        """Before epoch e (1-based): this slice's learning rates into lr_e, its momentum coefficient into the state."""
+        """Before epoch e (1-based): this slice's learning rates into lr_e, and the momentum coefficient its update takes."""
         mult, self.sstate = self.sched.multiplier(e - 1, self.sstate)
         lr_e[self.sl] = self.lr * np.asarray(mult, dtype=lr_e.dtype)
         mu, self.mstate = self.msched.multiplier(e - 1, self.mstate)
         if mu is not None:
-            self.state[MOMENTUM_KEY[self.name]][...] = mu
+            self._mu[...] = mu  # cast to the training dtype, as the rule's own mu is
+            self.kw = {"mu": self._mu}
 
     def observe(self, metric: np.ndarray) -> None:
         self.sstate = self.sched.observe(metric[self.sl], self.sstate)
@@ -201,9 +209,10 @@ class Trainer:
         self.buffers = self.net.new_buffers()
         self.record_activations = record_activations
         self.epochs = tr["epochs"]
-        self.lbfgs = c0["optimizer"]["name"] == "lbfgs"
-        if self.lbfgs:
-            self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
+        self.lbfgs = is_closure_optimizer(c0["optimizer"]["name"])
+        if self.lbfgs:  # one closure optimizer per replica (groups.group_key gives each its own group)
+            self.opts = [OPTIMIZERS.build(c["optimizer"]["name"], {k: v for k, v in c["optimizer"].items() if k != "name"})
+                         for c in cfgs]
             self.rules = []
             self._lbfgs_seconds = np.zeros(R)
         else:
@@ -442,7 +451,7 @@ class Trainer:
         # each rule updates its own rows of theta: contiguous row slices, views bound once
         slices = []
         for rule in self.rules:
-            rule.state = rule.opt.init(theta[rule.sl])
+            rule.start(theta[rule.sl])
             slices.append((rule, grad[rule.sl], theta[rule.sl], step_buf[rule.sl]))
         l2m = self.l2 * self.mask if self.l2.any() else None
         lr_e = np.empty((R, 1), dtype=dt)
@@ -533,7 +542,7 @@ class Trainer:
                                 grad += step_buf
                             for rule, g_r, th_r, buf_r in slices:
                                 t_u = clock()
-                                direction, rule.state = rule.opt.update(g_r, rule.state, th_r)
+                                direction, rule.state = rule.update(g_r, rule.state, th_r, **rule.kw)
                                 np.multiply(direction, lr_e[rule.sl], out=buf_r)
                                 rule.seconds += clock() - t_u
                             theta -= step_buf

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from optbench.optim import OPTIMIZERS
+from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.problems import PROBLEMS
 from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms, update_timing
 
@@ -28,9 +28,10 @@ class ProblemTrainer:
         self.problem = PROBLEMS.build(c0["data"]["name"], opts)
         self.epochs = c0["train"]["epochs"]
         self.theta = np.tile(np.asarray(self.problem.start, dtype=dt), (R, 1))
-        self.lbfgs = c0["optimizer"]["name"] == "lbfgs"
-        if self.lbfgs:  # its own group (groups.group_key): one L-BFGS per replica
-            self.opts = [OPTIMIZERS.build("lbfgs", {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
+        self.lbfgs = is_closure_optimizer(c0["optimizer"]["name"])
+        if self.lbfgs:  # its own group (groups.group_key): one closure optimizer per replica
+            self.opts = [OPTIMIZERS.build(c["optimizer"]["name"], {k: v for k, v in c["optimizer"].items() if k != "name"})
+                         for c in cfgs]
             self.rules = []
         else:  # one rule per slice of replicas sharing an optimizer and schedules, as in the MLP trainer
             self.rules = _rules(cfgs, self.epochs, dt)
@@ -44,7 +45,7 @@ class ProblemTrainer:
         lbfgs = self.lbfgs
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if lbfgs else None
         for rule in self.rules:
-            rule.state = rule.opt.init(theta[rule.sl])
+            rule.start(theta[rule.sl])
         active = np.ones(R, dtype=bool)
         status, reason, end = ["completed"] * R, [""] * R, np.full(R, self.epochs)
         lr_e = np.empty((R, 1), dtype=dt)
@@ -84,7 +85,7 @@ class ProblemTrainer:
                         grad[...] = f.grad(theta)
                         for rule in self.rules:
                             t_u = time.perf_counter()
-                            direction, rule.state = rule.opt.update(grad[rule.sl], rule.state, theta[rule.sl])
+                            direction, rule.state = rule.update(grad[rule.sl], rule.state, theta[rule.sl], **rule.kw)
                             theta[rule.sl] -= lr_e[rule.sl] * direction
                             rule.seconds += time.perf_counter() - t_u
                     path.append(theta.copy())

@@ -1,5 +1,5 @@
 """Every update rule against an independent reference: torch.optim trajectories, the course formulas
-written out literally, solo vs. batched replicas, dtypes, the momentum-schedule hook, validation."""
+written out literally, solo vs. batched replicas, dtypes, mu handed in by a momentum schedule, validation."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from optbench.errors import OptbenchError
 from optbench.optim import (
     LBFGS,
-    MOMENTUM_KEY,
     OPTIMIZERS,
     Optimizer,
     is_closure_optimizer,
+    takes_mu,
 )
 
 P = 7
@@ -39,10 +39,10 @@ def run_ours(name, options, x0, steps=STEPS, grad=GRAD):
     """Trajectory (steps, R, P) of the engine's loop: theta -= lr * direction."""
     opt = OPTIMIZERS.get(name)(**options)
     theta = np.array(x0, dtype=np.float64, ndmin=2)
-    state = opt.init(theta)
+    state, update = opt.init(theta), opt.bind(theta)
     out = []
     for _ in range(steps):
-        d, state = opt.update(grad(theta), state, theta)
+        d, state = update(grad(theta), state, theta)
         theta -= opt.lr * d
         out.append(theta.copy())
     return np.array(out)
@@ -248,45 +248,45 @@ def test_float32_stays_float32(name):
     params = OPTIMIZERS.params(name)
     options = {k: np.full((3, 1), v) for k, v in arrays.items() if k in params}
     opt = OPTIMIZERS.get(name)(**options)
-    state = opt.init(theta)
+    state, update = opt.init(theta), opt.bind(theta)
     for _ in range(3):
-        d, state = opt.update(np.cos(theta), state, theta)
+        d, state = update(np.cos(theta), state, theta)
         assert d.dtype == np.float32 and d.shape == theta.shape
         theta -= np.float32(0.01) * d
-    for key, value in state.items():
+    for key, value in state._asdict().items():
         if isinstance(value, np.ndarray):
             assert value.dtype == np.float32, key
     assert theta.dtype == np.float32
 
 
-@pytest.mark.parametrize("name", list(MOMENTUM_KEY))
-def test_momentum_schedule_overwrites_state_mu(name):
-    key = MOMENTUM_KEY[name]
+@pytest.mark.parametrize("name, form", [("momentum", "classic"), ("momentum", "ema"), ("nesterov", None)])
+def test_mu_handed_in_replaces_the_configured_one(name, form):
     theta = np.random.default_rng(3).standard_normal((2, P))
-    opt = OPTIMIZERS.get(name)(mu=0.9)
-    state = opt.init(theta)
+    opt = OPTIMIZERS.get(name)(mu=0.9, **({"form": form} if form else {}))
+    state, update = opt.init(theta), opt.bind(theta)
     for _ in range(3):
-        opt.update(GRAD(theta), state, theta)
-    v = state["v"].copy()
+        _, state = update(GRAD(theta), state, theta)
+    v = state.v.copy()
     g = GRAD(theta)
-    state[key][...] = np.array([[0.0], [0.5]])  # per replica, in place, as a schedule does
-    d, state = opt.update(g, state, theta)
-    v_new = np.array([[0.0], [0.5]]) * v + g
-    expected = v_new if name == "momentum" else g + np.array([[0.0], [0.5]]) * v_new
+    mu = np.array([[0.0], [0.5]])  # per replica, as a schedule hands it in
+    d, state = update(g, state, theta, mu=mu)
+    v_new = mu * v + (1 - mu if form == "ema" else 1.0) * g
+    expected = g + mu * v_new if name == "nesterov" else v_new
     np.testing.assert_allclose(d, expected, rtol=1e-14)
-    np.testing.assert_array_equal(d[0], g[0])  # mu = 0: plain gradient
+    if form != "ema":
+        np.testing.assert_array_equal(d[0], g[0])  # mu = 0: plain gradient
+    d, _ = update(g, state, theta)  # and without mu= the configured 0.9 again
+    np.testing.assert_allclose(d, 0.9 * state.v + g if name == "nesterov" else state.v, rtol=1e-14)
 
 
-def test_momentum_key_names_registered_momentum_rules():
-    for name, key in MOMENTUM_KEY.items():
-        state = OPTIMIZERS.get(name)().init(np.zeros((3, 2)))
-        assert state[key].shape == (3, 1)
+def test_the_momentum_rules_are_the_ones_with_mu():
+    assert [n for n in OPTIMIZERS.names() if takes_mu(n)] == ["momentum", "nesterov"]
 
 
 def test_per_replica_hyperparameter_shape_is_checked():
     opt = OPTIMIZERS.get("adam")(beta1=np.full(4, 0.9))  # (R,) would broadcast along P
     with pytest.raises(ValueError, match=r"\(R, 1\)"):
-        opt.init(np.zeros((4, 4)))
+        opt.bind(np.zeros((4, 4)))  # where the hyperparameters meet theta
 
 
 @settings(max_examples=30, deadline=None)
@@ -300,12 +300,12 @@ def test_per_replica_hyperparameter_shape_is_checked():
 def test_directions_shape_dtype_and_zero_gradient(name, r, p, dtype, seed):
     theta = np.random.default_rng(seed).standard_normal((r, p)).astype(dtype)
     opt = OPTIMIZERS.get(name)()
-    state = opt.init(theta)
-    d, state = opt.update(np.zeros_like(theta), state, theta)
+    state, update = opt.init(theta), opt.bind(theta)
+    d, state = update(np.zeros_like(theta), state, theta)
     assert d.shape == theta.shape and d.dtype == dtype
     np.testing.assert_array_equal(d, 0.0)  # no gradient, no first step: m = 0
     g = np.random.default_rng(seed + 1).standard_normal((r, p)).astype(dtype)
-    d, state = opt.update(g, state, theta)
+    d, state = update(g, state, theta)
     assert d.shape == theta.shape and d.dtype == dtype and np.all(np.isfinite(d))
     assert np.all(np.sign(d) == np.sign(g))  # both rules step against the gradient, coordinate-wise
 
@@ -314,7 +314,7 @@ def test_directions_shape_dtype_and_zero_gradient(name, r, p, dtype, seed):
 def test_zero_gradient_first_direction(name):
     theta = np.random.default_rng(4).standard_normal((2, 3))
     opt = OPTIMIZERS.get(name)()
-    d, _ = opt.update(np.zeros_like(theta), opt.init(theta), theta)
+    d, _ = opt.bind(theta)(np.zeros_like(theta), opt.init(theta), theta)
     # only decoupled weight decay moves a parameter that has no gradient
     expected = 0.01 * theta if name == "adamw" else np.zeros_like(theta)
     np.testing.assert_allclose(d, expected, rtol=1e-14, atol=0)
@@ -411,7 +411,7 @@ def _compare_lbfgs(torch, fun, x0, options, steps, rtol):
         before = theta.copy()
         loss, state = opt.step(theta, fun, state)
         tstate = topt.state[p]
-        assert (state["func_evals"], state["n_iter"]) == (tstate["func_evals"], tstate["n_iter"]), f"step {k}"
+        assert (state.func_evals, state.n_iter) == (tstate["func_evals"], tstate["n_iter"]), f"step {k}"
         np.testing.assert_allclose(theta, p.detach().numpy(), rtol=rtol, atol=1e-12, err_msg=f"step {k}")
         np.testing.assert_allclose(loss, expected_loss, rtol=rtol, atol=rtol * abs(f0))
         moved += not np.allclose(theta, before, rtol=1e-6, atol=1e-9)
@@ -456,7 +456,7 @@ def test_lbfgs_closure_sees_theta_itself_and_reaches_the_minimum():
     opt.step(theta, closure, state)
     assert seen == {id(theta)}
     assert rosenbrock(theta)[0] < 1e-9
-    assert state["func_evals"] <= 125  # max_eval defaults to max_iter * 5 // 4
+    assert state.func_evals <= 125  # max_eval defaults to max_iter * 5 // 4
 
 
 def test_lbfgs_stops_at_a_stationary_point():
@@ -464,7 +464,7 @@ def test_lbfgs_stops_at_a_stationary_point():
     theta = np.ones(3)
     state = opt.init(theta)
     loss, state = opt.step(theta, rosenbrock, state)
-    assert loss == 0.0 and state["func_evals"] == 1 and state["n_iter"] == 0
+    assert loss == 0.0 and state.func_evals == 1 and state.n_iter == 0
     np.testing.assert_array_equal(theta, 1.0)
 
 
