@@ -135,14 +135,20 @@ def list_(
     family: Optional[str] = typer.Argument(
         None, help="optimizers, schedules, momentum_schedules, datasets, problems, initializers, activations or losses (default: all)."
     ),
+    name: Optional[str] = typer.Argument(
+        None, help="One entry of FAMILY in full: its formula and options; for an optimizer also the reference form it is tested against."
+    ),
 ):
     """List what a config can name, with each entry's hyperparameters and defaults."""
-    from optbench.report import FAMILIES, print_registry
+    from optbench.report import FAMILIES, print_entry, print_registry
 
     if family is not None and family not in FAMILIES:
         _fail(f"unknown family {family!r} (accepted: {', '.join(FAMILIES)})")
-    for name in [family] if family else list(FAMILIES):
-        print_registry(name)
+    if name is not None:
+        print_entry(family, name)
+        return
+    for fam in [family] if family else list(FAMILIES):
+        print_registry(fam)
 
 
 @app.command()

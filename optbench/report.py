@@ -322,6 +322,38 @@ def print_registry(family: str) -> None:
         print()
 
 
+def print_entry(family: str, name: str) -> None:
+    """One entry in full: its docstring (the formula), its options with defaults and, for an optimizer, the
+    reference form (optbench/reference.py) its fast form is tested against, or its own code when that is its formula."""
+    reg = registry(family)
+    factory = reg.get(name, family)
+    alias = f" (another name for {factory.__name__})" if factory.__name__ != name else ""
+    lines = [f"{family} {name}{alias}", "", *(inspect.getdoc(factory) or "").splitlines(), "", "options (defaults):"]
+    lines += [f"  {k}: {_annotation(p)} = {p.default!r}" for k, p in reg.params(name).items()] or ["  none"]
+    if family == "optimizers":
+        lines += ["", *_rule_forms(name, factory)]
+    print("\n".join(lines))
+
+
+def _rule_forms(name: str, factory) -> list[str]:
+    """The readable forms of optimizer `name`: reference.py's steps for it, or where its code is."""
+    from optbench import reference
+    from optbench.optim import is_closure_optimizer
+
+    if is_closure_optimizer(name):
+        return [f"a closure optimizer ({factory.__module__}): step(theta, closure, state), see its module docstring"]
+    steps = reference.forms(factory.__name__)
+    if not steps:
+        return [f"written as its formula, the fast form is its reference ({factory.__module__}):", "",
+                inspect.getsource(factory).rstrip()]
+    out = []
+    for step in steps:
+        how = "bit for bit" if step.__name__ in reference.BITWISE else "to rounding (1e-15 of the trajectory's scale)"
+        out += [f"reference form {step.__name__} (optbench/reference.py; the fast form matches it {how}):", "",
+                inspect.getsource(step).rstrip(), ""]
+    return out[:-1]
+
+
 # ---- gradcheck ------------------------------------------------------------------------------------
 
 

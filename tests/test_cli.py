@@ -60,6 +60,8 @@ def test_version_help_and_list(cli):
     assert code == 0
     for name in ("adam", "lbfgs", "nesterov", "beta1=0.9", "mu=0.9"):
         assert name in out
+    code, out, _ = cli("list", "optimizers", "adam")
+    assert code == 0 and "mb = m / (1 - b1**t)" in out and "beta2: Unit = 0.999" in out
     code, out, _ = cli("list")
     assert code == 0 and "inverse_time" in out and "moons" in out and "xavier" in out and "softmax_ce" in out
     assert "rosenbrock" in out and "condition=10.0" in out
