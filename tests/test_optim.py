@@ -22,7 +22,8 @@ from optbench.optim import (
 
 P = 7
 STEPS = 30
-LITERAL_RULES: set[str] = set()  # rules whose fast form is its formula: no entry in reference.py
+LITERAL_RULES = {"lion"}  # rules whose fast form is its formula: no entry in reference.py
+NO_TORCH = {"lion"}  # rules torch.optim (2.13) does not have
 
 
 def _problem(p: int = P, seed: int = 0):
@@ -109,7 +110,7 @@ def test_trajectory_matches_torch(torch64, name, options, torch_name, torch_opti
 
 def test_every_first_order_optimizer_has_a_torch_case():
     covered = {case[0] for case in TORCH_CASES}
-    assert covered == {n for n in OPTIMIZERS.names() if not is_closure_optimizer(n)}
+    assert covered | NO_TORCH == {n for n in OPTIMIZERS.names() if not is_closure_optimizer(n)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +258,34 @@ def test_list_shows_the_reference_form(capsys, name, expected):
         assert text in out, text
 
 
+def lion_published(x, dx, s, *, lr, b1, b2, wd):
+    """Lion as Chen et al. (2023), Algorithm 2, write it: c = b1*m + (1-b1)*g; theta -= lr*(sign(c) + wd*theta); m = b2*m + (1-b2)*g."""
+    m = s.get("m", np.zeros_like(x))
+    c = b1 * m + (1 - b1) * dx
+    x = x - lr * (np.sign(c) + wd * x)
+    s["m"] = b2 * m + (1 - b2) * dx
+    return x, s
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("options", [{"lr": 0.01}, {"lr": 0.03, "beta1": 0.8, "beta2": 0.9, "weight_decay": 0.5}])
+def test_lion_is_the_published_update(options, dtype):
+    full = OPTIMIZERS.validate("lion", options, "optimizer")
+    assert OPTIMIZERS.defaults("lion") == {"lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0}
+    opt = OPTIMIZERS.get("lion")(**options)
+    theta = np.array(X0, dtype=dtype, ndmin=2)
+    x, s = theta.copy(), {}
+    state, update = opt.init(theta), opt.bind(theta)
+    for _ in range(STEPS):
+        d, state = update(GRAD(theta).astype(dtype), state, theta)
+        theta -= opt.lr * d
+        x, s = lion_published(x, GRAD(x).astype(dtype), s, lr=full["lr"], b1=full["beta1"], b2=full["beta2"],
+                              wd=full["weight_decay"])
+        assert theta.dtype == x.dtype == dtype
+        np.testing.assert_array_equal(theta, x)  # the same operations in the same order: bit for bit
+    assert not np.allclose(theta, X0, atol=0.1)
+
+
 def test_sgd_is_gradient_descent():
     got = run_ours("sgd", {"lr": 0.05}, X0, steps=3)[:, 0]
     x1 = X0 - 0.05 * GRAD(X0)
@@ -281,6 +310,7 @@ PER_REPLICA = [
     ("adam", {"eps": [1e-8, 1e-4, 1e-1, 1.0], "amsgrad": True}),
     ("adamw", {"weight_decay": [0.0, 0.01, 0.1, 1.0]}),
     ("nadam", {"beta1": [0.5, 0.8, 0.9, 0.95], "momentum_decay": [0.0, 4e-3, 0.1, 1.0]}),
+    ("lion", {"beta1": [0.0, 0.5, 0.9, 0.95], "beta2": [0.9, 0.99, 0.5, 0.0], "weight_decay": [0.0, 0.1, 1.0, 3.0]}),
 ]
 
 
