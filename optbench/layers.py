@@ -1,7 +1,8 @@
-"""Layers on features-major arrays (R, D, B): activations, batch/layer norm, inverted dropout.
+"""Layers on features-major arrays (R, D, B): dense, activations, batch/layer norm.
 
 Activations work in place on the pre-activation and take their derivative from the output,
 so the forward pass keeps one array per layer. Every backward here has a numeric gradient check.
+(Inverted dropout, mask = (U < keep) / keep, is drawn where its generators are: model.MLP.forward.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,25 @@ import numpy as np
 from optbench.registry import OpenUnit, Positive, Registry
 
 ACTIVATIONS = Registry("activation")
+
+
+def dense_forward(W: np.ndarray, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Z = W A: W (R, n_out, n_in+1) with the bias as its last column, A (R, n_in+1, B) whose last row is ones.
+
+    CS231n's affine_forward, out = x w + b, with examples as columns and the bias folded into the product.
+    """
+    return np.matmul(W, A, out=out)
+
+
+def dense_backward(dZ: np.ndarray, W: np.ndarray, A: np.ndarray, dW: np.ndarray, dA: np.ndarray | None = None) -> None:
+    """dW = dZ A^T into dW (the bias gradient, dZ summed over examples, is its last column); dA = W^T dZ into dA.
+
+    CS231n's affine_backward (dw = x^T dout, db = sum dout, dx = dout w^T). dA (R, n_in, B) leaves out the ones
+    row, which has no gradient; None skips it (the first layer's input is data).
+    """
+    np.matmul(dZ, A.swapaxes(-1, -2), out=dW)
+    if dA is not None:
+        np.matmul(W[:, :, :-1].swapaxes(-1, -2), dZ, out=dA)
 
 
 class Activation(NamedTuple):
@@ -142,8 +162,3 @@ def norm_backward(dout: np.ndarray, gamma: np.ndarray, cache, axis: int):
     # d/dZ of xhat = (Z - mean) * inv_std, with mean and var over `axis`
     dZ = inv_std / n * (n * dxhat - dxhat.sum(axis=axis, keepdims=True) - xhat * (dxhat * xhat).sum(axis=axis, keepdims=True))
     return dZ, dgamma, dbeta
-
-
-def dropout_mask(U: np.ndarray, keep: np.ndarray | float) -> np.ndarray:
-    """Inverted dropout: mask = (U < keep) / keep from uniforms U, so test time needs no rescaling."""
-    return (U < keep) / keep

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optbench.init import INITIALIZERS
-from optbench.layers import ACTIVATIONS, BN_MOMENTUM, Activation, norm_backward, norm_forward
+from optbench.layers import ACTIVATIONS, BN_MOMENTUM, Activation, dense_backward, dense_forward, norm_backward, norm_forward
 from optbench.losses import LOSSES, Loss, l2_penalty
 from optbench.params import Layout
 
@@ -138,8 +138,7 @@ class MLP:
         ws.inputs[0] = A0
         A = A0
         for l in range(1, self.L):
-            Z = ws.pre[l]
-            np.matmul(dense[l - 1], A, out=Z)
+            Z = dense_forward(dense[l - 1], A, out=ws.pre[l])
             H = ws.post[l]
             if self.norm != "none":
                 gamma, beta = norms[l]
@@ -164,9 +163,7 @@ class MLP:
                 mask = ws.masks[l] = (U < keep) / keep
                 np.multiply(H, mask, out=ws.inputs[l][:, : self.dims[l], :])
             A = ws.inputs[l]
-        out = ws.pre[self.L]
-        np.matmul(dense[self.L - 1], A, out=out)
-        return out
+        return dense_forward(dense[self.L - 1], A, out=ws.pre[self.L])
 
     def backward(self, theta, grad, ws: Workspace) -> None:
         """Fill grad (R, P) from ws.dZ, the gradient of the mean batch cost wrt the logits."""
@@ -174,11 +171,10 @@ class MLP:
         gdense, gnorms = self._param_views(grad)
         dZ = ws.dZ
         for l in range(self.L, 0, -1):
-            np.matmul(dZ, ws.inputs[l - 1].swapaxes(-1, -2), out=gdense[l - 1])
+            dH = ws.dH[l - 1] if l > 1 else None
+            dense_backward(dZ, dense[l - 1], ws.inputs[l - 1], gdense[l - 1], dH)
             if l == 1:
                 break
-            dH = ws.dH[l - 1]
-            np.matmul(dense[l - 1][:, :, :-1].swapaxes(-1, -2), dZ, out=dH)
             if self.dropout and ws.masks[l - 1] is not None:
                 dH *= ws.masks[l - 1]
             self.act.backward(dH, ws.post[l - 1])

@@ -8,12 +8,12 @@ figures are built with the object API (no pyplot, no global state, no display ne
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, safe_component, write_atomic
+from optbench.plots.options import Options
 from optbench.runs import COLUMNS
 
 KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit")
@@ -30,21 +30,6 @@ METADATA = {
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-@dataclass(frozen=True)
-class Options:
-    """What to draw: the figure kind and the curve options (ignored by kinds that do not use them)."""
-
-    kind: str = "curves"
-    metric: str = "train_cost"
-    x: str = "epoch"
-    log_y: bool | None = None  # None: log for the costs of 2-D test functions and regression, else linear
-    seeds: bool = False
-    band: str = "std"
-    keys: str = ""  # heatmap: "X,Y", two config key paths (default: the two keys a sweep varied)
-    top: int | None = None  # the K best labels (in a sweep: trials per variant, beside its default)
-    labels: str = ""  # glob(s) on labels, comma-separated
 
 
 def _accepted(option: str, value: str, accepted) -> None:

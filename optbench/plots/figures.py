@@ -6,7 +6,7 @@ figure exceeds layout.MAX_PX on a side whatever the number of runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -14,11 +14,9 @@ from matplotlib.patches import Patch
 from optbench.errors import OptbenchError
 from optbench.plots import activations, choose, curves, data, fit, heatmap, layout, spatial
 from optbench.plots.choose import View
+from optbench.plots.options import Options
 from optbench.plots.record import Record
 from optbench.plots.style import MANY_ENTRIES, metric_name, place_legend
-
-if TYPE_CHECKING:
-    from optbench.plot import Options
 
 Warn = Callable[[str], None]
 PANELS_PER_ROW = 4
