@@ -4,7 +4,7 @@ A state is a tree of dicts (str keys), NamedTuples, tuples, lists, ndarrays, Num
 Python values (None, bool, int, float, str). `save` stores every array and NumPy scalar under its own
 key (`a0`, `a1`, ...) and the shape of the tree as JSON beside them; `load` rebuilds it, NumPy types and
 dtypes unchanged, so a resumed run computes what the uninterrupted one did. The optimizer's state is
-walked as whatever its rule returns (dicts today, NamedTuples tomorrow): nothing here knows its fields.
+walked as whatever its rule returns (a NamedTuple per rule, optim.py): nothing here knows its fields.
 
 A group trains R replicas at once, and an update rule's state covers a slice of n of them; `rows_of`
 cuts replica i's part out of such a state (arrays with a leading axis of n, marked `Rows`), and
