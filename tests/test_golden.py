@@ -8,19 +8,19 @@ the file from the worktree and say why in the commit:
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import CONFIGS, ROOT
 from optbench.config import load_experiment
 from optbench.execute import execute
+
+sys.path.insert(0, str(ROOT / "bench"))
+from golden import run_digest  # noqa: E402 - bench/golden.py: the same digest for full-length configs
 
 GOLDEN = ROOT / "tests" / "golden"
 DIGESTS = GOLDEN / "digests.json"
@@ -44,34 +44,9 @@ SHORT = {
 NO_DATA = {
     "configs/examples/cs231n-cifar10-optimizers.yaml": "CIFAR-10's python batches (163 MB download), not shipped",
 }
-TIMING = {"seconds"}  # metrics.csv columns that measure the clock
-
-
-def _metrics_digest(path: Path) -> str:
-    """sha256 of metrics.csv as rows of its text cells, the clock columns removed."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    keep = [i for i, h in enumerate(rows[0]) if h not in TIMING]
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    for row in rows:
-        w.writerow([row[i] for i in keep])
-    return hashlib.sha256(out.getvalue().encode()).hexdigest()
-
-
-def _params_digest(path: Path) -> str:
-    """sha256 over params.npz's arrays by name: name, dtype, shape and bytes of each."""
-    h = hashlib.sha256()
-    with np.load(path, allow_pickle=False) as z:
-        for name in sorted(z.files):
-            a = z[name]
-            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
 def digests(config: str, runs_dir: Path) -> dict[str, dict[str, str]]:
-    """Train one config shortened; run key (label/s<seed>) -> its metrics and params digests and status."""
+    """Train one config shortened; run key (label/s<seed>) -> its status and the sha256 of its metrics.csv
+    without the clock column (`seconds`) and its params.npz arrays (bench/golden.py's run_digest)."""
     cfgs = load_experiment(ROOT / config, sets=SHORT[config])
     outcomes, interrupted = execute(cfgs, runs_dir)
     assert not interrupted and len(outcomes) == len(cfgs)
@@ -79,8 +54,7 @@ def digests(config: str, runs_dir: Path) -> dict[str, dict[str, str]]:
     for o in outcomes:
         key = f"{o.cfg['label']}/s{o.cfg['seed']}"
         assert key not in out, key
-        out[key] = {"status": o.result.status, "metrics": _metrics_digest(o.path / "metrics.csv"),
-                    "params": _params_digest(o.path / "params.npz")}
+        out[key] = {"status": o.result.status, "digest": run_digest(o.path)}
     return out
 
 
