@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import CONFIGS, ROOT
 from optbench.config import load_experiment
@@ -25,6 +26,14 @@ from golden import run_digest  # noqa: E402 - bench/golden.py: the same digest f
 GOLDEN = ROOT / "tests" / "golden"
 DIGESTS = GOLDEN / "digests.json"
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # configs/examples/fashion-mnist-optimizers.yaml's data.path
+
+
+
+def _every_variant(config: str, key: str, value) -> list[str]:
+    """--set overrides of `key` in every variant of `config` (for configs whose variants set it themselves)."""
+    variants = yaml.safe_load((ROOT / config).read_text())["variants"]
+    return [f"variants.{name}.{key}={value}" for name in variants]
+
 
 # config (relative to the repository) -> the overrides that make it short; the rest of the config as shipped
 SHORT = {
@@ -38,6 +47,7 @@ SHORT = {
     "configs/sine-regression.yaml": ["train.epochs=10"],
     "configs/spiral-regularization.yaml": ["train.epochs=5"],
     "configs/examples/fashion-mnist-optimizers.yaml": ["train.epochs=1", "data.n_train=1500"],
+    "configs/examples/sklearn-strategies.yaml": _every_variant("configs/examples/sklearn-strategies.yaml", "train.epochs", 6),
     "tests/golden/rules.yaml": [],
 }
 # shipped configs whose data is not on this machine, with where it would come from
