@@ -69,13 +69,18 @@ def train(
     """Train every run the configs describe (variants x seeds) and write one run directory per run."""
     import time
 
+    from functools import partial
+
     from optbench.config import load_experiment
+    from optbench.datacache import DataCache
     from optbench.execute import execute
     from optbench.report import TrainProgress, print_train_table
+    from optbench.train import make_trainer
 
+    cache = DataCache()  # validation loads each data section once, in its training dtype; the trainers reuse it
     cfgs = []
     for c in configs:
-        cfgs.extend(load_experiment(c, sets=set_, seed=seed))
+        cfgs.extend(load_experiment(c, sets=set_, seed=seed, cache=cache))
     again = None
     if resume:
         from optbench.resume import plan_resume
@@ -95,7 +100,8 @@ def train(
         progress = LiveTrain(progress, tensorboard, cfgs)
     t0 = time.perf_counter()
     with progress:
-        outcomes, interrupted = execute(cfgs, runs_dir, progress, resume=again, checkpoint_every=checkpoint_every)
+        outcomes, interrupted = execute(cfgs, runs_dir, progress, resume=again, checkpoint_every=checkpoint_every,
+                                        trainer=partial(make_trainer, cache=cache))
     print_train_table(outcomes, cfgs=cfgs, interrupted=interrupted, quiet=quiet, seconds=time.perf_counter() - t0)
     if interrupted:
         typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optbench import budget
 from optbench.compat import notebook_defaults
+from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
 from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
@@ -205,13 +206,15 @@ def _validate_named(registry, section: Any, path: str, default: str | None = Non
     return {"name": name, **registry.validate(name, sec, path)}
 
 
-def resolve_run(raw: dict, *, base_dir: Path) -> dict:
+def resolve_run(raw: dict, *, base_dir: Path, cache: DataCache | None = None) -> dict:
     """Validate one run's raw config and return it fully resolved (plain data, ready for YAML)."""
-    return _resolve(raw, base_dir=base_dir)[0]
+    return _resolve(raw, base_dir=base_dir, cache=DataCache() if cache is None else cache)[0]
 
 
-def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] | None]:
-    """resolve_run, and the data's (examples, features, outputs) for the memory budget (None for a 2-D problem)."""
+def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tuple[int, int, int] | None]:
+    """resolve_run, and the data's (examples, features, outputs) for the memory budget (None for a 2-D problem).
+
+    The data is loaded through `cache` in the training dtype: the trainer reads the same entry."""
     from optbench import data as data_mod
     from optbench.init import INITIALIZERS
     from optbench.layers import ACTIVATIONS
@@ -256,7 +259,7 @@ def _resolve(raw: dict, *, base_dir: Path) -> tuple[dict, tuple[int, int, int] |
 
     if out["data"]["name"] in _problems().PROBLEMS:
         return _resolve_problem(out), None
-    split = load_data(out["data"])
+    split = cache.get(out["data"], out["train"]["dtype"])
     data_mod.check_dtype(split, out["train"]["dtype"])
     out["data"] = resolved_data(out["data"])
     loss = out["loss"] or data_mod.expected_loss(split.train.task)
@@ -297,23 +300,9 @@ def _resolve_problem(out: dict) -> dict:
     return out
 
 
-_DATA_CACHE: dict[str, Any] = {}
-
-
-def _data_key(section: dict) -> str:
-    return dump_yaml(section)
-
-
-def load_data(section: dict):
-    """data.load with a cache: every run of an experiment that shares a data section shares the arrays."""
-    from optbench import data as data_mod
-
-    key = _data_key(section)
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) > 32:
-            _DATA_CACHE.clear()
-        _DATA_CACHE[key] = data_mod.load(dict(section))
-    return _DATA_CACHE[key]
+def load_data(section: dict, dtype="float64", *, cache: DataCache | None = None):
+    """The Split of a data section in `dtype`, through `cache` (loaded afresh without one)."""
+    return (DataCache() if cache is None else cache).get(section, dtype)
 
 
 def resolved_data(section: dict) -> dict:
@@ -382,8 +371,11 @@ def _error_in_variant(err: OptbenchError, variant: dict, vname: str) -> Optbench
     return OptbenchError(f"variants.{vname}.{msg}")
 
 
-def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), sets=(), seed: int | None = None) -> list[dict]:
-    """All runs an experiment describes: one resolved config per variant x seed, in file order."""
+def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), sets=(), seed: int | None = None,
+           cache: DataCache | None = None) -> list[dict]:
+    """All runs an experiment describes: one resolved config per variant x seed, in file order; their data
+    loaded once per distinct section into `cache` (pass the trainer's to load it once in all)."""
+    cache = DataCache() if cache is None else cache
     raw = copy.deepcopy(raw)
     for s in sets:
         apply_set(raw, s)
@@ -433,7 +425,7 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
         merged["label"] = label if plain else f"{label}/{vname}"
         for s in seeds:
             try:
-                cfg, shape = _resolve({**merged, "seed": s}, base_dir=base_dir)
+                cfg, shape = _resolve({**merged, "seed": s}, base_dir=base_dir, cache=cache)
             except OptbenchError as err:
                 raise (err if plain else _error_in_variant(err, vdict, vname)) from None
             runs.append(cfg)
@@ -452,7 +444,7 @@ def _check_memory(runs: list[dict], shapes: dict[int, tuple[int, int, int] | Non
             budget.check_group(g, *shape)
 
 
-def load_experiment(path: str | Path, *, sets=(), seed: int | None = None) -> list[dict]:
-    """Read a YAML experiment file and expand it into resolved run configs."""
+def load_experiment(path: str | Path, *, sets=(), seed: int | None = None, cache: DataCache | None = None) -> list[dict]:
+    """Read a YAML experiment file and expand it into resolved run configs (data loaded into `cache`)."""
     p = Path(path)
-    return expand(read_config(p), source=str(p), base_dir=p.parent, sets=sets, seed=seed)
+    return expand(read_config(p), source=str(p), base_dir=p.parent, sets=sets, seed=seed, cache=cache)

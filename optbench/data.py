@@ -1,12 +1,16 @@
 """Datasets: synthetic generators and local CSV/NPZ files, split and standardized with training statistics.
 
-Examples are rows: X (N, D) float64; y (N,) int64 class labels or (N, K) float64 regression targets.
+Examples are rows: X (N, D) in the training dtype (float64, or float32 when loaded for float32 training);
+y (N,) int64 class labels or (N, K) float64 regression targets. File formats read straight into that dtype
+when it holds every stored value; standardization works chunk by chunk (float64 statistics and arithmetic,
+in place where the arrays are the loader's own), so float32 training never holds a float64 copy of large data.
 No network access ever: every dataset is generated from an explicit rng or read from a local file.
 """
 
 from __future__ import annotations
 
 import csv as csvlib
+import inspect
 import io
 import itertools
 import math
@@ -20,7 +24,9 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from optbench import budget
+from optbench import standardize as standardize_mod
 from optbench.datasets import LOADERS, Loaded, LoaderError
+from optbench.datasets.base import read_dtype
 from optbench.errors import OptbenchError
 from optbench.files import MissingArrays, read_bounded, safe_npz_arrays
 from optbench.registry import STRICT, NonNegative, NonNegativeInt, PositiveInt, Registry, Unit, format_value, pydantic_message
@@ -36,7 +42,7 @@ Folds = Annotated[int, Field(ge=2)]
 
 @dataclass(frozen=True)
 class Dataset:
-    """Examples as rows: X (N, D) float64; y (N,) int64 class labels, or (N, K) float64 regression targets."""
+    """Examples as rows: X (N, D) float64 (or float32); y (N,) int64 class labels, or (N, K) float64 regression targets."""
 
     X: np.ndarray
     y: np.ndarray
@@ -307,7 +313,8 @@ def _npz_array(a: np.ndarray, key: str, path: str) -> np.ndarray:
 
 @DATASETS.register()
 def npz(
-    *, path: str, x_key: str = "X", y_key: str = "y", task: TaskOption = "auto", rng: np.random.Generator,
+    *, path: str, x_key: str = "X", y_key: str = "y", task: TaskOption = "auto",
+    dtype: np.dtype = np.dtype(np.float64), rng: np.random.Generator,
 ) -> Dataset:
     """Features and labels from two arrays of a local .npz file (np.savez; no pickle)."""
     try:
@@ -321,8 +328,9 @@ def npz(
     if y.ndim > 2 or len(y) != len(X):
         raise _DataError("path", f"array {y_key!r} in {path} has shape {y.shape} but {x_key!r} has {len(X)} rows "
                                  "(accepted: one label or target row per example)")
-    X = X.reshape(len(X), -1).astype(np.float64)  # 1-D -> one feature; images -> flattened
-    bad = np.argwhere(~np.isfinite(X))
+    # 1-D -> one feature; images -> flattened; float32 stays float32 for float32 training (no copy)
+    X = X.reshape(len(X), -1).astype(read_dtype(X.dtype, dtype), copy=False)
+    bad = np.argwhere(~np.isfinite(X)) if X.dtype.kind == "f" and not np.isfinite(X).all() else ()
     if len(bad):
         raise _DataError("path", f"array {x_key!r} in {path} holds {X[tuple(bad[0])]} at row {bad[0][0]}, "
                                  f"column {bad[0][1]} (accepted: finite features)")
@@ -333,7 +341,8 @@ def npz(
 def _from_arrays(X: np.ndarray, y: np.ndarray, task: str, source: str,
                  columns: tuple[str, ...] | None = None) -> Dataset:
     """Infer or check the task from the labels; remap class labels to 0..C-1 in sorted order."""
-    return dataclasses.replace(_labelled(np.ascontiguousarray(X, dtype=np.float64), y, task, source), columns=columns)
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.float32, np.float64) else np.float64)
+    return dataclasses.replace(_labelled(X, y, task, source), columns=columns)
 
 
 def _labelled(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Dataset:
@@ -407,8 +416,13 @@ class CommonOptions(pydantic.BaseModel):
 COMMON = tuple(CommonOptions.model_fields)
 
 
-def load(section: dict, *, path_prefix: str = "data") -> Split:
-    """The `data:` config section -> generated or read dataset, split and standardized; bit-identical per seed."""
+def load(section: dict, *, path_prefix: str = "data", dtype=np.float64, dtype_path: str = "train.dtype") -> Split:
+    """The `data:` config section -> generated or read dataset, split and standardized; bit-identical per seed.
+
+    Features X come out in `dtype` (the training dtype): file formats read into it when it holds their
+    values exactly, and standardization writes into it chunk by chunk; a value `dtype` cannot hold is an
+    error at `dtype_path`.
+    """
     if not isinstance(section, dict):
         raise OptbenchError(
             f"{path_prefix}: {format_value(section)} is invalid: expected a mapping with a dataset name"
@@ -436,8 +450,12 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
         features = options.get("dim", 2)
         budget.check(budget.data_bytes(n, features, 1), f"{path_prefix}.n_samples: {n:,} examples of {features} features")
     gen_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(common.seed).spawn(2))
+    dt = np.dtype(dtype)
+    out = dict(standardize=common.standardize, rng=split_rng, test_fraction=common.test_fraction,
+               test_path=f"{path_prefix}.test_fraction", dtype=dt, dtype_path=dtype_path, own=True)
     try:
-        ds = DATASETS.build(name, options, rng=gen_rng)
+        engine = {"dtype": dt} if "dtype" in inspect.signature(DATASETS.get(name)).parameters else {}
+        ds = DATASETS.build(name, options, rng=gen_rng, **engine)
     except (_DataError, LoaderError) as err:
         raise OptbenchError(f"{path_prefix}.{err.key}: {err.detail}") from None
     ds, test = _file_parts(ds, common, path_prefix)
@@ -445,13 +463,10 @@ def load(section: dict, *, path_prefix: str = "data") -> Split:
         source = section.get("path") if isinstance(section.get("path"), str) else name
         ds = dataclasses.replace(ds, columns=tuple(f"feature {j + 1} of {source}" for j in range(ds.X.shape[1])))
     if common.folds is not None:
-        parts = split(ds, folds=common.folds, fold=common.fold, standardize=common.standardize, rng=split_rng,
-                      path=f"{path_prefix}.folds", test_fraction=common.test_fraction, test_path=f"{path_prefix}.test_fraction")
+        parts = split(ds, folds=common.folds, fold=common.fold, path=f"{path_prefix}.folds", **out)
     else:
-        parts = split(ds, val_fraction=common.val_fraction, standardize=common.standardize, rng=split_rng,
-                      path=f"{path_prefix}.val_fraction", test_fraction=common.test_fraction,
-                      test_path=f"{path_prefix}.test_fraction")
-    return parts if test is None else _with_test(parts, test)
+        parts = split(ds, val_fraction=common.val_fraction, path=f"{path_prefix}.val_fraction", **out)
+    return parts if test is None else _with_test(parts, test, dt, dtype_path, own=True)
 
 
 def _file_parts(ds: Dataset | Loaded, common: CommonOptions, path_prefix: str) -> tuple[Dataset, Dataset | None]:
@@ -486,40 +501,43 @@ def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
     return dataclasses.replace(ds, X=np.ascontiguousarray(ds.X[idx]), y=np.ascontiguousarray(ds.y[idx]))
 
 
-def _scaled(ds: Dataset | None, mean: np.ndarray, std: np.ndarray) -> Dataset | None:
-    """(X - mean) / std, refused where a value does not stay finite (a value far beyond the training spread)."""
+def _scaled(ds: Dataset | None, mean: np.ndarray | None, std: np.ndarray | None, dtype=np.float64,
+            dtype_path: str = "train.dtype", *, own: bool = False) -> Dataset | None:
+    """(X - mean) / std (X as is when mean is None) in `dtype`, chunk by chunk (standardize_mod.transformed); in place
+    when `own` (the arrays are this pipeline's), refused where a value does not stay finite or fit `dtype`."""
     if ds is None:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        X = ds.X - mean
-        X /= std  # in place: one new array, not two (60000 x 784 images: 376 MB each)
-    _check_finite(ds, X, "is not finite once standardized", "values within float64 after (x - mean) / std, "
-                  "or data.standardize: false")
-    return dataclasses.replace(ds, X=X)
+    try:
+        X = standardize_mod.transformed(ds.X, mean, std, dtype, in_place=own)
+    except standardize_mod.BadValue as bad:
+        if bad.kind == "nonfinite":
+            raise OptbenchError(f"data: {ds.column(bad.j)}: the value {ds.X[bad.i, bad.j]:.6g} is not finite once "
+                                "standardized (accepted: values within float64 after (x - mean) / std, or "
+                                "data.standardize: false)") from None
+        raise _dtype_error(dtype_path, np.dtype(dtype), bad.value, ds.column(bad.j), mean is not None) from None
+    return ds if X is ds.X else dataclasses.replace(ds, X=X)
 
 
-def _check_finite(ds: Dataset, X: np.ndarray, what: str, accepted: str) -> None:
-    """An OptbenchError naming the first column of X (a transform of ds.X) holding a non-finite value."""
-    bad = ~np.isfinite(X)
-    if bad.any():
-        j = int(np.argmax(bad.any(axis=0)))
-        i = int(np.argmax(bad[:, j]))
-        raise OptbenchError(f"data: {ds.column(j)}: the value {ds.X[i, j]:.6g} {what} (accepted: {accepted})")
+def _dtype_error(path: str, dtype: np.dtype, value: float, column: str, standardized: bool) -> OptbenchError:
+    limit = float(np.finfo(dtype).max)
+    return OptbenchError(f"{path}: {dtype} cannot hold the value {value:.6g} of {column} "
+                         f"(accepted: float64, or |x| <= {limit:.3g}"
+                         + (")" if standardized else "; data.standardize: true scales it)"))
 
 
 def check_dtype(split: Split, dtype: str, path: str = "train.dtype") -> None:
-    """Every array the engine casts to `dtype` stays finite there (float32 overflows beyond 3.4e38)."""
+    """Every array the engine casts to `dtype` stays finite there (float32 overflows beyond 3.4e38); features
+    loaded in `dtype` were checked as they were written."""
     limit = float(np.finfo(np.dtype(dtype)).max)
     for part in (split.train, split.val, split.test):
         if part is None:
             continue
-        big = np.abs(part.X) > limit
-        if big.any():
-            j = int(np.argmax(big.any(axis=0)))
-            v = part.X[int(np.argmax(big[:, j])), j]
-            raise OptbenchError(f"{path}: {dtype} cannot hold the value {v:.6g} of {part.column(j)} "
-                                f"(accepted: float64, or |x| <= {limit:.3g}" + (")" if split.mean is not None
-                                else "; data.standardize: true scales it)"))
+        if part.X.dtype != np.dtype(dtype):
+            big = np.abs(part.X) > limit
+            if big.any():
+                j = int(np.argmax(big.any(axis=0)))
+                raise _dtype_error(path, np.dtype(dtype), part.X[int(np.argmax(big[:, j])), j], part.column(j),
+                                   split.mean is not None)
         if part.task == "regression" and np.any(np.abs(part.y) > limit):
             v = part.y.flat[int(np.argmax(np.abs(part.y) > limit))]
             raise OptbenchError(f"{path}: {dtype} cannot hold the regression target {v:.6g} "
@@ -529,7 +547,7 @@ def check_dtype(split: Split, dtype: str, path: str = "train.dtype") -> None:
 def split(
     ds: Dataset, *, val_fraction: float = 0.0, standardize: bool = True, rng: np.random.Generator,
     path: str = "val_fraction", folds: int | None = None, fold: int = 0, test_fraction: float = 0.0,
-    test_path: str = "test_fraction",
+    test_path: str = "test_fraction", dtype=np.float64, dtype_path: str = "train.dtype", own: bool = False,
 ) -> Split:
     """Random permutation; the last round(val_fraction * N) examples validate; standardize with training statistics.
 
@@ -538,6 +556,7 @@ def split(
     With `test_fraction`: the last round(test_fraction * N) examples of the permutation are held out as
     the test part first, and the rest is split as above (val_fraction stays a fraction of all N).
     test_fraction 0 draws and splits exactly as before the test split existed.
+    Features come out in `dtype`; `own`: ds is this caller's to overwrite (standardized in place).
     """
     n = len(ds.y)
     n_test = round(test_fraction * n)
@@ -550,12 +569,13 @@ def split(
     if n_test:
         perm = rng.permutation(n)
         test, ds = _take(ds, perm[n - n_test :]), _take(ds, perm[: n - n_test])
-        return _with_test(_split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n), test)
-    return _split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n)
+        kept = _split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n, dtype, dtype_path, True)
+        return _with_test(kept, test, dtype, dtype_path, own=True)
+    return _split_rest(ds, val_fraction, standardize, rng, path, folds, fold, n, dtype, dtype_path, own)
 
 
 def _split_rest(ds: Dataset, val_fraction: float, standardize: bool, rng: np.random.Generator, path: str,
-                folds: int | None, fold: int, n_all: int) -> Split:
+                folds: int | None, fold: int, n_all: int, dtype, dtype_path: str, own: bool) -> Split:
     """Training and validation parts of `ds` (all examples but the test part); fractions are of all n_all."""
     n = len(ds.y)
     if folds is not None:
@@ -563,7 +583,7 @@ def _split_rest(ds: Dataset, val_fraction: float, standardize: bool, rng: np.ran
             raise OptbenchError(f"{path}: {folds} is invalid: more folds than the {n} examples (accepted: 2..{n})")
         parts = np.array_split(rng.permutation(n), folds)
         train = _take(ds, np.concatenate(parts[:fold] + parts[fold + 1 :]))
-        return _standardized(train, _take(ds, parts[fold]), standardize)
+        return _standardized(train, _take(ds, parts[fold]), standardize, dtype, dtype_path, True)
     n_val = round(val_fraction * n_all)
     if val_fraction > 0 and n_val < 1:
         raise OptbenchError(f"{path}: {val_fraction} is invalid: leaves no validation example of {n_all} "
@@ -575,24 +595,27 @@ def _split_rest(ds: Dataset, val_fraction: float, standardize: bool, rng: np.ran
     if n_val:
         perm = rng.permutation(n)
         train, val = _take(ds, perm[: n - n_val]), _take(ds, perm[n - n_val :])
+        own = True  # fresh copies
     else:
         train, val = ds, None  # no validation: keep the dataset's own order
-    return _standardized(train, val, standardize)
+    return _standardized(train, val, standardize, dtype, dtype_path, own)
 
 
-def _with_test(parts: Split, test: Dataset) -> Split:
-    """`parts` with the test part, scaled by the training statistics."""
-    scaled = test if parts.mean is None else _scaled(test, parts.mean, parts.std)
-    return Split(parts.train, parts.val, parts.mean, parts.std, scaled)
+def _with_test(parts: Split, test: Dataset, dtype=np.float64, dtype_path: str = "train.dtype", *,
+               own: bool = False) -> Split:
+    """`parts` with the test part, scaled by the training statistics, in `dtype`."""
+    return Split(parts.train, parts.val, parts.mean, parts.std, _scaled(test, parts.mean, parts.std, dtype, dtype_path, own=own))
 
 
-def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Split:
+def _standardized(train: Dataset, val: Dataset | None, standardize: bool, dtype=np.float64,
+                  dtype_path: str = "train.dtype", own: bool = False) -> Split:
+    """Training statistics (float64, standardize.column_stats) applied to both parts, written in `dtype`."""
     if not standardize:
-        return Split(train, val, None, None)
+        return Split(_scaled(train, None, None, dtype, dtype_path, own=own),
+                     _scaled(val, None, None, dtype, dtype_path, own=own), None, None)
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = train.X.mean(axis=0)
-        std = train.X.std(axis=0)
-        std[np.ptp(train.X, axis=0) == 0] = 1.0  # constant feature: centre only
+        mean, std, constant = standardize_mod.column_stats(train.X)
+        std[constant] = 1.0  # constant feature: centre only
     # |x - mean| beyond ~1.3e154 squares past float64: the std overflows and (x - mean) / inf zeroes the feature
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
@@ -600,7 +623,8 @@ def _standardized(train: Dataset, val: Dataset | None, standardize: bool) -> Spl
         top = train.X[int(np.argmax(np.abs(train.X[:, j]))), j]
         raise OptbenchError(f"data: {train.column(j)}: its standard deviation overflows float64 (values up to "
                             f"{top:.6g}; accepted: |x| below about 1e154, or data.standardize: false)")
-    return Split(_scaled(train, mean, std), _scaled(val, mean, std), mean, std)
+    return Split(_scaled(train, mean, std, dtype, dtype_path, own=own), _scaled(val, mean, std, dtype, dtype_path, own=own),
+                 mean, std)
 
 
 # ---------------------------------------------------------------- labels vs. loss

@@ -312,7 +312,9 @@ class RunWriter:
                 if res.final_eval:  # test mode, final parameters (the rows' train metrics average over batches)
                     extra["final_eval"] = res.final_eval
                 extra.update(getattr(res, "timing", None) or {})  # update_seconds, update_us_per_step, ...
-                _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra), indent=2))
+                n_out = res.params[f"W{len(cfg['model']['hidden']) + 1}"].shape[0] if cfg["loss"] == "softmax_ce" else None
+                _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra, n_out=n_out),
+                                                             indent=2))
                 if res.status in FINISHED:  # nothing left to resume (an interrupted run keeps its checkpoint)
                     (d / CHECKPOINT).unlink(missing_ok=True)
             self._close(r)
@@ -341,7 +343,7 @@ class RunWriter:
                     pass
 
     def _summary(self, cfg: dict, status: str, reason: str, r: int | None = None, extra: dict | None = None,
-                 created: str | None = None) -> dict:
+                 created: str | None = None, n_out: int | None = None) -> dict:
         out: dict[str, Any] = {
             "status": status,
             "reason": reason,
@@ -358,7 +360,7 @@ class RunWriter:
         if r is not None and self._rows[r][0][1].n:
             rows = {t.name: t for _, t in self._rows[r]}
             out["initial"] = {"train_cost": rows["train_cost"].first,
-                              "expected_cost": expected_initial_cost(cfg["loss"], _n_outputs(cfg, rows))}
+                              "expected_cost": expected_initial_cost(cfg["loss"], n_out or _n_outputs(cfg, rows))}
             out["final"] = {c: t.last for c, t in rows.items()}
             out["best"] = {c: {"value": t.best, "epoch": t.best_epoch} for c, t in rows.items() if t.best_epoch is not None}
         if extra:
@@ -402,7 +404,8 @@ class _Track:
 
 
 def _n_outputs(cfg: dict, rows) -> int:
-    """Classes for the expected initial cost: read back from the data only when the loss is softmax."""
+    """Classes for the expected initial cost: read back from the data only when the loss is softmax (and the
+    writer has no final parameters whose output layer says it)."""
     if cfg["loss"] != "softmax_ce":
         return 1
     from optbench.config import load_data

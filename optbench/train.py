@@ -8,6 +8,7 @@ from per-run generators spawned from each run's seed, so a run's numbers do not 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from optbench.checkpoint import advanced, combine, rows_of
 from optbench import compat
-from optbench.config import load_data
+from optbench.datacache import DataCache
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build
@@ -94,6 +95,21 @@ class _Data:
         self.test = None if split.test is None else self._matrix(split.test, loss, dtype).T
         self.C = C
         self.N = N
+
+    @classmethod
+    def shared(cls, split, loss: str, dtype):
+        """(layout, split with its features as read-only views of the layout's matrices): one copy of the data,
+        shared by every group that trains on it (DataCache.derived), which none of them may write."""
+        data = cls(split, loss, dtype)
+        parts = {}
+        for name in ("train", "val", "test"):
+            m = getattr(data, name)
+            if m is not None:
+                m.flags.writeable = False
+                parts[name] = dataclasses.replace(getattr(split, name), X=m[: data.D].T)
+        if data.rows is not None:
+            data.rows.flags.writeable = False
+        return data, dataclasses.replace(split, **parts)
 
     @staticmethod
     def _matrix(ds, loss, dtype):
@@ -186,14 +202,15 @@ def _rules(cfgs: list[dict], epochs: int, dtype) -> list[_Rule]:
 class Trainer:
     """One group's training: set up from resolved configs, then `run(on_epoch)` returns one RunResult per replica."""
 
-    def __init__(self, cfgs: list[dict], *, record_activations: bool = False):
+    def __init__(self, cfgs: list[dict], *, record_activations: bool = False, cache: DataCache | None = None):
         self.cfgs = cfgs
         c0 = cfgs[0]
         self.R = R = len(cfgs)
         tr = c0["train"]
         self.dtype = dt = np.dtype(tr["dtype"])
-        self.split = load_data(c0["data"])
-        self.data = _Data(self.split, c0["loss"], dt)
+        cache = DataCache() if cache is None else cache  # validation's entry: loaded once, in dt
+        self.data = cache.derived(c0["data"], dt, ("layout", c0["loss"]), lambda s: _Data.shared(s, c0["loss"], dt))
+        self.split = cache.get(c0["data"], dt)  # its features are views of self.data's matrices
         self.net: MLP = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=R, dtype=dt)
         self.gens = [_gens(c["seed"]) for c in cfgs]
         # runs with equal seeds see equal batches (a sweep's learning rates, say): their order is drawn once
@@ -717,23 +734,24 @@ class Trainer:
         return ended
 
 
-def make_trainer(cfgs: list[dict], **kw):
-    """The trainer for a group: the MLP engine, or the point-in-the-plane one for 2-D problems."""
+def make_trainer(cfgs: list[dict], *, cache: DataCache | None = None, **kw):
+    """The trainer for a group: the MLP engine (its data from `cache`), or the point-in-the-plane one for 2-D problems."""
     from optbench.problems import PROBLEMS
 
     if cfgs[0]["data"]["name"] in PROBLEMS:
         from optbench.trajectory import ProblemTrainer
 
         return ProblemTrainer(cfgs, **kw)
-    return Trainer(cfgs, **kw)
+    return Trainer(cfgs, cache=cache, **kw)
 
 
-def train_runs(cfgs: list[dict], **kw) -> list[RunResult]:
+def train_runs(cfgs: list[dict], *, cache: DataCache | None = None, **kw) -> list[RunResult]:
     """Train resolved run configs, grouped; results in the order given (a convenience for tests and sweeps)."""
     out: dict[int, RunResult] = {}
     index = {id(c): i for i, c in enumerate(cfgs)}
+    cache = DataCache() if cache is None else cache  # the groups of these runs share their data
     for group in make_groups(cfgs):
-        res = make_trainer(group).run(**kw)
+        res = make_trainer(group, cache=cache).run(**kw)
         for c, r in zip(group, res):
             out[index[id(c)]] = r
     return [out[i] for i in range(len(cfgs))]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from optbench.datacache import DataCache
 from optbench.errors import OptbenchError
 from optbench.execute import GroupTrace, train_group, write_group
 
@@ -106,6 +107,13 @@ class Written:
     interrupted: bool
 
 
+def _train(cfgs: list[dict], cache: DataCache, **kw) -> GroupTrace:
+    """execute.train_group with the trainer's data from `cache`."""
+    from optbench.train import make_trainer
+
+    return train_group(cfgs, trainer=lambda c, **k: make_trainer(c, cache=cache, **k), **kw)
+
+
 def write_job(job: Job, trace: GroupTrace) -> Written:
     dirs = write_group(job.root, job.cfgs, trace, group=job.group, tags=job.tags)
     return Written(dirs, [r.status for r in trace.results], trace.interrupted)
@@ -141,7 +149,8 @@ class InProcess:
     name = "this process"
     late = 0.0
 
-    def __init__(self):
+    def __init__(self, cache: DataCache | None = None):
+        self.cache = DataCache() if cache is None else cache
         self._pending: dict[int, Job] = {}
         self._done: dict[int, tuple[Job, GroupTrace]] = {}
         self._next = 0
@@ -164,7 +173,7 @@ class InProcess:
             job = self._pending.pop(h)
             tick = None if self._sink is None else (lambda n, g=job.group: self._sink(g, n))
             with _one_blas_thread():
-                self._done[h] = job, train_group(job.cfgs, on_progress=tick)
+                self._done[h] = job, _train(job.cfgs, self.cache, on_progress=tick)
         return [h]
 
     def result(self, handle):
@@ -180,6 +189,7 @@ class InProcess:
 _STOP = None  # a worker process's stop event (set by the client on Ctrl-C)
 _LIMITS = None  # its BLAS thread limit, held for the life of the process
 _TICKS = None  # its queue of (group, run-epochs done) for the client's progress display
+_CACHE = None  # its DataCache: the jobs it trains one after another share their data
 ORPHANED = 3  # a worker process's exit code when its client died
 
 
@@ -221,10 +231,11 @@ def _die_with_parent() -> None:
 def _local_init(stop, hold: Inherited | None = None, ticks=None) -> None:
     """Worker process set-up: die with the client, one BLAS thread, Ctrl-C left to the client, which stops
     us through `stop`; `hold` (the sweep lock) stays open for the life of the process."""
-    global _STOP, _LIMITS, _TICKS
+    global _STOP, _LIMITS, _TICKS, _CACHE
     threading.Thread(target=_die_with_parent, name="optbench-parent-watch", daemon=True).start()
     _STOP = stop
     _TICKS = ticks
+    _CACHE = DataCache()
     if ticks is not None:
         ticks.cancel_join_thread()  # progress is best effort: never hold up the worker's exit for it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -233,16 +244,16 @@ def _local_init(stop, hold: Inherited | None = None, ticks=None) -> None:
     _LIMITS = _one_blas_thread().__enter__()  # kept for the life of the process
 
 
-def _train_and_write(job: Job, should_stop: Callable[[], bool], ticks=None) -> Written:
+def _train_and_write(job: Job, should_stop: Callable[[], bool], ticks, cache: DataCache) -> Written:
     """Train a unit, then write its run directories where this trainer runs (the client's file system);
     its progress, if `ticks` (a queue), as (group, run-epochs done)."""
     tick = None if ticks is None else (lambda n: ticks.put((job.group, n)))
-    return write_job(job, train_group(job.cfgs, should_stop=should_stop, on_progress=tick))
+    return write_job(job, _train(job.cfgs, cache, should_stop=should_stop, on_progress=tick))
 
 
 def _local_job(job: Job) -> Written:
     """In a worker process."""
-    return _train_and_write(job, _STOP.is_set, _TICKS)
+    return _train_and_write(job, _STOP.is_set, _TICKS, _CACHE)
 
 
 class LocalPool:
@@ -253,10 +264,11 @@ class LocalPool:
     they live. When one dies, the pool is broken: its jobs are Lost, and a fresh pool takes the next ones.
     """
 
-    def __init__(self, jobs: int, *, hold: int | None = None):
+    def __init__(self, jobs: int, *, hold: int | None = None, cache: DataCache | None = None):
         import multiprocessing
         from concurrent.futures import ThreadPoolExecutor
 
+        self.cache = DataCache() if cache is None else cache  # this process's trainer's (its workers have their own)
         self._ctx = multiprocessing.get_context("spawn")
         self.jobs = jobs
         self.name = f"this process and {jobs - 1} worker process{'es' if jobs > 2 else ''}"
@@ -308,7 +320,7 @@ class LocalPool:
     def _train_here(self, job: Job) -> Written:
         """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
         with _one_blas_thread():
-            return _train_and_write(job, self._stop.is_set, self._ticks)
+            return _train_and_write(job, self._stop.is_set, self._ticks, self.cache)
 
     def watch(self, sink):
         self._sink = sink
@@ -354,10 +366,9 @@ def _dask_unit(unit: list[dict], stop_name: str, data: Any = None) -> GroupTrace
     """A Dask task: train one unit on a worker; file data arrives with the task; polls the sweep's stop event."""
     from distributed import Event
 
-    if data is not None:
-        from optbench import config
-
-        config._DATA_CACHE[config._data_key(unit[0]["data"])] = data  # the worker may not see the client's files
+    cache = DataCache()
+    if data is not None:  # the worker may not see the client's files
+        cache.put(unit[0]["data"], unit[0]["train"]["dtype"], data)
     event = Event(stop_name)
     last = [time.monotonic()]
 
@@ -369,7 +380,7 @@ def _dask_unit(unit: list[dict], stop_name: str, data: Any = None) -> GroupTrace
         return event.is_set()
 
     with _one_blas_thread():
-        return train_group(unit, should_stop=should_stop)
+        return _train(unit, cache, should_stop=should_stop)
 
 
 class DaskCluster:
@@ -377,8 +388,9 @@ class DaskCluster:
 
     late = 0.0  # its workers are running already
 
-    def __init__(self, address: str, *, timeout: float = 30.0):
+    def __init__(self, address: str, *, timeout: float = 30.0, cache: DataCache | None = None):
         check_address(address)
+        self.cache = DataCache() if cache is None else cache
         try:
             from distributed import Client, Event
         except ImportError:
@@ -399,9 +411,7 @@ class DaskCluster:
     def submit(self, job):
         data = None
         if job.cfgs[0]["data"]["name"] in FILE_DATASETS:
-            from optbench.config import load_data
-
-            data = load_data(job.cfgs[0]["data"])
+            data = self.cache.get(job.cfgs[0]["data"], job.cfgs[0]["train"]["dtype"])
         future = self.client.submit(_dask_unit, job.cfgs, self._stop_name, data, pure=False,
                                     key=f"optbench-unit-{uuid.uuid4().hex}")
         self._jobs[future.key] = job
@@ -458,15 +468,17 @@ def check_backend(*, jobs: int | None, scheduler: str | None) -> None:
         raise OptbenchError(f"--jobs: {jobs} is invalid (accepted: an integer >= 1)")
 
 
-def open_backend(*, jobs: int | None, scheduler: str | None, runs: int, hold: int | None = None) -> Backend:
+def open_backend(*, jobs: int | None, scheduler: str | None, runs: int, hold: int | None = None,
+                 cache: DataCache | None = None) -> Backend:
     """Dask when a scheduler is given; else min(jobs, runs) local processes, or this process for one.
-    Local worker processes keep the file descriptor `hold` open while they live (see LocalPool)."""
+    Local worker processes keep the file descriptor `hold` open while they live (see LocalPool); this
+    process's trainer (and Dask's client) reads data through `cache`."""
     check_backend(jobs=jobs, scheduler=scheduler)
     if scheduler is not None:
-        return DaskCluster(scheduler)
+        return DaskCluster(scheduler, cache=cache)
     n = default_jobs() if jobs is None else jobs
     n = min(n, max(runs, 1))
-    return InProcess() if n == 1 else LocalPool(n, hold=hold)
+    return InProcess(cache) if n == 1 else LocalPool(n, hold=hold, cache=cache)
 
 
 # ---- driving ---------------------------------------------------------------------------------------

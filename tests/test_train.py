@@ -218,8 +218,12 @@ def test_shipped_reference_experiment_shape():
 
 
 def test_data_is_shared_not_copied_per_run():
-    cfgs = runs_of(seeds=[0, 1])
-    assert load_data(cfgs[0]["data"]) is load_data(cfgs[1]["data"])
+    from optbench.datacache import DataCache
+
+    cache = DataCache()
+    cfgs = expand({**BASE, "seeds": [0, 1]}, cache=cache)
+    assert load_data(cfgs[0]["data"], cache=cache) is load_data(cfgs[1]["data"], cache=cache)
+    assert cache.loads == 1
 
 
 def test_problem_trajectories():

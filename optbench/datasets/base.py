@@ -9,7 +9,14 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 
-CHUNK_BYTES = 8 * 2**20  # raw bytes converted at a time: the float64 output is the only full-size copy
+CHUNK_BYTES = 8 * 2**20  # raw bytes converted at a time: the output is the only full-size copy
+
+
+def read_dtype(stored, dtype) -> np.dtype:
+    """The dtype a loader fills: the training dtype when it holds every stored value exactly (uint8 or float32
+    images for float32 training), else float64 (standardized first, then cast, as a float64 copy would be)."""
+    dtype = np.dtype(dtype)
+    return dtype if np.can_cast(stored, dtype, "safe") else np.dtype(np.float64)
 
 
 class LoaderError(OptbenchError):
@@ -22,7 +29,8 @@ class LoaderError(OptbenchError):
 
 @dataclass(frozen=True)
 class Loaded:
-    """A file's training part X (N, D) float64, y (N,) int64 or (N, 1) float64, and its own test part, if any."""
+    """A file's training part X (N, D) (float64, or base.read_dtype's), y (N,) int64 or (N, 1) float64, and its own
+    test part, if any."""
 
     X: np.ndarray
     y: np.ndarray

@@ -135,7 +135,8 @@ def _tar_batches(path: str, names: list[str]) -> dict[str, tuple[np.ndarray, np.
     return out
 
 
-def cifar10(*, path: str, n_train: PositiveInt | None = None, rng: np.random.Generator) -> Loaded:
+def cifar10(*, path: str, n_train: PositiveInt | None = None, dtype: np.dtype = np.dtype(np.float64),
+            rng: np.random.Generator) -> Loaded:
     """CIFAR-10 (CS231n's layout): 50000 training images, the 10000 test images as the test split, 3072 features."""
     check_path(path, "path", ACCEPTED)
     if os.path.isdir(path):
@@ -153,7 +154,7 @@ def cifar10(*, path: str, n_train: PositiveInt | None = None, rng: np.random.Gen
         batches = _tar_batches(path, TRAIN + [TEST])
         train, test = [batches[n] for n in TRAIN], batches[TEST]
     n = first(sum(len(b[1]) for b in train), n_train, path)
-    X = np.empty((n, PIXELS))  # float64, filled batch by batch: the one full-size copy
+    X = np.empty((n, PIXELS), dtype=dtype)  # filled batch by batch: the one full-size copy (uint8 fits either dtype)
     y = np.empty(n, dtype=np.int64)
     at = 0
     for Xb, yb in train:
@@ -161,4 +162,4 @@ def cifar10(*, path: str, n_train: PositiveInt | None = None, rng: np.random.Gen
         X[at : at + k], y[at : at + k] = Xb[:k], yb[:k]
         at += k
     Xt, yt = test
-    return Loaded(X, y, "multiclass", CLASSES, (Xt.astype(np.float64), yt))
+    return Loaded(X, y, "multiclass", CLASSES, (Xt.astype(dtype), yt))

@@ -1,7 +1,8 @@
 """IDX files, raw or gzipped (MNIST, Fashion-MNIST, EMNIST): images and labels, the test files as the test split.
 
 Format (LeCun's): bytes 0, 0, a type code, the number of dimensions d; then d big-endian uint32 sizes;
-then the values, big-endian, row-major. Images (N, h, w) are flattened to (N, h*w) float64.
+then the values, big-endian, row-major. Images (N, h, w) are flattened to (N, h*w) in the training dtype
+(base.read_dtype: float32 for uint8 or float32 files trained in float32, else float64).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, BinaryIO
 import numpy as np
 from pydantic import Field
 
-from optbench.datasets.base import CHUNK_BYTES, Loaded, LoaderError, check_path, class_labels, first
+from optbench.datasets.base import CHUNK_BYTES, Loaded, LoaderError, check_path, class_labels, first, read_dtype
 from optbench.registry import PositiveInt
 
 Classes = Annotated[int, Field(ge=2)]
@@ -67,22 +68,23 @@ def _header(f: BinaryIO, path: str, key: str) -> tuple[np.dtype, tuple[int, ...]
     return np.dtype(_TYPES[head[2]]), dims
 
 
-def read_idx(path: str, key: str, limit: int | None = None, *, flat: bool = True) -> np.ndarray:
-    """The first `limit` (default all) records of an IDX file: (n, prod(dims[1:])) float64 if flat, else as stored.
+def read_idx(path: str, key: str, limit: int | None = None, *, flat: bool = True, dtype=np.float64) -> np.ndarray:
+    """The first `limit` (default all) records of an IDX file: (n, prod(dims[1:])) in read_dtype(stored, dtype) if
+    flat, else as stored.
 
     The values are read into the output chunk by chunk, so the output is the one full-size copy.
     """
     with _open(path, key) as f:
-        dtype, dims = _header(f, path, key)
+        stored, dims = _header(f, path, key)
         n = dims[0] if limit is None else min(limit, dims[0])
         width = int(np.prod(dims[1:], dtype=np.int64))
-        out = np.empty((n, width), dtype=np.float64 if flat else dtype.newbyteorder("="))
-        rows = max(1, CHUNK_BYTES // max(1, width * dtype.itemsize))
+        out = np.empty((n, width), dtype=read_dtype(stored, dtype) if flat else stored.newbyteorder("="))
+        rows = max(1, CHUNK_BYTES // max(1, width * stored.itemsize))
         for a in range(0, n, rows):
             b = min(n, a + rows)
-            raw = _read(f, (b - a) * width * dtype.itemsize, path, key,
+            raw = _read(f, (b - a) * width * stored.itemsize, path, key,
                         f"{dims[0]} records of shape {tuple(dims[1:])} as its header says")
-            out[a:b] = np.frombuffer(raw, dtype=dtype).reshape(b - a, width)
+            out[a:b] = np.frombuffer(raw, dtype=stored).reshape(b - a, width)
         if n == dims[0]:
             try:
                 extra = f.read(1)
@@ -122,7 +124,7 @@ def _in_folder(folder: str) -> dict[str, str]:
 def idx(
     *, path: str | None = None, images: str | None = None, labels: str | None = None,
     test_images: str | None = None, test_labels: str | None = None, n_train: PositiveInt | None = None,
-    classes: Classes | None = None, rng: np.random.Generator,
+    classes: Classes | None = None, dtype: np.dtype = np.dtype(np.float64), rng: np.random.Generator,
 ) -> Loaded:
     """IDX images and labels (MNIST, Fashion-MNIST, EMNIST; raw or .gz): a folder of the four files, or the files."""
     if path is not None:
@@ -148,7 +150,7 @@ def idx(
             parts.append(None)
             continue
         kx, ky = (xk, yk) if path is None else ("path", "path")
-        X = read_idx(files[xk], kx, limit)
+        X = read_idx(files[xk], kx, limit, dtype=dtype)
         if X.shape[1] == 0 or len(X) == 0:
             raise LoaderError(kx, f"{files[xk]} has no values (accepted: N >= 1 images of >= 1 value)")
         n_images = n_all if xk == "images" else len(X)

@@ -11,7 +11,7 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 from optbench.files import MissingArrays, safe_npz_arrays
-from optbench.datasets.base import Loaded, LoaderError, check_path, class_labels, first
+from optbench.datasets.base import Loaded, LoaderError, check_path, class_labels, first, read_dtype
 from optbench.registry import PositiveInt
 
 ACCEPTED = "an .npz archive written by np.savez with the split keys (as Keras' mnist.npz)"
@@ -40,7 +40,7 @@ def _arrays(path: str, keys: dict[str, str]) -> dict[str, np.ndarray]:
 
 def npz_splits(
     *, path: str, x_train: str = "x_train", y_train: str = "y_train", x_test: str = "x_test", y_test: str = "y_test",
-    n_train: PositiveInt | None = None, rng: np.random.Generator,
+    n_train: PositiveInt | None = None, dtype: np.dtype = np.dtype(np.float64), rng: np.random.Generator,
 ) -> Loaded:
     """Train and test arrays of one .npz (Keras' mnist.npz layout): images flattened, integer labels are classes."""
     a = _arrays(path, {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test})
@@ -57,8 +57,8 @@ def npz_splits(
         raise LoaderError("x_test", f"array {x_test!r} in {path} has examples of shape {Xt.shape[1:]} but {x_train!r} "
                                     f"has {X.shape[1:]} (accepted: the same shape)")
     n = first(len(X), n_train, path)
-    X = X[:n].reshape(n, -1).astype(np.float64)  # the one float64 copy
-    Xt = Xt.reshape(len(Xt), -1).astype(np.float64)
+    X = X[:n].reshape(n, -1).astype(read_dtype(X.dtype, dtype), copy=False)  # the one copy, if any
+    Xt = Xt.reshape(len(Xt), -1).astype(read_dtype(Xt.dtype, dtype), copy=False)
     for name, v in ((x_train, X), (x_test, Xt)):
         if not np.all(np.isfinite(v)):
             raise LoaderError("path", f"array {name!r} in {path} holds a non-finite value (accepted: finite features)")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from optbench.config import expand, read_config
+from optbench.datacache import DataCache
 from optbench.errors import OptbenchError
 from optbench.registry import format_value
 from optbench.runs import RunWriteError, writer_gone
@@ -117,8 +118,11 @@ def _blame(err: OptbenchError, trial: Trial) -> OptbenchError:
     return err
 
 
-def make_runs(raw: dict, spec: Spec, trials: list[Trial], *, source: str, base_dir: Path) -> list[SweepRun]:
-    """Resolve every trial x fold with config.expand (which checks it as `optbench train` would), x seeds."""
+def make_runs(raw: dict, spec: Spec, trials: list[Trial], *, source: str, base_dir: Path,
+              cache: DataCache | None = None) -> list[SweepRun]:
+    """Resolve every trial x fold with config.expand (which checks it as `optbench train` would), x seeds; each
+    distinct data section (a fold's, say) is loaded once, into `cache`."""
+    cache = DataCache() if cache is None else cache
     base = _normalized({k: v for k, v in raw.items() if k != "sweep"})
     variants = base.pop("variants", None)
     if spec.seeds is not None:
@@ -141,7 +145,7 @@ def make_runs(raw: dict, spec: Spec, trials: list[Trial], *, source: str, base_d
                 _put(target, "data.folds", spec.kfold)
                 _put(target, "data.fold", fold)
             try:
-                cfgs = expand(exp, source=source, base_dir=base_dir)
+                cfgs = expand(exp, source=source, base_dir=base_dir, cache=cache)
             except OptbenchError as err:
                 raise _blame(err, trial) from None
             for cfg in cfgs:
@@ -183,8 +187,9 @@ def sweep_id(spec: Spec, runs: list[SweepRun]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def plan_sweep(config: str | Path, *, sets=()) -> Plan:
-    """Read a config with a `sweep:` block and resolve every run of the sweep (nothing is written)."""
+def plan_sweep(config: str | Path, *, sets=(), cache: DataCache | None = None) -> Plan:
+    """Read a config with a `sweep:` block and resolve every run of the sweep (nothing is written; the data
+    loaded into `cache`)."""
     from optbench.config import apply_set
 
     p = Path(config)
@@ -204,7 +209,7 @@ def plan_sweep(config: str | Path, *, sets=()) -> Plan:
             raise _fail("sweep.kfold", spec.kfold, f"the folds are the validation parts, but data.val_fraction is {frac} "
                                                    "(accepted: data.val_fraction: 0 with kfold)")
     trials = make_trials(spec)
-    runs = make_runs(raw, spec, trials, source=str(p), base_dir=p.parent)
+    runs = make_runs(raw, spec, trials, source=str(p), base_dir=p.parent, cache=cache)
     experiment = {k: v for k, v in raw.items() if k != "sweep"}
     return Plan(sweep_id(spec, runs), runs[0].cfg["name"], str(p), tuple(sets), spec, experiment, tuple(trials), tuple(runs))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from optbench.datacache import DataCache
 from optbench.sweep.lock import lock_sweep
 from optbench.sweep.plan import (FINAL, Plan, SweepRun, _write_json, plan_sweep, read_sweep_json, remove_leftovers, scan,
                                  set_aside, sweep_record)
@@ -68,10 +69,10 @@ class Outcome:
         return len(self.plan.runs) - self.resumed - sum(n for s, n in self.statuses.items() if s in FINAL)
 
 
-def make_units(todo: list[SweepRun], workers: int, late: float = 0.0) -> list[list[SweepRun]]:
+def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
+               cache: DataCache | None = None) -> list[list[SweepRun]]:
     """Runs that share structure in one unit (a vectorized group), large groups split so every worker has
-    work; workers but the first starting `late` (see workers.split_units)."""
-    from optbench.config import load_data
+    work; workers but the first starting `late` (see workers.split_units); data sizes read from `cache`."""
     from optbench.problems import PROBLEMS
     from optbench.groups import make_groups
     from optbench.workers import split_units, unit_cost
@@ -80,19 +81,21 @@ def make_units(todo: list[SweepRun], workers: int, late: float = 0.0) -> list[li
     groups = [[by_id[id(c)] for c in g] for g in make_groups([r.cfg for r in todo])]
 
     def n_train(cfg: dict) -> int:
-        return 1 if cfg["data"]["name"] in PROBLEMS else len(load_data(cfg["data"]).train.y)
+        return 1 if cfg["data"]["name"] in PROBLEMS else len(cache.get(cfg["data"], cfg["train"]["dtype"]).train.y)
+
+    cache = DataCache() if cache is None else cache
 
     return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train), late)
 
 
-def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int):
+def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int, cache: DataCache):
     """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots;
-    its worker processes hold the sweep lock `hold` too."""
+    its worker processes hold the sweep lock `hold` too; this process reads data through `cache`."""
     from optbench.workers import open_backend
 
-    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold)
+    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold, cache=cache)
     try:
-        return backend, make_units(todo, backend.slots(), backend.late)
+        return backend, make_units(todo, backend.slots(), backend.late, cache)
     except BaseException:
         backend.close()
         raise
@@ -107,18 +110,19 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     """
     from optbench.workers import check_backend
 
-    plan = plan_sweep(config, sets=sets)
+    cache = DataCache()  # planning validates on it, and this process's trainer reads the same arrays
+    plan = plan_sweep(config, sets=sets, cache=cache)
     check_backend(jobs=jobs, scheduler=scheduler)
     root = Path(runs_dir) / plan.dirname
     lock = lock_sweep(root)
     try:
-        return _locked_pass(plan, root, lock.fd, jobs=jobs, scheduler=scheduler, progress=progress)
+        return _locked_pass(plan, root, lock.fd, jobs=jobs, scheduler=scheduler, progress=progress, cache=cache)
     finally:
         lock.release()
 
 
 def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, scheduler: str | None,
-                 progress: SweepProgress | None) -> Outcome:
+                 progress: SweepProgress | None, cache: DataCache | None = None) -> Outcome:
     """One pass, with the sweep directory locked (`hold`: the lock's file descriptor)."""
     from optbench.workers import Job, drive
 
@@ -126,7 +130,7 @@ def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, schedul
     remove_leftovers(root)
     done, stale = scan(root, plan)
     todo = [r for r in plan.runs if r.key not in done]
-    backend, units = _open(jobs, scheduler, todo, hold) if todo else (None, [])
+    backend, units = _open(jobs, scheduler, todo, hold, DataCache() if cache is None else cache) if todo else (None, [])
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     out = Outcome(plan, root, resumed=len(done))
     t0 = time.perf_counter()
