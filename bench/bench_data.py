@@ -2,6 +2,7 @@
 
     python bench/bench_data.py                 # both formats, 2 epochs, 784-256-256-10, float32
     python bench/bench_data.py --epochs 1 --formats npz
+    python bench/bench_data.py --tree /path/to/other/checkout --tree .   # before and after, alternating
 
 The data is made in a temporary folder (random float32 features, 10 classes); each case runs
 `optbench train` as a user would (run directories written, --quiet) under a small launcher that reports
@@ -70,12 +71,13 @@ def config(data: dict, epochs: int) -> str:
     }, sort_keys=False)
 
 
-def run_case(folder: Path, fmt: str, data: dict, epochs: int) -> dict:
+def run_case(folder: Path, fmt: str, data: dict, epochs: int, tree: Path = ROOT) -> dict:
+    """`optbench train` (the package of `tree`: python -m from its root) on one format, timed and measured."""
     cfg = folder / f"bench-{fmt}.yaml"
     cfg.write_text(config(data, epochs))
-    runs = folder / f"runs-{fmt}"
+    runs = Path(tempfile.mkdtemp(dir=folder, prefix=f"runs-{fmt}-"))
     p = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "optbench", "train", str(cfg),
-                        "--runs-dir", str(runs), "--quiet"], capture_output=True, text=True, cwd=ROOT)
+                        "--runs-dir", str(runs), "--quiet"], capture_output=True, text=True, cwd=tree)
     if p.returncode:
         raise SystemExit(f"optbench train failed on {fmt}:\n{p.stderr}")
     wall, kib = p.stdout.split()
@@ -91,20 +93,36 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--formats", nargs="+", choices=["npz", "idx"], default=["npz", "idx"])
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--tree", type=Path, action="append", help="an optbench checkout to run (repeatable: the "
+                    "trees take turns per format); default: this one")
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions of every case")
     args = ap.parse_args(argv)
+    trees = [t.resolve() for t in args.tree or [ROOT]]
     for line in envinfo.describe(envinfo.environment(REMOVED)):
         print(line, flush=True)
     size = N * D * 4
     print(f"data: {N} x {D} float32 = {size / 2**20:.0f} MiB; net 784-256-256-10, adam, batch 128, float32, "
           f"val_fraction 0.1, {args.epochs} epoch(s)")
-    print(f"{'format':<7}{'peak MiB':>10}{'peak/data':>11}{'wall s':>9}{'epoch s':>9}{'outside s':>11}"
+    for i, t in enumerate(trees):
+        print(f"tree {i}: {t}" + (f" ({_commit(t)})" if _commit(t) else ""))
+    print(f"{'format':<7}{'tree':>5}{'peak MiB':>10}{'peak/data':>11}{'wall s':>9}{'epoch s':>9}{'outside s':>11}"
           f"{'outside/epoch':>15}")
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         for fmt, data in make_data(folder, args.formats).items():
-            r = run_case(folder, fmt, data, args.epochs)
-            print(f"{fmt:<7}{r['peak'] / 2**20:>10.0f}{r['peak'] / size:>11.2f}{r['wall']:>9.2f}{r['epoch']:>9.2f}"
-                  f"{r['outside']:>11.2f}{r['outside'] / r['epoch']:>15.2f}", flush=True)
+            for _ in range(args.rounds):
+                for i, tree in enumerate(trees):
+                    r = run_case(folder, fmt, data, args.epochs, tree)
+                    print(f"{fmt:<7}{i:>5}{r['peak'] / 2**20:>10.0f}{r['peak'] / size:>11.2f}{r['wall']:>9.2f}"
+                          f"{r['epoch']:>9.2f}{r['outside']:>11.2f}{r['outside'] / r['epoch']:>15.2f}", flush=True)
+    load = envinfo.environment(REMOVED)["load"]
+    if load:
+        print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def _commit(tree: Path) -> str:
+    p = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    return p.stdout.strip()[:60] if p.returncode == 0 else ""
 
 
 if __name__ == "__main__":

@@ -309,10 +309,7 @@ def resolved_data(section: dict) -> dict:
     """The data section with the generator's and the common defaults filled in (config.yaml says what was made)."""
     from optbench import data as data_mod
 
-    sec = dict(section)
-    name = sec.pop("name")
-    common = data_mod.CommonOptions.model_validate({k: sec.pop(k) for k in list(sec) if k in data_mod.COMMON})
-    return {"name": name, **data_mod.DATASETS.validate(name, sec, "data"), **common.model_dump()}
+    return data_mod.resolved_section(section)
 
 
 def _check_combination(cfg: dict, *, n_train: int, has_val: bool) -> None:

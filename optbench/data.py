@@ -416,6 +416,14 @@ class CommonOptions(pydantic.BaseModel):
 COMMON = tuple(CommonOptions.model_fields)
 
 
+def resolved_section(section: dict) -> dict:
+    """The data section with the generator's and the common defaults filled in (config.yaml says what was made)."""
+    sec = dict(section)
+    name = sec.pop("name")
+    common = CommonOptions.model_validate({k: sec.pop(k) for k in list(sec) if k in COMMON})
+    return {"name": name, **DATASETS.validate(name, sec, "data"), **common.model_dump()}
+
+
 def load(section: dict, *, path_prefix: str = "data", dtype=np.float64, dtype_path: str = "train.dtype") -> Split:
     """The `data:` config section -> generated or read dataset, split and standardized; bit-identical per seed.
 

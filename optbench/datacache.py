@@ -9,6 +9,7 @@ command makes a cache and hands it down (config.expand, the trainer, the workers
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Callable
 
@@ -19,17 +20,11 @@ from optbench.errors import OptbenchError
 MAX_ENTRIES = 32  # distinct data sections kept (a sweep over folds keeps every fold's split)
 
 
-def _dump(section: dict) -> str:
-    from optbench.config import dump_yaml
-
-    return dump_yaml(section)
-
-
 class DataCache:
     """section, dtype -> data.load(section, dtype=dtype), each distinct pair loaded once; `loads` counts the loads."""
 
     def __init__(self, load: Callable | None = None, max_entries: int = MAX_ENTRIES):
-        from optbench import data
+        from optbench import data  # here, not at import: `import optbench.config` stays light for the CLI
 
         self._load = load or data.load
         self._max = max_entries
@@ -39,11 +34,11 @@ class DataCache:
 
     @staticmethod
     def key(section: dict, dtype) -> tuple[str, str] | None:
-        """(the section with every default filled in, as YAML; dtype name), or None when the section is invalid."""
-        from optbench.config import resolved_data
+        """(the section with every default filled in, as sorted JSON; dtype name), or None when the section is invalid."""
+        from optbench.data import resolved_section
 
         try:
-            return _dump(resolved_data(section)), np.dtype(dtype).name
+            return json.dumps(resolved_section(section), sort_keys=True, default=repr), np.dtype(dtype).name
         except (OptbenchError, ValueError, TypeError, KeyError, AttributeError):
             return None  # data.load says what is wrong with it, in its own words
 

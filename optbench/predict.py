@@ -11,14 +11,15 @@ from optbench.config import load_data, parse_yaml
 from optbench.model import build
 
 
-def load_predictor(run_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+def load_predictor(run_dir: str | Path, *, cache=None) -> Callable[[np.ndarray], np.ndarray]:
     """predict(X) for raw features X (N, D) -> (N, K): class probabilities (N, 1 for bce) or regression outputs.
 
-    Inputs are standardized with the run's training statistics, as during training.
+    Inputs are standardized with the run's training statistics, as during training; the data (for those
+    statistics) is rebuilt through `cache`, a DataCache, when given.
     """
     d = Path(run_dir)
     cfg = parse_yaml((d / "config.yaml").read_text(), str(d / "config.yaml"))
-    split = load_data(cfg["data"])
+    split = load_data(cfg["data"], cache=cache)
     with np.load(d / "params.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     n_out = arrays[f"W{len(cfg['model']['hidden']) + 1}"].shape[0]
@@ -39,11 +40,11 @@ def load_predictor(run_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def run_data(run_dir: str | Path):
+def run_data(run_dir: str | Path, *, cache=None):
     """The run's data Split (regenerated from its config: same seed, same arrays), in raw feature units.
 
     Split.train.X / val.X are standardized; use Split.mean / Split.std to map back.
     """
     d = Path(run_dir)
     cfg = parse_yaml((d / "config.yaml").read_text(), str(d / "config.yaml"))
-    return load_data(cfg["data"])
+    return load_data(cfg["data"], cache=cache)

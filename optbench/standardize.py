@@ -29,12 +29,17 @@ def chunk_rows(X: np.ndarray) -> int:
     return len(X) if D == 1 else max(1, CHUNK_BYTES // (8 * D))
 
 
-def _ordered_sum(X: np.ndarray, f: Callable[[np.ndarray], np.ndarray], rows: int) -> np.ndarray:
-    """sum_i f(X[i]) over axis 0, added row after row as NumPy's axis-0 reduction adds them (bit-identical)."""
-    acc = None
+def _ordered_sum(X: np.ndarray, fill: Callable[[np.ndarray, np.ndarray], None], rows: int) -> np.ndarray:
+    """sum_i f(X[i]) over axis 0, added row after row as NumPy's axis-0 reduction adds them (bit-identical):
+    each chunk's f (written by fill(chunk, out)) is reduced below the running sum, in one reused buffer."""
+    buf = np.empty((rows + 1, X.shape[1]), dtype=np.float64)
+    acc = np.zeros(X.shape[1], dtype=np.float64)
     for a in range(0, len(X), rows):
-        c = f(X[a : a + rows])
-        acc = np.add.reduce(c if acc is None else np.concatenate([acc[None], c]), axis=0)
+        k = min(rows, len(X) - a)
+        fill(X[a : a + k], buf[1 : k + 1])
+        if a:
+            buf[0] = acc
+        np.add.reduce(buf[int(a == 0) : k + 1], axis=0, out=acc)
     return acc
 
 
@@ -48,12 +53,11 @@ def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if rows >= n:
         X64 = X.astype(np.float64, copy=False)
         return X64.mean(axis=0), X64.std(axis=0), np.ptp(X64, axis=0) == 0
-    f64 = lambda c: c.astype(np.float64)  # noqa: E731
-    mean = _ordered_sum(X, f64, rows) / n
+    mean = _ordered_sum(X, lambda c, out: np.copyto(out, c), rows) / n
 
-    def square(c):
-        d = c - mean
-        return np.multiply(d, d, out=d)
+    def square(c, out):
+        np.subtract(c, mean, out=out)
+        np.multiply(out, out, out=out)
 
     std = np.sqrt(_ordered_sum(X, square, rows) / n)
     lo = np.min([X[a : a + rows].min(axis=0) for a in range(0, n, rows)], axis=0).astype(np.float64)

@@ -151,3 +151,18 @@ def test_a_shipped_config_trains_on_the_arrays_a_float64_copy_gives_in_float64_a
     f32 = load_experiment(CONFIGS / "moons-optimizers.yaml", sets=["train.dtype=float32"], cache=cache)
     m32 = Trainer(f32[:1], cache=cache).data.train
     assert m32.dtype == np.float32 and np.array_equal(m32[:D], expected.astype(np.float32)) and cache.loads == 2
+
+
+def test_groups_on_one_section_share_the_trainer_layout_and_the_split_keeps_no_copy_beside_it(tmp_path):
+    cache = DataCache()
+    cfgs = expand(experiment(npz_file(tmp_path, n=3000, d=2000)), cache=cache)  # rows-major: over 16 MB
+    sgd, adam = Trainer(cfgs[:2], cache=cache), Trainer(cfgs[2:4], cache=cache)
+    assert sgd.data is adam.data and sgd.data.rows is not None
+    split = cache.get(cfgs[0]["data"], "float32")
+    assert split is sgd.split and np.shares_memory(split.train.X, sgd.data.rows)
+    assert np.shares_memory(split.val.X, sgd.data.val)
+    raw = data.load(cfgs[0]["data"], dtype=np.float32)  # the same numbers as loaded afresh
+    assert np.array_equal(split.train.X, raw.train.X) and np.array_equal(split.val.X, raw.val.X)
+    with pytest.raises(ValueError):  # what every group reads, none may write
+        sgd.data.rows[0, 0] = 1.0
+    assert cache.loads == 2  # the third label's section is another entry

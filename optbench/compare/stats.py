@@ -138,10 +138,13 @@ def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y))
 
 
-def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None]) -> Ensemble | None:
-    """Average the seeds' predicted probabilities on the validation split (training set when none); None to skip."""
+def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None], cache=None) -> Ensemble | None:
+    """Average the seeds' predicted probabilities on the validation split (training set when none); None to skip.
+    The data is rebuilt through `cache` (a DataCache: once for all the labels that share it)."""
+    from optbench.datacache import DataCache
     from optbench.predict import load_predictor, run_data
 
+    cache = DataCache() if cache is None else cache
     if len(runs) < 2 or runs[0].config.get("loss") not in ("bce", "softmax_ce"):
         return None
     if any(r.fold is not None for r in runs):
@@ -151,7 +154,7 @@ def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None]) -> Ensemble 
     if len(members) < 2:
         return None
     try:
-        data = run_data(members[0].path)  # the seeds of a label share the data: it has its own seed
+        data = run_data(members[0].path, cache=cache)  # the seeds of a label share the data: it has its own seed
     except (OptbenchError, OSError, KeyError, ValueError) as err:
         warn(f"warning: {members[0].path}: cannot rebuild the data for the ensemble ({err})")
         return None
@@ -160,7 +163,7 @@ def ensemble(runs: Sequence[RunFacts], warn: Callable[[str], None]) -> Ensemble 
     probs = []
     for r in members:
         try:
-            p = load_predictor(r.path)(X)
+            p = load_predictor(r.path, cache=cache)(X)
         except (OptbenchError, OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             warn(f"warning: {r.path}: params.npz unusable ({err.__class__.__name__}); left out of the ensemble")
             continue
@@ -268,9 +271,12 @@ def versus(row: Row, ref: Row, metric: str) -> Versus:
 
 def aggregate(groups, thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[Row]:
     """One Row per (label, config) group."""
+    from optbench.datacache import DataCache
+
+    cache = DataCache()  # labels on the same data rebuild it once
     return [
         Row(name, runs[0].label, key, tuple(runs),
-            tuple(_reach(runs, i) for i in range(len(thresholds))), ensemble(runs, warn), health(runs))
+            tuple(_reach(runs, i) for i in range(len(thresholds))), ensemble(runs, warn, cache), health(runs))
         for name, key, runs in groups
     ]
 
