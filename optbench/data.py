@@ -510,13 +510,13 @@ def _take(ds: Dataset, idx: np.ndarray) -> Dataset:
 
 
 def _scaled(ds: Dataset | None, mean: np.ndarray | None, std: np.ndarray | None, dtype=np.float64,
-            dtype_path: str = "train.dtype", *, own: bool = False) -> Dataset | None:
+            dtype_path: str = "train.dtype", *, own: bool = False, largest: float = np.nan) -> Dataset | None:
     """(X - mean) / std (X as is when mean is None) in `dtype`, chunk by chunk (standardize_mod.transformed); in place
     when `own` (the arrays are this pipeline's), refused where a value does not stay finite or fit `dtype`."""
     if ds is None:
         return None
     try:
-        X = standardize_mod.transformed(ds.X, mean, std, dtype, in_place=own)
+        X = standardize_mod.transformed(ds.X, mean, std, dtype, in_place=own, largest=largest)
     except standardize_mod.BadValue as bad:
         if bad.kind == "nonfinite":
             raise OptbenchError(f"data: {ds.column(bad.j)}: the value {ds.X[bad.i, bad.j]:.6g} is not finite once "
@@ -622,8 +622,8 @@ def _standardized(train: Dataset, val: Dataset | None, standardize: bool, dtype=
         return Split(_scaled(train, None, None, dtype, dtype_path, own=own),
                      _scaled(val, None, None, dtype, dtype_path, own=own), None, None)
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, std, constant = standardize_mod.column_stats(train.X)
-        std[constant] = 1.0  # constant feature: centre only
+        mean, std, lo, hi = standardize_mod.column_stats(train.X)
+        std[hi - lo == 0] = 1.0  # constant feature: centre only
     # |x - mean| beyond ~1.3e154 squares past float64: the std overflows and (x - mean) / inf zeroes the feature
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
@@ -631,8 +631,9 @@ def _standardized(train: Dataset, val: Dataset | None, standardize: bool, dtype=
         top = train.X[int(np.argmax(np.abs(train.X[:, j]))), j]
         raise OptbenchError(f"data: {train.column(j)}: its standard deviation overflows float64 (values up to "
                             f"{top:.6g}; accepted: |x| below about 1e154, or data.standardize: false)")
-    return Split(_scaled(train, mean, std, dtype, dtype_path, own=own), _scaled(val, mean, std, dtype, dtype_path, own=own),
-                 mean, std)
+    largest = standardize_mod.bound(mean, std, lo, hi)  # within float32: no value needs checking
+    return Split(_scaled(train, mean, std, dtype, dtype_path, own=own, largest=largest),
+                 _scaled(val, mean, std, dtype, dtype_path, own=own), mean, std)
 
 
 # ---------------------------------------------------------------- labels vs. loss

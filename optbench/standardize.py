@@ -43,8 +43,8 @@ def _ordered_sum(X: np.ndarray, fill: Callable[[np.ndarray, np.ndarray], None], 
     return acc
 
 
-def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (D,), std (D,), constant (D,) bool) of X (N, D), in float64; std as np.std (ddof 0).
+def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, min, max), each (D,) float64, of X (N, D); std as np.std (ddof 0).
 
     One feature (D = 1) is reduced whole: NumPy sums a contiguous column pairwise, not row after row.
     """
@@ -52,7 +52,7 @@ def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = chunk_rows(X)
     if rows >= n:
         X64 = X.astype(np.float64, copy=False)
-        return X64.mean(axis=0), X64.std(axis=0), np.ptp(X64, axis=0) == 0
+        return X64.mean(axis=0), X64.std(axis=0), X64.min(axis=0), X64.max(axis=0)
     mean = _ordered_sum(X, lambda c, out: np.copyto(out, c), rows) / n
 
     def square(c, out):
@@ -62,16 +62,24 @@ def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     std = np.sqrt(_ordered_sum(X, square, rows) / n)
     lo = np.min([X[a : a + rows].min(axis=0) for a in range(0, n, rows)], axis=0).astype(np.float64)
     hi = np.max([X[a : a + rows].max(axis=0) for a in range(0, n, rows)], axis=0).astype(np.float64)
-    return mean, std, hi - lo == 0
+    return mean, std, lo, hi
+
+
+def bound(mean: np.ndarray, std: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The largest |(x - mean) / std| over lo <= x <= hi, as computed (rounding is monotonic): NaN or inf
+    when some result may not be finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.max(np.maximum(hi - mean, mean - lo) / std, initial=0.0))
 
 
 def transformed(X: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None, dtype, *,
-                in_place: bool) -> np.ndarray:
+                in_place: bool, largest: float = np.nan) -> np.ndarray:
     """(X - mean) / std (or X itself when mean is None) in `dtype`, computed in float64 chunk by chunk.
 
     In place when allowed and X already has `dtype`; else one new array. BadValue("nonfinite") when a
     standardized value is not finite, BadValue("range") when it exceeds what `dtype` holds; reported as
     a whole-array check would (the first column holding one, its first row), with X left as it was there.
+    `largest` (see bound): known to be finite and within `dtype`, the checks are skipped.
     """
     dtype = np.dtype(dtype)
     if mean is None and X.dtype == dtype:
@@ -90,12 +98,20 @@ def transformed(X: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None, 
 
     checks = ([("nonfinite", lambda v: ~np.isfinite(v))] if mean is not None else []) + (
         [("range", lambda v: np.abs(v) > limit)] if limit is not None else [])
+    if np.isfinite(largest) and (limit is None or largest <= limit):
+        checks = []
+    buf = np.empty((min(rows, len(X)), X.shape[1]), dtype=np.float64)
     for a in range(0, len(X), rows):
-        v = f(X[a : a + rows])
+        v = buf[: min(rows, len(X) - a)]
+        np.copyto(v, X[a : a + len(v)])
+        if mean is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.subtract(v, mean, out=v)
+                np.divide(v, std, out=v)
         for kind, bad in checks:
             if bad(v).any():
                 raise _first_bad(X, a, rows, f, bad, kind)
-        out[a : a + rows] = v
+        out[a : a + len(v)] = v
     return out
 
 
