@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from optbench.runs import RunWriter, RunWriteError
+from optbench.runs import FLUSH_EVERY, RunWriter, RunWriteError
 from optbench.train import EpochRecord, RunResult, Trainer, make_groups, make_trainer
 
 
@@ -55,11 +55,13 @@ def _subgroups(group: list[dict], resume: dict[int, Resume]) -> list[list[dict]]
 
 def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
             *, trainer: Callable[..., Trainer] = make_trainer, resume: list[Resume | None] | None = None,
-            checkpoint_every: float = CHECKPOINT_EVERY) -> tuple[list[Outcome], bool]:
+            checkpoint_every: float = CHECKPOINT_EVERY, flush_every: float = FLUSH_EVERY,
+            clock: Callable[[], float] = time.monotonic) -> tuple[list[Outcome], bool]:
     """Train every run; returns the outcomes and whether training was interrupted (Ctrl-C / SIGTERM).
 
-    Every `checkpoint_every` seconds (and when a stop is requested) each group's open runs save their
-    training state beside their flushed rows; `resume[i]` continues cfgs[i] in its old directory.
+    Rows reach metrics.csv at most every `flush_every` seconds of `clock` (RunWriter), and always before a
+    checkpoint and at the end. Every `checkpoint_every` seconds (and when a stop is requested) each group's
+    open runs save their training state beside their rows; `resume[i]` continues cfgs[i] in its old directory.
     """
     from optbench.train import STOP
 
@@ -69,7 +71,8 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
     for gi, group in enumerate(groups):
         gid = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         again = [by_id.get(id(c)) for c in group]
-        writer = RunWriter(runs_dir, group, group=gid, reopen=[None if r is None else (r.path, r.epoch) for r in again])
+        writer = RunWriter(runs_dir, group, group=gid, reopen=[None if r is None else (r.path, r.epoch) for r in again],
+                           flush_every=flush_every, clock=clock)
         states = [r.state for r in again] if again[0] is not None and again[0].state is not None else None
         t0 = time.perf_counter()
         try:
@@ -207,7 +210,7 @@ def train_group(cfgs: list[dict], *, should_stop: Callable[[], bool] | None = No
 def write_group(runs_dir: Path, cfgs: list[dict], trace: GroupTrace, *, group: str,
                 tags: list[dict] | None = None) -> list[Path]:
     """Replay a trained group into its run directories, exactly as `execute` writes them while training."""
-    writer = RunWriter(runs_dir, cfgs, group=group, tags=tags, flush=False)  # finished already: write, don't flush rows
+    writer = RunWriter(runs_dir, cfgs, group=group, tags=tags)
     try:
         writer.start()
         writer.write_trace(trace.metrics, trace.alive, trace.iter_costs)

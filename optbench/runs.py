@@ -2,7 +2,7 @@
 
     runs/<label>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>/
       config.yaml    the resolved config of this run; `optbench train` on it reruns it exactly
-      metrics.csv    one row per epoch (epoch 0 = before training), flushed every epoch
+      metrics.csv    one row per epoch (epoch 0 = before training), written at most every FLUSH_EVERY seconds
       summary.json   status, reason, final and best metrics, fingerprints, versions
       params.npz     final parameters (and batch-norm statistics) by name, no pickle
       activations.npz  hidden activations on up to 256 training examples, at init and at the end
@@ -10,6 +10,10 @@
       trajectory.npz the path `xy` (steps+1, 2) of a run on a 2-D problem
 
 Directories appear atomically (written under a temporary name, then renamed) and are never overwritten.
+A group's directories are made in one pass (one listing of the runs directory, the owner and versions
+found once, each metrics.csv opened once); its rows are kept in memory and written in blocks: at the first
+epoch, then at most every FLUSH_EVERY seconds, before every checkpoint, at the end and when training stops,
+so a kill -9 loses at most the rows of the last interval, and a stop (Ctrl-C, SIGTERM) none.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -108,8 +112,8 @@ def _fmt(x: float) -> str:
     return repr(x)
 
 
-def _rows_text(rows: np.ndarray) -> str:
-    """metrics.csv lines for rows (T, columns), the same text as _ROW row by row, a column at a time.
+def _rows_lines(rows: np.ndarray) -> list[str]:
+    """metrics.csv lines (newline included) for rows (T, columns), the same text as _ROW row by row, a column at a time.
 
     A float's shortest exact text costs about a microsecond, so each distinct value of a column is
     formatted once: lr, accuracies and empty cells repeat from row to row.
@@ -117,11 +121,16 @@ def _rows_text(rows: np.ndarray) -> str:
     cols = [list(map(str, rows[:, 0].astype(np.int64).tolist())), list(map(str, rows[:, 1].astype(np.int64).tolist()))]
     for j in range(2, rows.shape[1] - 1):
         # distinct bit patterns, not values: -0.0 and 0.0 are equal but read differently
-        uniq, inv = np.unique(np.ascontiguousarray(rows[:, j]).view(np.int64), return_inverse=True)
+        uniq, inv = np.unique(np.ascontiguousarray(rows[:, j], dtype=np.float64).view(np.int64), return_inverse=True)
         text = ["" if v != v else repr(v) for v in uniq.view(np.float64).tolist()]
         cols.append([text[i] for i in inv.tolist()])
-    cols.append([("%.6f" % v).replace("nan", "") for v in rows[:, -1].tolist()])
-    return "\n".join(map(",".join, zip(*cols))) + "\n"
+    cols.append([("%.6f\n" % v).replace("nan", "") for v in rows[:, -1].tolist()])
+    return list(map(",".join, zip(*cols)))
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    """metrics.csv text for rows (T, columns): _rows_lines joined."""
+    return "".join(_rows_lines(rows))
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -148,38 +157,52 @@ def versions() -> dict[str, str]:
     return {"optbench": __version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
+FLUSH_EVERY = 1.0  # seconds between writes of kept rows while training: what a kill -9 may lose
 CHECKPOINT = "checkpoint.npz"  # the state of an open run at its last checkpointed epoch; removed when it finishes
 FINISHED = ("completed", "diverged", "stopped_early")
 
 
 class RunWriter:
-    """Writes the run directories of one group: opened at start, a row per epoch, finished at the end.
+    """Writes the run directories of one group: opened at start, rows kept and written in blocks, finished at the end.
 
     `reopen[r]`, when given, is (an existing run directory, the last epoch whose rows stay): the run goes on
-    there (`train --resume`) instead of in a new directory. Every write that fails is a RunWriteError.
+    there (`train --resume`) instead of in a new directory. Rows given to on_epoch reach the files at the
+    first epoch, then when `clock()` has moved `flush_every` past the last write, and in flush() (which
+    checkpoint, finish and fail call). Every write that fails is a RunWriteError.
     """
 
     def __init__(self, root: Path, cfgs: list[dict], *, group: str, tags: list[dict] | None = None,
-                 flush: bool = True, reopen: list[tuple[Path, int] | None] | None = None):
+                 reopen: list[tuple[Path, int] | None] | None = None, flush_every: float = FLUSH_EVERY,
+                 clock: Callable[[], float] = time.monotonic):
         self.root = Path(root)
         self.cfgs = cfgs
         self.group = group
         self.tags = tags or [{} for _ in cfgs]  # more summary.json keys per run, e.g. {"sweep": {id, trial, ...}}
-        self.flush = flush  # every epoch while training; a replay of a finished trace writes once
         self.reopen = reopen or [None] * len(cfgs)
+        self.flush_every = flush_every
+        self.clock = clock
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
         self._rows: list[list[tuple[int, _Track]]] = []  # (column, tracker): constant memory, whatever the epochs
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # per epoch: (R, columns), alive, iter costs
+        self._block: tuple | None = None  # rows being written: (lines, per-run line offsets, table, alive, iter costs)
+        self._next = 0  # the first run of _block not written yet (a second Ctrl-C may cut a write short)
+        self._last = -math.inf  # clock() at the last write of rows
         self._t0 = time.time()
         self._created = [time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._t0))] * len(cfgs)
+        self._owner = owner.me()  # found once: every summary of this group names the same writer
+        self._versions = versions()
         self._frozen = [False] * len(cfgs)  # its checkpoint holds its end: nothing changes any more
         self.finished = [False] * len(cfgs)
 
     def start(self) -> list[Path]:
+        """Make every run directory in one pass: the runs directory listed once, each file opened once."""
         with _Writing(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
+            taken = set(os.listdir(self.root))
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        header = ",".join(COLUMNS) + "\n"
         for r, cfg in enumerate(self.cfgs):
             if self.reopen[r] is not None:
                 self._reopen(r, *self.reopen[r])
@@ -187,28 +210,31 @@ class RunWriter:
             base = safe_component(cfg["label"])  # a label is data: one safe directory name, never a path
             while True:
                 name = f"{base}-s{cfg['seed']}-{stamp}-{secrets.token_hex(2)}"
-                final = self.root / name
-                tmp = self.root / f".tmp-{name}"
-                if not final.exists() and not tmp.exists():
+                if name not in taken and f".tmp-{name}" not in taken:
                     break
+            taken.add(name)
+            final, tmp = self.root / name, self.root / f".tmp-{name}"
             with _Writing(tmp):
-                tmp.mkdir()
+                os.mkdir(tmp)  # fails if another writer took the name since the listing
                 (tmp / "config.yaml").write_text(dump_yaml(cfg))
-                (tmp / "summary.json").write_text(json.dumps(self._summary(cfg, "running", ""), indent=2))
-                with open(tmp / "metrics.csv", "w", newline="") as f:
-                    f.write(",".join(COLUMNS) + "\n")
+                (tmp / "summary.json").write_text(json.dumps(self._summary(r, "running", ""), indent=2))
+                metrics = open(tmp / "metrics.csv", "w", newline="")  # kept open: renaming the directory keeps the file
+                metrics.write(header)
+                metrics.flush()
+                iters = None
                 if cfg["train"]["log_iterations"]:
-                    (tmp / "iterations.csv").write_text("epoch,iteration,step,cost\n")
+                    iters = open(tmp / "iterations.csv", "w")
+                    iters.write("epoch,iteration,step,cost\n")
+                    iters.flush()
                 os.rename(tmp, final)  # the directory appears complete or not at all
-            self._open(final, cfg)
+            self._add(final, metrics, iters)
         return self.dirs
 
-    def _open(self, d: Path, cfg: dict) -> None:
-        with _Writing(d):
-            self.dirs.append(d)
-            self._metrics.append(open(d / "metrics.csv", "a", newline=""))
-            self._iters.append(open(d / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
-            self._rows.append([(_COL[c], _Track(c)) for c in TRACKED])
+    def _add(self, d: Path, metrics, iters) -> None:
+        self.dirs.append(d)
+        self._metrics.append(metrics)
+        self._iters.append(iters)
+        self._rows.append([(_COL[c], _Track(c)) for c in TRACKED])
 
     def _reopen(self, r: int, d: Path, epoch: int) -> None:
         """Go on in run directory d: rows after `epoch` dropped (they are trained again), summary `running` again."""
@@ -228,46 +254,77 @@ class RunWriter:
                 created = None
             if isinstance(created, str):
                 self._created[r] = created
-            _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, "running", "", created=self._created[r]), indent=2))
-        self._open(d, cfg)
+            _atomic_write(d / "summary.json", json.dumps(self._summary(r, "running", ""), indent=2))
+            self._add(d, open(d / "metrics.csv", "a", newline=""),
+                      open(d / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
         if keep:
             table = _read_metrics(d / "metrics.csv")
             for i, track in self._rows[-1]:
                 track.set(table[COLUMNS[i]], table["epoch"])
 
     def on_epoch(self, rec) -> None:
-        """Append this epoch's row to every run alive at it, and flush. Metrics are (R,) arrays or shared scalars."""
-        m = rec.metrics
-        R = len(self.cfgs)
-        cols = [m[c].tolist() if isinstance(m[c], np.ndarray) else [float(m[c])] * R for c in COLUMNS]
-        epoch = int(rec.epoch)
-        r = 0
-        try:
-            for r in np.flatnonzero(rec.alive).tolist():
-                v = [col[r] for col in cols]
-                # %r is the shortest text that reads back to the same float; NaN (not measured) is empty
-                f = self._metrics[r]
-                f.write((_ROW % tuple(v)).replace("nan", ""))
-                if self.flush:
-                    f.flush()
-                for i, track in self._rows[r]:
-                    track.add(v[i], epoch)
-                it = self._iters[r]
-                if it is not None and rec.iter_costs is not None:
-                    step0 = int(v[1]) - rec.iter_costs.shape[1]
-                    it.write("".join(
-                        f"{rec.epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(rec.iter_costs[r])
-                    ))
-                    if self.flush:
+        """Keep this epoch's row of every run alive at it; write the kept rows when it is time (see the class).
+        Metrics are (R,) arrays or shared scalars."""
+        row = np.empty((len(self.cfgs), len(COLUMNS)))
+        for j, c in enumerate(COLUMNS):
+            row[:, j] = rec.metrics[c]  # float32 widens exactly: the same text as its Python float
+        costs = None if rec.iter_costs is None else np.array(rec.iter_costs)
+        self._pending.append((row, np.array(rec.alive, dtype=bool), costs))  # one append: a Ctrl-C keeps it whole or not at all
+        now = self.clock()
+        if now - self._last >= self.flush_every:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every kept row to its run's files, and flush them (one write per file, whatever the epochs)."""
+        while self._block is not None or self._pending:
+            if self._block is None:
+                pending, self._pending = self._pending, []
+                self._block, self._next = self._stack(pending), 0
+            self._write_block()
+
+    def _stack(self, pending: list) -> tuple:
+        """(lines, offsets, table (T, R, columns), alive (T, R), iter costs per epoch): run r's lines are
+        lines[offsets[r]:offsets[r + 1]], every run's formatted in one pass."""
+        table = np.stack([p[0] for p in pending])
+        alive = np.stack([p[1] for p in pending])
+        runs_major = table.transpose(1, 0, 2)[alive.T]  # (rows, columns), run 0's rows first
+        offsets = np.concatenate([[0], np.cumsum(alive.sum(axis=0))]).tolist()
+        return _rows_lines(runs_major) if len(runs_major) else [], offsets, table, alive, [p[2] for p in pending]
+
+    def _write_block(self) -> None:
+        lines, offsets, table, alive, iter_costs = self._block
+        for r in range(self._next, len(self.dirs)):
+            a, b = offsets[r], offsets[r + 1]
+            if b > a:
+                try:
+                    self._metrics[r].write("".join(lines[a:b]))
+                    self._metrics[r].flush()
+                    it = self._iters[r]
+                    if it is not None:
+                        for t in np.flatnonzero(alive[:, r]).tolist():
+                            if iter_costs[t] is not None:
+                                step0 = int(table[t, r, 1]) - iter_costs[t].shape[1]
+                                epoch = int(table[t, r, 0])
+                                it.write("".join(f"{epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n"
+                                                 for i, c in enumerate(iter_costs[t][r])))
                         it.flush()
-        except OSError as err:
-            raise RunWriteError(self.dirs[r], err) from None
+                except OSError as err:
+                    self._next = r + 1  # these rows are lost with the disk; the others still get their chance
+                    raise RunWriteError(self.dirs[r], err) from None
+                rows = table[alive[:, r], r]
+                for i, track in self._rows[r]:
+                    track.extend(rows[:, i], rows[:, 0])
+            self._next = r + 1
+        self._block = None
 
     def checkpoint(self, states: list[dict]) -> None:
-        """Save each open run's training state (Trainer EpochRecord.state()) beside its flushed rows, atomically;
-        a run that ended keeps the checkpoint of its end."""
+        """Save each open run's training state (Trainer EpochRecord.state()) beside its rows, atomically, once
+        those rows are written (a resume keeps the rows up to the checkpoint's epoch); a run that ended keeps
+        the checkpoint of its end."""
         from optbench import checkpoint
 
+        self.flush()
         for r, st in enumerate(states):
             if self.finished[r] or self._frozen[r]:
                 continue
@@ -277,31 +334,23 @@ class RunWriter:
 
     def write_trace(self, metrics: dict[str, np.ndarray], alive: np.ndarray, iter_costs: list) -> None:
         """Write a finished group's every epoch at once (a sweep replays workers' results): the files
-        on_epoch writes row by row, from columns (T, R) and alive (T, R), in a fraction of the time."""
-        table = np.stack([np.asarray(metrics[c], dtype=float) for c in COLUMNS], axis=-1)  # (T, R, columns)
-        for r in range(len(self.cfgs)):
-            rows = table[alive[:, r], r]
-            if not len(rows):
-                continue
-            with _Writing(self.dirs[r]):
-                self._metrics[r].write(_rows_text(rows))
-                for i, track in self._rows[r]:
-                    track.set(rows[:, i], rows[:, 0])
-                it = self._iters[r]
-                if it is not None:
-                    for t in np.flatnonzero(alive[:, r]).tolist():
-                        if iter_costs[t] is not None:
-                            step0 = int(table[t, r, 1]) - iter_costs[t].shape[1]
-                            epoch = int(table[t, r, 0])
-                            it.write("".join(f"{epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n" for i, c in enumerate(iter_costs[t][r])))
+        on_epoch writes, from columns (T, R) and alive (T, R), in one block."""
+        R = len(self.cfgs)
+        table = np.stack([np.broadcast_to(np.asarray(metrics[c], dtype=float).reshape(len(alive), -1), alive.shape)
+                          for c in COLUMNS], axis=-1)  # (T, R, columns)
+        self.flush()
+        self._pending = [(table[t], alive[t], iter_costs[t]) for t in range(len(alive))]
+        self.flush()
 
     def finish(self, results, *, seconds: float) -> None:
+        """Write the kept rows, then each run's parameters and final summary."""
+        ends = np.array([res.epochs for res in results])
+        for row, alive, _ in self._pending:  # a second Ctrl-C inside on_epoch: no row past the epoch the summary names
+            alive &= row[:, 0] <= ends
+        self.flush()  # a full disk shows here, before the summary says the rows are all there
         for r, (cfg, res) in enumerate(zip(self.cfgs, results)):
             d = self.dirs[r]
             with _Writing(d):
-                for f in (self._metrics[r], self._iters[r]):
-                    if f is not None:
-                        f.flush()  # a full disk shows here, before the summary says the rows are all there
                 np.savez(d / "params.npz", **res.params, **res.buffers)
                 if res.activations:  # float32, uncompressed: zlib on these costs more than the whole run's CSV
                     np.savez(d / "activations.npz", **{k: v.astype(np.float32) for k, v in res.activations.items()})
@@ -313,22 +362,27 @@ class RunWriter:
                     extra["final_eval"] = res.final_eval
                 extra.update(getattr(res, "timing", None) or {})  # update_seconds, update_us_per_step, ...
                 n_out = res.params[f"W{len(cfg['model']['hidden']) + 1}"].shape[0] if cfg["loss"] == "softmax_ce" else None
-                _atomic_write(d / "summary.json", json.dumps(self._summary(cfg, res.status, res.reason, r, extra, n_out=n_out),
+                _atomic_write(d / "summary.json", json.dumps(self._summary(r, res.status, res.reason, extra, n_out=n_out),
                                                              indent=2))
                 if res.status in FINISHED:  # nothing left to resume (an interrupted run keeps its checkpoint)
                     (d / CHECKPOINT).unlink(missing_ok=True)
             self._close(r)
 
     def fail(self, reason: str, status: str = "failed") -> None:
-        """Mark every unfinished run failed (or interrupted): never leave a half-written run looking good.
+        """Write the kept rows, then mark every unfinished run failed (or interrupted): never leave a
+        half-written run looking good.
 
         Best effort: when even this write fails (a full disk), the summary still says `running` with this
         process as its owner, and once this process is gone effective_status says `crashed`."""
+        while self._block is not None or self._pending:
+            try:
+                self.flush()
+            except RunWriteError:
+                continue  # that run's rows are lost; the next runs' are still written
         for r, cfg in enumerate(self.cfgs):
             if r < len(self.dirs) and not self.finished[r]:
                 try:
-                    _atomic_write(self.dirs[r] / "summary.json",
-                                  json.dumps(self._summary(cfg, status, reason, r), indent=2))
+                    _atomic_write(self.dirs[r] / "summary.json", json.dumps(self._summary(r, status, reason), indent=2))
                 except OSError:
                     pass
                 self._close(r)
@@ -342,8 +396,8 @@ class RunWriter:
                 except OSError:  # its buffered rows could not be written; finish has said so already
                     pass
 
-    def _summary(self, cfg: dict, status: str, reason: str, r: int | None = None, extra: dict | None = None,
-                 created: str | None = None, n_out: int | None = None) -> dict:
+    def _summary(self, r: int, status: str, reason: str, extra: dict | None = None, n_out: int | None = None) -> dict:
+        cfg = self.cfgs[r]
         out: dict[str, Any] = {
             "status": status,
             "reason": reason,
@@ -351,13 +405,13 @@ class RunWriter:
             "label": cfg["label"],
             "seed": cfg["seed"],
             "group": self.group,
-            "created": created or (self._created[r] if r is not None else self._created[0]),
-            "versions": versions(),
+            "created": self._created[r],
+            "versions": self._versions,
         }
         if status == "running":  # who trains it: a dead owner makes it `crashed` (effective_status)
-            out["owner"] = owner.me()
-        out.update(next(t for c, t in zip(self.cfgs, self.tags) if c is cfg))
-        if r is not None and self._rows[r][0][1].n:
+            out["owner"] = self._owner
+        out.update(self.tags[r])
+        if r < len(self._rows) and self._rows[r][0][1].n:
             rows = {t.name: t for _, t in self._rows[r]}
             out["initial"] = {"train_cost": rows["train_cost"].first,
                               "expected_cost": expected_initial_cost(cfg["loss"], n_out or _n_outputs(cfg, rows))}
@@ -386,21 +440,25 @@ class _Track:
         self.first = self.last = self.best = math.nan
         self.best_epoch: int | None = None
 
-    def add(self, x: float, epoch: int) -> None:
-        if self.n == 0:
-            self.first = x
-        self.n += 1
-        self.last = x
-        if x == x and (self.best_epoch is None or (x > self.best if self.higher else x < self.best)):
-            self.best, self.best_epoch = x, epoch
-
     def set(self, values: np.ndarray, epochs: np.ndarray) -> None:
-        """The same state as add() over every value, in one pass."""
-        self.n, self.first, self.last = len(values), float(values[0]), float(values[-1])
-        finite = ~np.isnan(values)
-        if finite.any():
-            i = int(np.nanargmax(values) if self.higher else np.nanargmin(values))  # the first best, as add()
-            self.best, self.best_epoch = float(values[i]), int(epochs[i])
+        """The state after exactly these values."""
+        self.n, self.best_epoch = 0, None
+        self.first = self.last = self.best = math.nan
+        self.extend(values, epochs)
+
+    def extend(self, values: np.ndarray, epochs: np.ndarray) -> None:
+        """The state after the values seen so far and then these (NaN, not measured, is never the best)."""
+        if not len(values):
+            return
+        if self.n == 0:
+            self.first = float(values[0])
+        self.n += len(values)
+        self.last = float(values[-1])
+        if (~np.isnan(values)).any():
+            i = int(np.nanargmax(values) if self.higher else np.nanargmin(values))  # the first best of the block; an equal later one never replaces the best
+            x = float(values[i])
+            if self.best_epoch is None or (x > self.best if self.higher else x < self.best):
+                self.best, self.best_epoch = x, int(epochs[i])
 
 
 def _n_outputs(cfg: dict, rows) -> int:

@@ -16,7 +16,7 @@ def test_trace_written_at_once_equals_row_by_row(tmp_path):
     })
     trace = train_group(cfgs)
     a = RunWriter(tmp_path / "a", cfgs, group="g")
-    b = RunWriter(tmp_path / "b", cfgs, group="g", flush=False)
+    b = RunWriter(tmp_path / "b", cfgs, group="g")
     a.start(), b.start()
     for rec in trace.records():
         a.on_epoch(rec)
@@ -42,7 +42,7 @@ def test_metrics_text_reads_back_to_the_same_floats(tmp_path):
                    "optimizer": {"name": "sgd", "lr": 0.1}, "schedule": {"name": "step", "every": 5, "gamma": 0.5},
                    "train": {"epochs": 12, "batch_size": 32}})
     trace = train_group(cfgs)
-    w = RunWriter(tmp_path, cfgs, group="g", flush=False)
+    w = RunWriter(tmp_path, cfgs, group="g")
     w.start()
     w.write_trace(trace.metrics, trace.alive, trace.iter_costs)
     w.finish(trace.results, seconds=1.0)
