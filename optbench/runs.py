@@ -122,9 +122,15 @@ def _rows_lines(rows: np.ndarray) -> list[str]:
     for j in range(2, rows.shape[1] - 1):
         # distinct bit patterns, not values: -0.0 and 0.0 are equal but read differently
         uniq, inv = np.unique(np.ascontiguousarray(rows[:, j], dtype=np.float64).view(np.int64), return_inverse=True)
-        text = ["" if v != v else repr(v) for v in uniq.view(np.float64).tolist()]
-        cols.append([text[i] for i in inv.tolist()])
-    cols.append([("%.6f\n" % v).replace("nan", "") for v in rows[:, -1].tolist()])
+        values = uniq.view(np.float64)
+        text = list(map(repr, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            text[i] = ""
+        cols.append(list(map(text.__getitem__, inv.tolist())))
+    seconds = rows[:, -1]
+    cols.append(list(map("%.6f\n".__mod__, seconds.tolist())))
+    for i in np.flatnonzero(np.isnan(seconds)).tolist():
+        cols[-1][i] = "\n"
     return list(map(",".join, zip(*cols)))
 
 
@@ -184,7 +190,7 @@ class RunWriter:
         self.dirs: list[Path] = []
         self._metrics: list[Any] = []
         self._iters: list[Any] = []
-        self._rows: list[list[tuple[int, _Track]]] = []  # (column, tracker): constant memory, whatever the epochs
+        self._tracks = _Tracks(len(cfgs))  # per run r = its index in cfgs (and in dirs, once started)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # per epoch: (R, columns), alive, iter costs
         self._block: tuple | None = None  # rows being written: (lines, per-run line offsets, table, alive, iter costs)
         self._next = 0  # the first run of _block not written yet (a second Ctrl-C may cut a write short)
@@ -234,7 +240,6 @@ class RunWriter:
         self.dirs.append(d)
         self._metrics.append(metrics)
         self._iters.append(iters)
-        self._rows.append([(_COL[c], _Track(c)) for c in TRACKED])
 
     def _reopen(self, r: int, d: Path, epoch: int) -> None:
         """Go on in run directory d: rows after `epoch` dropped (they are trained again), summary `running` again."""
@@ -259,8 +264,9 @@ class RunWriter:
                       open(d / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
         if keep:
             table = _read_metrics(d / "metrics.csv")
-            for i, track in self._rows[-1]:
-                track.set(table[COLUMNS[i]], table["epoch"])
+            rows = np.stack([table[c] for c in COLUMNS], axis=-1)[:, None]  # (T, 1, columns)
+            self._tracks.reset(r)
+            self._tracks.extend(rows, np.ones(rows.shape[:2], dtype=bool), runs=np.array([r]))
 
     def on_epoch(self, rec) -> None:
         """Keep this epoch's row of every run alive at it; write the kept rows when it is time (see the class).
@@ -312,10 +318,8 @@ class RunWriter:
                 except OSError as err:
                     self._next = r + 1  # these rows are lost with the disk; the others still get their chance
                     raise RunWriteError(self.dirs[r], err) from None
-                rows = table[alive[:, r], r]
-                for i, track in self._rows[r]:
-                    track.extend(rows[:, i], rows[:, 0])
             self._next = r + 1
+        self._tracks.extend(table, alive)  # once every run's rows are written (a failed write raised above)
         self._block = None
 
     def checkpoint(self, states: list[dict]) -> None:
@@ -411,12 +415,12 @@ class RunWriter:
         if status == "running":  # who trains it: a dead owner makes it `crashed` (effective_status)
             out["owner"] = self._owner
         out.update(self.tags[r])
-        if r < len(self._rows) and self._rows[r][0][1].n:
-            rows = {t.name: t for _, t in self._rows[r]}
-            out["initial"] = {"train_cost": rows["train_cost"].first,
-                              "expected_cost": expected_initial_cost(cfg["loss"], n_out or _n_outputs(cfg, rows))}
-            out["final"] = {c: t.last for c, t in rows.items()}
-            out["best"] = {c: {"value": t.best, "epoch": t.best_epoch} for c, t in rows.items() if t.best_epoch is not None}
+        if self._tracks.n[r]:
+            t = self._tracks.of(r)
+            out["initial"] = {"train_cost": t["first"]["train_cost"],
+                              "expected_cost": expected_initial_cost(cfg["loss"], n_out or _n_outputs(cfg))}
+            out["final"] = t["last"]
+            out["best"] = {c: {"value": t["best"][c], "epoch": e} for c, e in t["best_epoch"].items() if e is not None}
         if extra:
             out.update(extra)
         out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None
@@ -430,38 +434,63 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()
 
 
-class _Track:
-    """First, last and best value of one metric column, and the epoch of the best (the first one on ties)."""
+class _Tracks:
+    """First, last and best value of each TRACKED column for every run of a group, and the epoch of the best.
 
-    def __init__(self, name: str):
-        self.name = name
-        self.higher = name.endswith("acc")
-        self.n = 0
-        self.first = self.last = self.best = math.nan
-        self.best_epoch: int | None = None
+    The best is the lowest cost or the highest accuracy, NaN (not measured) never; on ties the earliest.
+    Updated a block of rows at a time (extend), in constant memory whatever the epochs.
+    """
 
-    def set(self, values: np.ndarray, epochs: np.ndarray) -> None:
-        """The state after exactly these values."""
-        self.n, self.best_epoch = 0, None
-        self.first = self.last = self.best = math.nan
-        self.extend(values, epochs)
+    def __init__(self, R: int):
+        k = len(TRACKED)
+        self.cols = [_COL[c] for c in TRACKED]
+        self.sign = np.array([-1.0 if c.endswith("acc") else 1.0 for c in TRACKED])  # lower sign * x is better
+        self.n = np.zeros(R, dtype=np.int64)
+        self.first, self.last, self.best = (np.full((R, k), np.nan) for _ in range(3))
+        self.best_epoch = np.full((R, k), -1, dtype=np.int64)  # -1: no measured value yet
 
-    def extend(self, values: np.ndarray, epochs: np.ndarray) -> None:
-        """The state after the values seen so far and then these (NaN, not measured, is never the best)."""
-        if not len(values):
+    def extend(self, table: np.ndarray, alive: np.ndarray, runs: np.ndarray | None = None) -> None:
+        """Take in rows table (T, R', columns) where alive (T, R'); `runs` (R',) names the runs (default: all)."""
+        runs = np.arange(len(self.n)) if runs is None else np.asarray(runs)
+        T = len(table)
+        has = alive.any(axis=0)
+        if not T or not has.any():
             return
-        if self.n == 0:
-            self.first = float(values[0])
-        self.n += len(values)
-        self.last = float(values[-1])
-        if (~np.isnan(values)).any():
-            i = int(np.nanargmax(values) if self.higher else np.nanargmin(values))  # the first best of the block; an equal later one never replaces the best
-            x = float(values[i])
-            if self.best_epoch is None or (x > self.best if self.higher else x < self.best):
-                self.best, self.best_epoch = x, int(epochs[i])
+        x = table[:, :, self.cols]  # (T, R', k)
+        j = np.arange(x.shape[1])
+        first, last = alive.argmax(axis=0), T - 1 - alive[::-1].argmax(axis=0)
+        new = has & (self.n[runs] == 0)
+        self.first[runs[new]] = x[first[new], j[new]]
+        self.last[runs[has]] = x[last[has], j[has]]
+        self.n[runs] += alive.sum(axis=0)
+        valid = alive[:, :, None] & ~np.isnan(x)
+        score = np.where(valid, x * self.sign, np.inf)
+        i = score.argmin(axis=0)  # (R', k): the first lowest
+        low = np.take_along_axis(score, i[None], axis=0)[0]
+        i = np.where(low == np.inf, valid.argmax(axis=0), i)  # only infinities (or nothing): the first measured one
+        low = np.take_along_axis(score, i[None], axis=0)[0]
+        held = self.best_epoch[runs]
+        better = valid.any(axis=0) & ((held < 0) | (low < self.best[runs] * self.sign))
+        rr, kk = np.nonzero(better)
+        self.best[runs[rr], kk] = x[i[rr, kk], rr, kk]
+        self.best_epoch[runs[rr], kk] = table[i[rr, kk], rr, 0].astype(np.int64)
+
+    def reset(self, r: int) -> None:
+        self.n[r] = 0
+        self.first[r] = self.last[r] = self.best[r] = np.nan
+        self.best_epoch[r] = -1
+
+    def of(self, r: int) -> dict[str, dict]:
+        """Run r's {first, last, best: {column: value}, best_epoch: {column: epoch or None}}."""
+        out: dict[str, dict] = {"first": {}, "last": {}, "best": {}, "best_epoch": {}}
+        for k, c in enumerate(TRACKED):
+            out["first"][c], out["last"][c] = float(self.first[r, k]), float(self.last[r, k])
+            out["best"][c] = float(self.best[r, k])
+            out["best_epoch"][c] = int(self.best_epoch[r, k]) if self.best_epoch[r, k] >= 0 else None
+        return out
 
 
-def _n_outputs(cfg: dict, rows) -> int:
+def _n_outputs(cfg: dict) -> int:
     """Classes for the expected initial cost: read back from the data only when the loss is softmax (and the
     writer has no final parameters whose output layer says it)."""
     if cfg["loss"] != "softmax_ce":
