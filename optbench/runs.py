@@ -302,6 +302,7 @@ class RunWriter:
         lines, offsets, table, alive, iter_costs = self._block
         for r in range(self._next, len(self.dirs)):
             a, b = offsets[r], offsets[r + 1]
+            self._next = r + 1  # before writing: a write cut short by a second Ctrl-C is never made twice
             if b > a:
                 try:
                     self._metrics[r].write("".join(lines[a:b]))
@@ -315,10 +316,8 @@ class RunWriter:
                                 it.write("".join(f"{epoch},{i + 1},{step0 + i + 1},{_fmt(c)}\n"
                                                  for i, c in enumerate(iter_costs[t][r])))
                         it.flush()
-                except OSError as err:
-                    self._next = r + 1  # these rows are lost with the disk; the others still get their chance
+                except OSError as err:  # these rows are lost with the disk; the next runs' still get their chance
                     raise RunWriteError(self.dirs[r], err) from None
-            self._next = r + 1
         self._tracks.extend(table, alive)  # once every run's rows are written (a failed write raised above)
         self._block = None
 
@@ -339,7 +338,6 @@ class RunWriter:
     def write_trace(self, metrics: dict[str, np.ndarray], alive: np.ndarray, iter_costs: list) -> None:
         """Write a finished group's every epoch at once (a sweep replays workers' results): the files
         on_epoch writes, from columns (T, R) and alive (T, R), in one block."""
-        R = len(self.cfgs)
         table = np.stack([np.broadcast_to(np.asarray(metrics[c], dtype=float).reshape(len(alive), -1), alive.shape)
                           for c in COLUMNS], axis=-1)  # (T, R, columns)
         self.flush()
