@@ -202,15 +202,20 @@ def _rules(cfgs: list[dict], epochs: int, dtype) -> list[_Rule]:
 class Trainer:
     """One group's training: set up from resolved configs, then `run(on_epoch)` returns one RunResult per replica."""
 
-    def __init__(self, cfgs: list[dict], *, record_activations: bool = False, cache: DataCache | None = None):
+    def __init__(self, cfgs: list[dict], *, record_activations: bool = False, cache: DataCache | None = None,
+                 split=None):
+        """`split` (a data.Split): train on these parts instead of loading cfgs[0]["data"] (sanity.py's tiny subset)."""
         self.cfgs = cfgs
         c0 = cfgs[0]
         self.R = R = len(cfgs)
         tr = c0["train"]
         self.dtype = dt = np.dtype(tr["dtype"])
-        cache = DataCache() if cache is None else cache  # validation's entry: loaded once, in dt
-        self.data = cache.derived(c0["data"], dt, ("layout", c0["loss"]), lambda s: _Data.shared(s, c0["loss"], dt))
-        self.split = cache.get(c0["data"], dt)  # its features are views of self.data's matrices
+        if split is None:
+            cache = DataCache() if cache is None else cache  # validation's entry: loaded once, in dt
+            self.data = cache.derived(c0["data"], dt, ("layout", c0["loss"]), lambda s: _Data.shared(s, c0["loss"], dt))
+            self.split = cache.get(c0["data"], dt)  # its features are views of self.data's matrices
+        else:
+            self.split, self.data = split, _Data(split, c0["loss"], dt)
         self.net: MLP = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=R, dtype=dt)
         self.gens = [_gens(c["seed"]) for c in cfgs]
         # runs with equal seeds see equal batches (a sweep's learning rates, say): their order is drawn once

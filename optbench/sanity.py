@@ -1,0 +1,255 @@
+"""`optbench check`: CS231n's sanity checks before a long run (lecture 7, "babysitting the learning process").
+
+1. The loss at initialization, regularization and dropout off, against the loss of an uninformed net:
+   ln C for softmax over C classes, ln 2 for binary cross-entropy, the cost of zero outputs for MSE.
+   It passes within a factor INIT_FACTOR either way: He-initialized nets start above ln C (their logits are
+   of order 1), a net initialized orders of magnitude too large starts at hundreds.
+2. Overfitting a tiny subset: the first SUBSET training examples, no regularization, no dropout, the config's
+   own optimizer, rate and batch size, within the config's own number of steps (at most MAX_STEPS): 100%
+   training accuracy (regression: a cost at most REG_TARGET x the zero-output cost).
+3. The gradient check of checks.py (the same as `optbench gradcheck`), on the nets as configured.
+
+The engine does the work (Trainer, checks.gradcheck_runs); this module only builds the configs and judges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from optbench.groups import make_groups
+from optbench.model import expected_initial_cost
+from optbench.problems import PROBLEMS
+
+SUBSET = 20  # CS231n: "take the first 20 examples"
+INIT_FACTOR = 4.0  # pass: expected / 4 <= initial cost <= 4 x expected
+MAX_STEPS = 10_000  # the overfit run's bound when the config trains longer
+REG_TARGET = 0.01  # regression overfits when its cost falls to 1% of the cost of predicting 0
+CHECKS = ("init", "overfit", "gradcheck")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One check's outcome: ok, a one-line summary, and per-label details (plain data for --format json)."""
+
+    check: str
+    ok: bool
+    line: str
+    labels: list[dict]
+
+
+def plain(cfg: dict) -> dict:
+    """The run config with regularization and dropout off (CS231n: 'turn off regularization')."""
+    reg = dict(cfg["regularization"], l2=0.0, early_stopping=None, input_noise=0.0, label_smoothing=0.0,
+               mixup=0.0, polyak=None)
+    return {**cfg, "regularization": reg, "model": {**cfg["model"], "drop_prob": 0.0}}
+
+
+def first_seeds(cfgs: list[dict]) -> list[dict]:
+    """Each label's first run, in file order."""
+    out: dict[str, dict] = {}
+    for c in cfgs:
+        out.setdefault(c["label"], c)
+    return list(out.values())
+
+
+def is_problem(cfg: dict) -> bool:
+    return cfg["data"]["name"] in PROBLEMS
+
+
+def expected_cost(tr) -> tuple[float, str]:
+    """The initial cost of an uninformed net on a Trainer's training data, and how it is named."""
+    loss, C = tr.cfgs[0]["loss"], tr.data.C
+    value = expected_initial_cost(loss, C)
+    if value is not None:
+        return value, "ln 2 (bce)" if loss == "bce" else f"ln {C} (softmax, {C} classes)"
+    D, N = tr.data.D, tr.data.N
+    Y = tr.data.train[None, D + 1 :]
+    return float(tr.net.loss.value(np.zeros_like(Y), Y)[0] / N), "the cost of zero outputs (mse)"
+
+
+# ---- 1. the loss at initialization --------------------------------------------------------------------
+
+
+def init_loss(cfgs: list[dict]) -> Verdict:
+    """Every run's test-mode training cost at its initial weights (metrics.csv's epoch 0, without the L2 term)."""
+    from optbench.train import Trainer
+
+    rows: dict[str, dict] = {}
+    named = ""
+    for group in make_groups([plain(c) for c in cfgs]):
+        tr = Trainer(group)
+        cost, _ = tr.evaluate(tr.theta, tr.data.train, tr.buffers)
+        want, named = expected_cost(tr)
+        for c, L0 in zip(group, cost.tolist()):
+            row = rows.setdefault(c["label"], {"label": c["label"], "expected": want, "costs": [], "seeds": []})
+            row["costs"].append(L0)
+            row["seeds"].append(c["seed"])
+    labels = []
+    for row in rows.values():
+        ratio = [L0 / row["expected"] for L0 in row["costs"]]
+        worst = max(ratio, key=lambda r: abs(math.log(r)) if r > 0 and math.isfinite(r) else math.inf)
+        ok = all(1 / INIT_FACTOR <= r <= INIT_FACTOR for r in ratio)
+        labels.append({**row, "worst": row["costs"][ratio.index(worst)], "ratio": worst, "ok": ok})
+    bad = [r for r in labels if not r["ok"]]
+    costs = [c for r in labels for c in r["costs"]]
+    n = len(costs)
+    want = labels[0]["expected"]
+    span = f"{min(costs):.4g}..{max(costs):.4g}" if n > 1 else f"{costs[0]:.4g}"
+    rule = f"expected {named} = {want:.4g}, pass within x{INIT_FACTOR:g}"
+    if bad:
+        w = max(bad, key=lambda r: abs(math.log(r["ratio"])) if r["ratio"] > 0 and math.isfinite(r["ratio"]) else math.inf)
+        line = f"{len(bad)} of {len(labels)} labels off, worst {_short(w['label'])} {w['worst']:.4g}; {rule}"
+    else:
+        line = f"{span} over {n} run{'s' if n != 1 else ''}; {rule}"
+    return Verdict("init", not bad, line, labels)
+
+
+# ---- 2. overfitting a tiny subset ---------------------------------------------------------------------
+
+
+def subset(split, n: int = SUBSET):
+    """The first n training examples (already standardized with the full training set's statistics), nothing held out."""
+    tr = split.train
+    part = dataclasses.replace(tr, X=tr.X[:n], y=tr.y[:n])
+    return dataclasses.replace(split, train=part, val=None, test=None)
+
+
+def _steps_per_epoch(train: dict, n: int) -> int:
+    if train["sampling"] == "random":
+        B = n if train["batch_size"] == "full" else train["batch_size"]
+        return train["iterations_per_epoch"] or math.ceil(n / B)
+    return 1 if train["batch_size"] == "full" else math.ceil(n / min(train["batch_size"], n))
+
+
+def overfit_config(cfg: dict, n_train: int, n: int = SUBSET) -> tuple[dict, int]:
+    """The tiny-subset run of a config (regularization off, batch size capped at n) and its step budget:
+    the config's own number of steps, at most MAX_STEPS."""
+    tr = cfg["train"]
+    budget = min(tr["epochs"] * _steps_per_epoch(tr, n_train), MAX_STEPS)
+    B = tr["batch_size"]
+    train = {**tr, "batch_size": "full" if B == "full" or B >= n else B}
+    epochs = math.ceil(budget / _steps_per_epoch(train, n))
+    return {**plain(cfg), "train": {**train, "epochs": epochs}}, budget
+
+
+class _Reached(Exception):
+    """Raised from on_epoch once every replica has overfit or ended: the rest of the budget is not needed."""
+
+
+def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
+    """Train each label's first seed on the first n training examples; pass when all reach the target in budget."""
+    from optbench.config import load_data
+    from optbench.train import Trainer
+
+    labels = []
+    for group in make_groups(first_seeds(cfgs)):
+        split = load_data(group[0]["data"])
+        k = min(n, len(split.train.y))
+        runs = [overfit_config(c, len(split.train.y), k) for c in group]
+        tr = Trainer([r for r, _ in runs], split=subset(split, k))
+        classify = tr.net.loss.correct is not None
+        target = 1.0 if classify else REG_TARGET * expected_cost(tr)[0]
+        R = len(group)
+        reached = np.full(R, -1)
+        best = np.full(R, np.nan)
+        ended = np.zeros(R, dtype=bool)
+
+        def on_epoch(rec, reached=reached, best=best, ended=ended, classify=classify, target=target):
+            if rec.epoch == 0:
+                return
+            value = rec.metrics["train_acc" if classify else "train_cost"]
+            hit = (value >= target) if classify else (value <= target)
+            for r in np.flatnonzero(rec.alive):
+                best[r] = value[r] if np.isnan(best[r]) else (max if classify else min)(best[r], value[r])
+                if hit[r] and reached[r] < 0:
+                    reached[r] = int(np.broadcast_to(rec.metrics["step"], (R,))[r])
+            for r in rec.ended:
+                ended[r] = True
+            if ((reached >= 0) | ended).all():
+                raise _Reached
+
+        try:
+            tr.run(on_epoch)
+        except _Reached:
+            pass
+        for r, (c, (_, budget)) in enumerate(zip(group, runs)):
+            labels.append({"label": c["label"], "seed": c["seed"], "examples": k, "ok": bool(reached[r] >= 0),
+                           "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budget,
+                           "metric": "train_acc" if classify else "train_cost", "best": float(best[r]),
+                           "target": float(target)})
+    order = {c["label"]: i for i, c in enumerate(first_seeds(cfgs))}
+    labels.sort(key=lambda r: order[r["label"]])
+    bad = [r for r in labels if not r["ok"]]
+    k = labels[0]["examples"]
+    goal = "100% training accuracy" if labels[0]["metric"] == "train_acc" else \
+        f"a cost <= {REG_TARGET:g} x zero-output cost"
+    if bad:
+        w = bad[0]
+        best = f"{100 * w['best']:.0f}%" if w["metric"] == "train_acc" else f"{w['best']:.3g}"
+        line = (f"{len(bad)} of {len(labels)} labels miss {goal} on {k} examples, e.g. {_short(w['label'])}: "
+                f"best {best} in {w['budget']} steps")
+    else:
+        slow = max(labels, key=lambda r: r["step"] / r["budget"])
+        line = (f"{len(labels)} of {len(labels)} labels reach {goal} on {k} examples; slowest "
+                f"{_short(slow['label'])}: step {slow['step']} of {slow['budget']}")
+    return Verdict("overfit", not bad, line, labels)
+
+
+# ---- 3. the gradient check ----------------------------------------------------------------------------
+
+
+def gradient(cfgs: list[dict], *, examples: int = 16, samples: int = 20) -> Verdict:
+    """checks.gradcheck_runs on the configured nets, judged by checks.verdict."""
+    from optbench.checks import by_path, gradcheck_runs, verdict
+
+    rows = gradcheck_runs(cfgs, examples=examples, samples=samples)
+    v = verdict(rows)
+    nets = f"{v['nets']} net" + ("s" if v["nets"] != 1 else "")
+    line = f"worst rel err {v['worst']:.2e} (limit {v['rtol']:g}), {v['failed']} of {v['checked']} entries failed, {nets}"
+    if not v["ok"]:
+        label, path, param = v["where"]
+        line += f"; worst at {_short(label)} {path} {param}"
+    labels = [{k: r[k] for k in ("label", "path", "checked", "kinks", "failed", "worst")} for r in by_path(rows)]
+    return Verdict("gradcheck", v["ok"], line, labels)
+
+
+# ---- all three ----------------------------------------------------------------------------------------
+
+
+def sanity_checks(cfgs: list[dict], *, only=CHECKS) -> tuple[list[Verdict], list[str]]:
+    """The verdicts of the checks in `only` on the labels that have a net, and the labels skipped (2-D problems)."""
+    nets = [c for c in cfgs if not is_problem(c)]
+    skipped = [c["label"] for c in first_seeds(cfgs) if is_problem(c)]
+    if not nets:
+        return [], skipped
+    run = {"init": init_loss, "overfit": overfit, "gradcheck": gradient}
+    return [run[name](nets) for name in CHECKS if name in only], skipped
+
+
+def _short(label: str, width: int = 28) -> str:
+    """A label cut from the left to `width` characters, so that a verdict line stays within 100 columns."""
+    return label if len(label) <= width else "…" + label[-(width - 1) :]
+
+
+def lines(verdicts: list[Verdict], skipped: list[str], source: str) -> list[str]:
+    """What `optbench check` prints: one line per check, then the overall result."""
+    out = []
+    if skipped and not verdicts:
+        return [f"{source}: a 2-D problem ({', '.join(_short(s) for s in skipped[:3])}"
+                f"{', ...' if len(skipped) > 3 else ''}) has no net and no data: the sanity checks do not apply"]
+    if skipped:
+        out.append(f"skipped {len(skipped)} 2-D problem label(s): no net, the checks do not apply")
+    names = {"init": "init loss", "overfit": "overfit", "gradcheck": "gradcheck"}
+    for v in verdicts:
+        out.append(f"{'PASS' if v.ok else 'FAIL'}  {names[v.check]:<9}  {v.line}")
+    failed = [names[v.check] for v in verdicts if not v.ok]
+    out.append(f"{len(verdicts) - len(failed)} of {len(verdicts)} checks passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return out
+
+
+def as_json(verdicts: list[Verdict], skipped: list[str]) -> dict:
+    return {"ok": all(v.ok for v in verdicts), "skipped": skipped, "applies": bool(verdicts),
+            "checks": [dataclasses.asdict(v) for v in verdicts]}
