@@ -178,6 +178,67 @@ def gradcheck(
 
 
 @app.command()
+def check(
+    config: Path = typer.Argument(..., help="An experiment YAML file."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+):
+    """CS231n's sanity checks: loss at init vs ln C, overfit 20 examples, gradient check; exit 1 on FAIL."""
+    import json
+
+    from optbench.config import load_experiment
+    from optbench.sanity import as_json, lines, sanity_checks
+
+    if fmt not in ("table", "json"):
+        _fail(f"--format: {fmt!r} is invalid (accepted: table, json)")
+    verdicts, skipped = sanity_checks(load_experiment(config, sets=set_))
+    if fmt == "json":
+        typer.echo(json.dumps(as_json(verdicts, skipped), indent=1))
+    else:
+        for line in lines(verdicts, skipped, str(config)):
+            typer.echo(line)
+    if not all(v.ok for v in verdicts):
+        raise typer.Exit(1)
+
+
+@app.command("lr-find")
+def lr_find(
+    config: Path = typer.Argument(..., help="An experiment YAML file: each label's first seed is tested, all at once."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
+    start: float = typer.Option(1e-7, "--start", help="Learning rate of the first iteration."),
+    end: float = typer.Option(10.0, "--end", help="Learning rate of the last iteration."),
+    iters: int = typer.Option(100, "--iters", help="Iterations (one mini-batch each); the rate grows exponentially."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw smoothed loss vs lr to this .png, .svg or .pdf."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+):
+    """The LR range test (Smith 2017, fastai lr_find): suggested lr and a sweep range per label."""
+    import json
+
+    from optbench.config import load_experiment
+    from optbench.lrfind import as_json, check_range, lines, lr_find as find
+
+    if fmt not in ("table", "json"):
+        _fail(f"--format: {fmt!r} is invalid (accepted: table, json)")
+    check_range(start, end, iters)
+    if out is not None:
+        from optbench.plot import output_path
+
+        output_path(out, out.parent, "", "lr-find")  # a bad extension fails before anything trains
+    curves = find(load_experiment(config, sets=set_), start=start, end=end, iters=iters)
+    if out is not None:
+        from optbench.plots.lrfind import save_lr_find
+
+        save_lr_find(curves, out, title=f"LR range test: {config.stem}")
+    if fmt == "json":
+        typer.echo(json.dumps(as_json(curves, start=start, end=end, iters=iters), indent=1))
+        return
+    for line in lines(curves, source=str(config), start=start, end=end, iters=iters):
+        typer.echo(line)
+    if out is not None:
+        typer.echo(f"figure: {out}")
+
+
+@app.command()
 def compare(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: all under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
