@@ -195,7 +195,7 @@ def check(
     if fmt == "json":
         typer.echo(json.dumps(as_json(verdicts, skipped), indent=1))
     else:
-        for line in lines(verdicts, skipped, str(config)):
+        for line in lines(verdicts, skipped):
             typer.echo(line)
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)

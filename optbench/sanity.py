@@ -64,10 +64,10 @@ def expected_cost(tr) -> tuple[float, str]:
     loss, C = tr.cfgs[0]["loss"], tr.data.C
     value = expected_initial_cost(loss, C)
     if value is not None:
-        return value, "ln 2 (bce)" if loss == "bce" else f"ln {C} (softmax, {C} classes)"
+        return value, "ln 2" if loss == "bce" else f"ln {C}"
     D, N = tr.data.D, tr.data.N
     Y = tr.data.train[None, D + 1 :]
-    return float(tr.net.loss.value(np.zeros_like(Y), Y)[0] / N), "the cost of zero outputs (mse)"
+    return float(tr.net.loss.value(np.zeros_like(Y), Y)[0] / N), "zero-output cost"
 
 
 # ---- 1. the loss at initialization --------------------------------------------------------------------
@@ -98,10 +98,10 @@ def init_loss(cfgs: list[dict]) -> Verdict:
     n = len(costs)
     want = labels[0]["expected"]
     span = f"{min(costs):.4g}..{max(costs):.4g}" if n > 1 else f"{costs[0]:.4g}"
-    rule = f"expected {named} = {want:.4g}, pass within x{INIT_FACTOR:g}"
+    rule = f"expected {named} = {want:.4g}, tolerance x{INIT_FACTOR:g}"
     if bad:
         w = max(bad, key=lambda r: abs(math.log(r["ratio"])) if r["ratio"] > 0 and math.isfinite(r["ratio"]) else math.inf)
-        line = f"{len(bad)} of {len(labels)} labels off, worst {_short(w['label'])} {w['worst']:.4g}; {rule}"
+        line = _fit(f"{len(bad)}/{len(labels)} labels off ({{}}: {w['worst']:.4g}); {rule}", w["label"])
     else:
         line = f"{span} over {n} run{'s' if n != 1 else ''}; {rule}"
     return Verdict("init", not bad, line, labels)
@@ -184,17 +184,16 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
     labels.sort(key=lambda r: order[r["label"]])
     bad = [r for r in labels if not r["ok"]]
     k = labels[0]["examples"]
-    goal = "100% training accuracy" if labels[0]["metric"] == "train_acc" else \
-        f"a cost <= {REG_TARGET:g} x zero-output cost"
+    goal = "100% accuracy" if labels[0]["metric"] == "train_acc" else f"cost <= {labels[0]['target']:.3g}"
     if bad:
         w = bad[0]
         best = f"{100 * w['best']:.0f}%" if w["metric"] == "train_acc" else f"{w['best']:.3g}"
-        line = (f"{len(bad)} of {len(labels)} labels miss {goal} on {k} examples, e.g. {_short(w['label'])}: "
-                f"best {best} in {w['budget']} steps")
+        line = _fit(f"{len(bad)}/{len(labels)} labels miss {goal} on {k} examples; {{}}: best {best} in "
+                    f"{w['budget']} steps", w["label"])
     else:
         slow = max(labels, key=lambda r: r["step"] / r["budget"])
-        line = (f"{len(labels)} of {len(labels)} labels reach {goal} on {k} examples; slowest "
-                f"{_short(slow['label'])}: step {slow['step']} of {slow['budget']}")
+        line = _fit(f"{len(labels)}/{len(labels)} labels fit {k} examples ({goal}); slowest {{}}: step "
+                    f"{slow['step']}/{slow['budget']}", slow["label"])
     return Verdict("overfit", not bad, line, labels)
 
 
@@ -208,10 +207,12 @@ def gradient(cfgs: list[dict], *, examples: int = 16, samples: int = 20) -> Verd
     rows = gradcheck_runs(cfgs, examples=examples, samples=samples)
     v = verdict(rows)
     nets = f"{v['nets']} net" + ("s" if v["nets"] != 1 else "")
-    line = f"worst rel err {v['worst']:.2e} (limit {v['rtol']:g}), {v['failed']} of {v['checked']} entries failed, {nets}"
-    if not v["ok"]:
+    if v["ok"]:
+        line = f"worst rel err {v['worst']:.2e} <= {v['rtol']:g} over {v['checked']} entries of {nets}"
+    else:
         label, path, param = v["where"]
-        line += f"; worst at {_short(label)} {path} {param}"
+        line = _fit(f"{v['failed']}/{v['checked']} entries over {v['rtol']:g}, worst {v['worst']:.2e} at {{}} "
+                    f"{path} {param}", label)
     labels = [{k: r[k] for k in ("label", "path", "checked", "kinks", "failed", "worst")} for r in by_path(rows)]
     return Verdict("gradcheck", v["ok"], line, labels)
 
@@ -229,17 +230,23 @@ def sanity_checks(cfgs: list[dict], *, only=CHECKS) -> tuple[list[Verdict], list
     return [run[name](nets) for name in CHECKS if name in only], skipped
 
 
-def _short(label: str, width: int = 28) -> str:
-    """A label cut from the left to `width` characters, so that a verdict line stays within 100 columns."""
+def _short(label: str, width: int = 24) -> str:
+    """A label without its experiment name, cut from the left to `width` characters (lines within 100 columns)."""
+    label = label.split("/", 1)[-1]
     return label if len(label) <= width else "…" + label[-(width - 1) :]
 
 
-def lines(verdicts: list[Verdict], skipped: list[str], source: str) -> list[str]:
+def _fit(template: str, label: str, width: int = 100 - 17) -> str:
+    """template.format(label), the label shortened so that the verdict line (after 'FAIL  init loss  ') fits."""
+    return template.format(_short(label, max(width - len(template) + 2, 8)))
+
+
+def lines(verdicts: list[Verdict], skipped: list[str]) -> list[str]:
     """What `optbench check` prints: one line per check, then the overall result."""
     out = []
     if skipped and not verdicts:
-        return [f"{source}: a 2-D problem ({', '.join(_short(s) for s in skipped[:3])}"
-                f"{', ...' if len(skipped) > 3 else ''}) has no net and no data: the sanity checks do not apply"]
+        return [f"a 2-D problem ({len(skipped)} label{'s' if len(skipped) != 1 else ''}): no net and no data, "
+                "the sanity checks do not apply"]
     if skipped:
         out.append(f"skipped {len(skipped)} 2-D problem label(s): no net, the checks do not apply")
     names = {"init": "init loss", "overfit": "overfit", "gradcheck": "gradcheck"}
