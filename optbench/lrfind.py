@@ -219,8 +219,10 @@ def lines(curves: list[Curve], *, source: str, start: float, end: float, iters: 
     """The table (one row per label), how the suggestion is made, and the sweep block to paste."""
     names = {c.label.split("/")[0] for c in curves}
     prefix = f"{names.pop()}/" if len(names) == 1 and all("/" in c.label for c in curves) else ""
-    out = [f"lr range test of {source}: {len(curves)} label{'s' if len(curves) != 1 else ''}, lr {start:g}..{end:g} "
-           f"over {iters} iterations, seed {curves[0].seed}"]
+    name = source.rsplit("/", 1)[-1]
+    name = name if len(name) <= 32 else "…" + name[-31:]
+    out = [f"lr range test of {name}: {len(curves)} label{'s' if len(curves) != 1 else ''}, lr {start:g}..{end:g} "
+           f"in {iters} iterations, seed {curves[0].seed}"]
     head = f"{'label':<28} {'stopped at':>10} {'min loss':>9} {'at lr':>8} {'steepest':>9} {'min/10':>8}  sweep range"
     out += [head, "-" * len(head)]
     for c in curves:
@@ -232,8 +234,8 @@ def lines(curves: list[Curve], *, source: str, start: float, end: float, iters: 
             continue
         out.append(f"{name:<28} {stopped:>10} {c.best:>9.4g} {c.minimum:>8.2g} {c.steep:>9.2g} {c.min10:>8.2g}  "
                    f"{c.low:.2g}..{c.high:.2g}")
-    out.append(f"suggested lr: the steepest descent of the smoothed loss (EMA {BETA:g}, bias-corrected); "
-               "range: steep/10..min")
+    out.append(f"steepest (the suggested lr): steepest descent of the loss smoothed by an EMA ({BETA:g}, bias-corrected)")
+    out.append("min loss at lr: where the smoothed loss is lowest; sweep range: steepest/10 .. that rate")
     out.append(f"stopped at: the first iteration with smoothed loss > {STOP:g} x its best ('-': ran to the end)")
     if any(c.low is not None for c in curves):
         out += ["paste into the config (or merge into its sweep: block):", sweep_block(curves)]
