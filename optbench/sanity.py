@@ -5,8 +5,8 @@
    It passes within a factor INIT_FACTOR either way: He-initialized nets start above ln C (their logits are
    of order 1), a net initialized orders of magnitude too large starts at hundreds.
 2. Overfitting a tiny subset: the first SUBSET training examples, no regularization, no dropout, the config's
-   own optimizer, rate and batch size, within the config's own number of steps (at most MAX_STEPS): 100%
-   training accuracy (regression: a cost at most REG_TARGET x the zero-output cost).
+   own optimizer, rate, schedule and batch size, within the config's own number of steps (at most MAX_STEPS):
+   100% training accuracy (regression: a cost at most REG_TARGET x the zero-output cost).
 3. The gradient check of checks.py (the same as `optbench gradcheck`), on the nets as configured.
 
 The engine does the work (Trainer, checks.gradcheck_runs); this module only builds the configs and judges.
@@ -73,38 +73,53 @@ def expected_cost(tr) -> tuple[float, str]:
 # ---- 1. the loss at initialization --------------------------------------------------------------------
 
 
+def _off(ratio: float) -> float:
+    """How far a cost / expected ratio is from 1, either way: |ln ratio| (inf when not positive and finite)."""
+    return abs(math.log(ratio)) if ratio > 0 and math.isfinite(ratio) else math.inf
+
+
 def init_loss(cfgs: list[dict]) -> Verdict:
     """Every run's test-mode training cost at its initial weights (metrics.csv's epoch 0, without the L2 term)."""
     from optbench.train import Trainer
 
-    rows: dict[str, dict] = {}
-    named = ""
+    rows = {c["label"]: {"label": c["label"], "costs": [], "seeds": []} for c in cfgs}  # file order
     for group in make_groups([plain(c) for c in cfgs]):
         tr = Trainer(group)
         cost, _ = tr.evaluate(tr.theta, tr.data.train, tr.buffers)
         want, named = expected_cost(tr)
         for c, L0 in zip(group, cost.tolist()):
-            row = rows.setdefault(c["label"], {"label": c["label"], "expected": want, "costs": [], "seeds": []})
+            row = rows[c["label"]]
+            row.update(expected=want, named=named)
             row["costs"].append(L0)
             row["seeds"].append(c["seed"])
     labels = []
     for row in rows.values():
         ratio = [L0 / row["expected"] for L0 in row["costs"]]
-        worst = max(ratio, key=lambda r: abs(math.log(r)) if r > 0 and math.isfinite(r) else math.inf)
-        ok = all(1 / INIT_FACTOR <= r <= INIT_FACTOR for r in ratio)
-        labels.append({**row, "worst": row["costs"][ratio.index(worst)], "ratio": worst, "ok": ok})
+        worst = max(ratio, key=_off)
+        labels.append({**row, "worst": row["costs"][ratio.index(worst)], "ratio": worst, "ok": _off(worst) <= math.log(INIT_FACTOR)})
     bad = [r for r in labels if not r["ok"]]
-    costs = [c for r in labels for c in r["costs"]]
-    n = len(costs)
-    want = labels[0]["expected"]
-    span = f"{min(costs):.4g}..{max(costs):.4g}" if n > 1 else f"{costs[0]:.4g}"
-    rule = f"expected {named} = {want:.4g}, tolerance x{INIT_FACTOR:g}"
+    n = sum(len(r["costs"]) for r in labels)
+    runs = f"{n} run{'s' if n != 1 else ''}"
+    expected = list(dict.fromkeys((r["named"], r["expected"]) for r in labels))
+    if len(expected) == 1:
+        costs = [c for r in labels for c in r["costs"]]
+        span = f"{min(costs):.4g}..{max(costs):.4g} over {runs}"
+        rule = f"expected {expected[0][0]} = {expected[0][1]:.4g}, tolerance x{INIT_FACTOR:g}"
+    else:  # labels on different data: each against its own expected value
+        ratios = [c / r["expected"] for r in labels for c in r["costs"]]
+        span = f"{min(ratios):.3g}..{max(ratios):.3g} x expected over {runs}"
+        names = ", ".join(dict.fromkeys(name for name, _ in expected))
+        rule = _fit_text(f"expected {names} by label", 40) + f", tolerance x{INIT_FACTOR:g}"
     if bad:
-        w = max(bad, key=lambda r: abs(math.log(r["ratio"])) if r["ratio"] > 0 and math.isfinite(r["ratio"]) else math.inf)
+        w = max(bad, key=lambda r: _off(r["ratio"]))
         line = _fit(f"{len(bad)}/{len(labels)} labels off ({{}}: {w['worst']:.4g}); {rule}", w["label"])
     else:
-        line = f"{span} over {n} run{'s' if n != 1 else ''}; {rule}"
+        line = f"{span}; {rule}"
     return Verdict("init", not bad, line, labels)
+
+
+def _fit_text(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ---- 2. overfitting a tiny subset ---------------------------------------------------------------------
@@ -126,11 +141,21 @@ def _steps_per_epoch(train: dict, n: int) -> int:
 
 def overfit_config(cfg: dict, n_train: int, n: int = SUBSET) -> tuple[dict, int]:
     """The tiny-subset run of a config (regularization off, batch size capped at n) and its step budget:
-    the config's own number of steps, at most MAX_STEPS."""
+    the config's own number of steps, at most MAX_STEPS.
+
+    Schedules are functions of the epoch: with one, an epoch of the tiny run keeps the config's number of
+    steps (batches drawn at random from the n examples), so that the rate decays at the config's pace per step.
+    """
     tr = cfg["train"]
-    budget = min(tr["epochs"] * _steps_per_epoch(tr, n_train), MAX_STEPS)
+    per_epoch = _steps_per_epoch(tr, n_train)
+    budget = min(tr["epochs"] * per_epoch, MAX_STEPS)
     B = tr["batch_size"]
-    train = {**tr, "batch_size": "full" if B == "full" or B >= n else B}
+    scheduled = cfg["schedule"]["name"] != "constant" or cfg["momentum_schedule"]["name"] != "constant"
+    if scheduled and per_epoch > 1:
+        train = {**tr, "batch_size": n if B == "full" else min(B, n), "sampling": "random",
+                 "iterations_per_epoch": per_epoch}
+    else:
+        train = {**tr, "batch_size": "full" if B == "full" or B >= n else B}
     epochs = math.ceil(budget / _steps_per_epoch(train, n))
     return {**plain(cfg), "train": {**train, "epochs": epochs}}, budget
 

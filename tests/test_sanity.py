@@ -13,6 +13,7 @@ from optbench.config import load_experiment
 from optbench.train import Trainer
 
 NETS = sorted(p for p in CONFIGS.glob("*.yaml") if "data: {name: quadratic" not in p.read_text())
+NETS.append(CONFIGS / "examples" / "sklearn-strategies.yaml")  # the example whose data ships with scikit-learn
 ADAGRAD = CONFIGS / "adagrad-stall.yaml"  # spiral, 3 classes, one hidden layer of 50: quick to overfit
 
 
@@ -90,6 +91,18 @@ def test_overfit_carries_the_lessons_of_init_depth_and_of_the_reference_experime
     got, _ = verdicts(CONFIGS / "moons-optimizers.yaml", only=("overfit",))
     ok = {r["label"].split("/")[1]: r["ok"] for r in got["overfit"].labels}
     assert ok["adam"] and not ok["gd"]
+
+
+def test_a_schedule_keeps_its_pace_per_step_in_the_overfit_run():
+    """moons-lr-decay: the interval form (decay every 1000 epochs of 5 steps) fits the 20 examples; the plain 1/t
+    form decays too fast and stalls GD (the config's lesson), which the check reports as the one failure."""
+    got, _ = verdicts(CONFIGS / "moons-lr-decay.yaml", only=("overfit",))
+    failed = {r["label"].split("/")[1] for r in got["overfit"].labels if not r["ok"]}
+    assert failed == {"gd-1-over-t"}
+    cfg = next(c for c in load_experiment(CONFIGS / "moons-lr-decay.yaml") if c["label"].endswith("/gd"))
+    run, budget = sanity.overfit_config(cfg, 300)
+    assert run["train"]["iterations_per_epoch"] == 5 and run["train"]["sampling"] == "random"
+    assert run["train"]["epochs"] * 5 == budget == 10_000
 
 
 def test_a_2d_problem_says_the_checks_do_not_apply(cli):
