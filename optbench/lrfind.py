@@ -97,10 +97,10 @@ def stop_at(smooth: np.ndarray, factor: float = STOP) -> int | None:
 
 
 def suggest(lr: np.ndarray, smooth: np.ndarray, skip_start: int = SKIP_START,
-            skip_end: int = SKIP_END) -> tuple[float | None, float | None]:
-    """(steepest, minimum): the rate where d s / d ln lr, measured over a decade of rates centred on it, is most
-    negative up to the smoothed loss's minimum, and the rate at that minimum; both inside [skip_start, len - skip_end) as fastai
-    (the first points are a few batches' noise, the last the blow-up).
+            skip_end: int = SKIP_END) -> tuple[int | None, int | None]:
+    """Indices (steepest, minimum): where d s / d ln lr, measured over a decade of rates centred there, is most
+    negative up to the smoothed loss's minimum, and that minimum; both in [skip_start, len - skip_end) as in
+    fastai (the first points are a few batches' noise, the last the blow-up).
 
     None, None when the smoothed loss never fell below its value at the window's start (nothing learned).
     """
@@ -109,16 +109,15 @@ def suggest(lr: np.ndarray, smooth: np.ndarray, skip_start: int = SKIP_START,
         a, b = 0, len(smooth)
     if b - a < 3:
         return None, None
-    lr, s = lr[a:b], smooth[a:b]
+    x, s = np.log(lr[a:b]), smooth[a:b]
     k = int(np.argmin(s))
     if k == 0 or not s[k] < s[0]:
         return None, None
-    x = np.log(lr)
     h = max(1, round(0.5 * math.log(10) / np.mean(np.diff(x))))  # half a decade of rates each side
     i = np.arange(k + 1)
     lo, hi = np.maximum(i - h, 0), np.minimum(i + h, k)
     slope = (s[hi] - s[lo]) / np.maximum(x[hi] - x[lo], 1e-300)  # over a decade: a few batches' noise averages out
-    return float(lr[int(np.argmin(slope))]), float(lr[k])
+    return a + int(np.argmin(slope)), a + k
 
 
 class _AllStopped(Exception):
@@ -173,17 +172,17 @@ def _curve(cfg: dict, lr: np.ndarray, loss: np.ndarray, beta: float, stop: float
     n = int(np.sum(np.isfinite(lr)))
     lr, loss = lr[:n], loss[:n]
     s = smoothed(np.where(np.isfinite(loss), loss, np.inf), beta)
-    k = stop_at(s, stop)
-    end = n if k is None else k + 1
+    stopped = stop_at(s, stop)
+    end = n if stopped is None else stopped + 1
     keep = slice(0, end)
     finite = np.isfinite(s[keep])
-    steep, minimum = suggest(lr[keep][finite], s[keep][finite])
-    top = max(x for x in lr[keep][finite])
-    low, high = (None, None) if steep is None else (steep / 10, min(max(minimum, steep * 10 ** 0.5), top))
+    lr_f, s_f = lr[keep][finite], s[keep][finite]
+    i, k = suggest(lr_f, s_f)
+    steep, minimum, best = (None, None, None) if i is None else (float(lr_f[i]), float(lr_f[k]), float(s_f[k]))
+    low, high = (None, None) if i is None else (steep / 10, min(max(minimum, steep * 10 ** 0.5), float(lr_f[-1])))
     variant = cfg["label"].split("/", 1)[1] if "/" in cfg["label"] else None
     as_list = lambda a: [float(x) if math.isfinite(x) else None for x in a]  # noqa: E731 - JSON has no inf/nan
-    best = None if minimum is None else float(s[keep][finite][list(lr[keep][finite]).index(minimum)])
-    return Curve(cfg["label"], variant, cfg["seed"], as_list(lr[keep]), as_list(loss[keep]), as_list(s[keep]), k,
+    return Curve(cfg["label"], variant, cfg["seed"], as_list(lr[keep]), as_list(loss[keep]), as_list(s[keep]), stopped,
                  steep, minimum, best, low, high)
 
 

@@ -96,7 +96,8 @@ def init_loss(cfgs: list[dict]) -> Verdict:
     for row in rows.values():
         ratio = [L0 / row["expected"] for L0 in row["costs"]]
         worst = max(ratio, key=_off)
-        labels.append({**row, "worst": row["costs"][ratio.index(worst)], "ratio": worst, "ok": _off(worst) <= math.log(INIT_FACTOR)})
+        labels.append({**row, "worst": row["costs"][ratio.index(worst)], "ratio": worst,
+                       "ok": _off(worst) <= math.log(INIT_FACTOR)})
     bad = [r for r in labels if not r["ok"]]
     n = sum(len(r["costs"]) for r in labels)
     runs = f"{n} run{'s' if n != 1 else ''}"
@@ -126,7 +127,7 @@ def _fit_text(text: str, width: int) -> str:
 
 
 def subset(split, n: int = SUBSET):
-    """The first n training examples (already standardized with the full training set's statistics), nothing held out."""
+    """The first n training examples (standardized with the whole training set's statistics), nothing held out."""
     tr = split.train
     part = dataclasses.replace(tr, X=tr.X[:n], y=tr.y[:n])
     return dataclasses.replace(split, train=part, val=None, test=None)
@@ -278,7 +279,8 @@ def lines(verdicts: list[Verdict], skipped: list[str]) -> list[str]:
     for v in verdicts:
         out.append(f"{'PASS' if v.ok else 'FAIL'}  {names[v.check]:<9}  {v.line}")
     failed = [names[v.check] for v in verdicts if not v.ok]
-    out.append(f"{len(verdicts) - len(failed)} of {len(verdicts)} checks passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    summary = f"{len(verdicts) - len(failed)} of {len(verdicts)} checks passed"
+    out.append(summary + (f"; failed: {', '.join(failed)}" if failed else ""))
     return out
 
 
