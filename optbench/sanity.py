@@ -170,12 +170,16 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
     from optbench.config import load_data
     from optbench.train import Trainer
 
+    runs, budgets = [], {}
+    for c in first_seeds(cfgs):
+        N = len(load_data(c["data"]).train.y)
+        run, budgets[c["label"]] = overfit_config(c, N, min(n, N))
+        runs.append(run)
     labels = []
-    for group in make_groups(first_seeds(cfgs)):
+    for group in make_groups(runs):  # the tiny runs' own groups: a schedule may have changed a run's sampling
         split = load_data(group[0]["data"])
         k = min(n, len(split.train.y))
-        runs = [overfit_config(c, len(split.train.y), k) for c in group]
-        tr = Trainer([r for r, _ in runs], split=subset(split, k))
+        tr = Trainer(group, split=subset(split, k))
         classify = tr.net.loss.correct is not None
         target = 1.0 if classify else REG_TARGET * expected_cost(tr)[0]
         R = len(group)
@@ -201,9 +205,9 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
             tr.run(on_epoch)
         except _Reached:
             pass
-        for r, (c, (_, budget)) in enumerate(zip(group, runs)):
+        for r, c in enumerate(group):
             labels.append({"label": c["label"], "seed": c["seed"], "examples": k, "ok": bool(reached[r] >= 0),
-                           "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budget,
+                           "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budgets[c["label"]],
                            "metric": "train_acc" if classify else "train_cost", "best": float(best[r]),
                            "target": float(target)})
     order = {c["label"]: i for i, c in enumerate(first_seeds(cfgs))}

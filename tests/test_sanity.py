@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import CONFIGS, run_cli
 from optbench import sanity
@@ -93,16 +94,26 @@ def test_overfit_carries_the_lessons_of_init_depth_and_of_the_reference_experime
     assert ok["adam"] and not ok["gd"]
 
 
-def test_a_schedule_keeps_its_pace_per_step_in_the_overfit_run():
+def test_a_schedule_keeps_its_pace_per_step_in_the_overfit_run(tmp_path):
     """moons-lr-decay: the interval form (decay every 1000 epochs of 5 steps) fits the 20 examples; the plain 1/t
     form decays too fast and stalls GD (the config's lesson), which the check reports as the one failure."""
     got, _ = verdicts(CONFIGS / "moons-lr-decay.yaml", only=("overfit",))
-    failed = {r["label"].split("/")[1] for r in got["overfit"].labels if not r["ok"]}
-    assert failed == {"gd-1-over-t"}
+    steps = {r["label"].split("/")[1]: r["step"] for r in got["overfit"].labels}
+    assert {v for v, step in steps.items() if step is None} == {"gd-1-over-t"}
     cfg = next(c for c in load_experiment(CONFIGS / "moons-lr-decay.yaml") if c["label"].endswith("/gd"))
     run, budget = sanity.overfit_config(cfg, 300)
     assert run["train"]["iterations_per_epoch"] == 5 and run["train"]["sampling"] == "random"
     assert run["train"]["epochs"] * 5 == budget == 10_000
+    # a label at a constant rate first in the file (one engine group with the others in training) trains its
+    # tiny run apart from them: the scheduled labels' results do not change
+    raw = yaml.safe_load((CONFIGS / "moons-lr-decay.yaml").read_text())
+    raw["variants"] = {"gd-constant": {"optimizer": {"name": "gd", "lr": 0.1}, "schedule": {"name": "constant"}},
+                       **raw["variants"]}
+    path = tmp_path / "decay.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    got, _ = verdicts(path, only=("overfit",))
+    mixed = {r["label"].split("/")[1]: r["step"] for r in got["overfit"].labels}
+    assert {v: mixed[v] for v in steps} == steps
 
 
 def test_a_2d_problem_says_the_checks_do_not_apply(cli):
