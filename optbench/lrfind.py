@@ -147,14 +147,20 @@ def lr_find(cfgs: list[dict], *, start: float = START, end: float = END, iters: 
     for group in make_groups(runs):
         R = len(group)
         lrs, losses = np.full((R, iters), np.nan), np.full((R, iters), np.nan)
+        avg, best, done = np.zeros(R), np.full(R, np.inf), np.zeros(R, dtype=bool)  # the EMA as it runs, per label
 
-        def on_epoch(rec, lrs=lrs, losses=losses, R=R):
+        def on_epoch(rec, lrs=lrs, losses=losses, R=R, avg=avg, best=best, done=done):
             if rec.epoch == 0:
                 return
             i = rec.epoch - 1
             lrs[rec.alive, i] = np.broadcast_to(rec.metrics["lr"], (R,))[rec.alive]  # a frozen replica's lr reads 0
             losses[rec.alive, i] = np.asarray(rec.metrics["train_cost"])[rec.alive]
-            if all(stop_at(smoothed(losses[r, : i + 1], beta), stop) is not None for r in range(R)):
+            with np.errstate(invalid="ignore", over="ignore"):
+                avg[...] = beta * avg + (1 - beta) * np.where(rec.alive, losses[:, i], np.nan)
+                s = avg / (1 - beta ** (i + 1))
+                done[...] |= ~np.isfinite(s) | ((i > 0) & (s > stop * best))
+                np.fmin(best, s, out=best)
+            if done.all():
                 raise _AllStopped
 
         try:
