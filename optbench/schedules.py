@@ -7,6 +7,7 @@ passed by the engine to every factory and is not part of the config schema (see 
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Literal, NamedTuple
 
 import numpy as np
@@ -30,28 +31,59 @@ def stateless(f: Callable[[int], float | np.ndarray | None]) -> Schedule:
     return Schedule(init=lambda R: {}, multiplier=lambda e, state: (f(e), state), observe=lambda metric, state: state)
 
 
+def warmed(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
+    """A schedule factory with a `warmup` option: m(e) = (e+1)/(warmup+1) for e < warmup, then inner(e - warmup).
+
+    The inner schedule runs over the epochs after the warmup (as cosine's own warmup does), so a OneCycle or
+    a cosine restart period is counted from the end of the warmup. warmup 0 is the inner schedule itself.
+    """
+
+    def make(*, warmup: int = 0, epochs: int, **options) -> Schedule:
+        if np.all(np.asarray(warmup) == 0):
+            return factory(epochs=epochs, **options)
+        inner = factory(epochs=np.maximum(epochs - warmup, 1), **options)
+
+        def multiplier(e, state):
+            m, state = inner.multiplier(np.maximum(e - warmup, 0), state)
+            return np.where(e < warmup, (e + 1.0) / (warmup + 1.0), m)[()], state
+
+        return Schedule(inner.init, multiplier, inner.observe)
+
+    sig = inspect.signature(factory)
+    params = [p for k, p in sig.parameters.items() if k != "epochs"]
+    warmup = inspect.Parameter("warmup", inspect.Parameter.KEYWORD_ONLY, default=0, annotation="NonNegativeInt")
+    make.__signature__ = sig.replace(parameters=[*params, warmup, sig.parameters["epochs"]])
+    make.__name__, make.__qualname__, make.__doc__ = factory.__name__, factory.__qualname__, factory.__doc__
+    make.__module__ = factory.__module__
+    return make
+
+
 # ---------------------------------------------------------------- learning-rate multipliers
 
 
 @SCHEDULES.register()
+@warmed
 def constant(*, epochs: int) -> Schedule:
     """1"""
     return stateless(lambda e: 1.0)
 
 
 @SCHEDULES.register()
+@warmed
 def step(*, every: PositiveInt = 1000, gamma: Positive = 0.1, epochs: int) -> Schedule:
     """gamma ** floor(e / every)   (torch StepLR)"""
     return stateless(lambda e: np.power(gamma, np.floor(e / every)))
 
 
 @SCHEDULES.register()
+@warmed
 def exponential(*, gamma: Positive = 0.95, epochs: int) -> Schedule:
     """gamma ** e   (torch ExponentialLR)"""
     return stateless(lambda e: np.power(gamma, float(e)))
 
 
 @SCHEDULES.register()
+@warmed
 def inverse_time(
     *, decay_rate: NonNegative = 1.0, interval: PositiveInt = 1, timing: Literal["during", "after"] = "during",
     power: Positive = 1.0, epochs: int,
@@ -87,7 +119,68 @@ def cosine(*, warmup: NonNegativeInt = 0, min_factor: Unit = 0.0, epochs: int) -
     return stateless(f)
 
 
+def _anneal(start, end, pct, how: str):
+    """From start at pct 0 to end at pct 1: cosine (torch's default) or linear."""
+    if how == "cos":
+        return end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1.0)
+    return (end - start) * pct + start
+
+
+def _one_cycle_phases(e, epochs, pct_start):
+    """(phase 1?, pct within the phase) of torch's two-phase OneCycleLR at step e of `epochs` steps."""
+    e = np.minimum(e, epochs - 1)  # past the end: the final value (torch raises)
+    up = pct_start * epochs - 1.0  # the step at the peak, as torch computes it
+    first = e <= up
+    pct = np.where(first, e / np.where(up > 0, up, 1.0), (e - up) / np.maximum(epochs - 1.0 - up, 1e-300))
+    return first, np.where(first & (up <= 0), 1.0, pct)
+
+
 @SCHEDULES.register()
+@warmed
+def one_cycle(
+    *, pct_start: OpenUnit = 0.3, div_factor: Positive = 25.0, final_div_factor: Positive = 1e4,
+    anneal: Literal["cos", "linear"] = "cos", epochs: int,
+) -> Schedule:
+    """1/div_factor -> 1 over pct_start of the run, then -> 1/(div_factor*final_div_factor) (OneCycleLR; lr = max_lr)
+
+    torch's OneCycleLR (two phases) with total_steps = epochs, stepped once per epoch: optbench's schedules are
+    per epoch. optimizer.lr is torch's max_lr. torch also cycles momentum by default (cycle_momentum): here that
+    is `momentum_schedule: {name: one_cycle}`.
+    """
+    m0 = 1.0 / div_factor
+    m_min = m0 / final_div_factor
+
+    def f(e):
+        first, pct = _one_cycle_phases(e, epochs, pct_start)
+        return np.where(first, _anneal(m0, 1.0, pct, anneal), _anneal(1.0, m_min, pct, anneal))[()]
+
+    return stateless(f)
+
+
+@SCHEDULES.register()
+@warmed
+def cosine_restarts(*, T_0: PositiveInt = 10, T_mult: PositiveInt = 1, min_factor: Unit = 0.0, epochs: int) -> Schedule:
+    """min_factor + (1-min_factor) * (1 + cos(pi*T_cur/T_i))/2, T_i = T_0*T_mult^i (CosineAnnealingWarmRestarts)
+
+    torch's CosineAnnealingWarmRestarts stepped once per epoch (eta_min = min_factor * lr): period i lasts
+    T_0 * T_mult^i epochs and T_cur counts the epochs since the last restart.
+    """
+
+    flat = np.asarray(T_mult) == 1  # equal periods; else period n starts at T_0 * (T_mult^n - 1) / (T_mult - 1)
+    q = np.where(flat, 2.0, T_mult).astype(float)  # 2: any base > 1 keeps the unused branch finite
+
+    def f(e):
+        e = np.asarray(e, dtype=float)
+        n = np.floor(np.log(e / T_0 * (q - 1.0) + 1.0) / np.log(q))  # the restart index, as torch computes it
+        t_cur = np.where(flat, np.mod(e, T_0), e - T_0 * (q**n - 1.0) / (q - 1.0))
+        t_i = np.where(flat, T_0, T_0 * q**n)
+        return (min_factor + (1.0 - min_factor) * 0.5 * (1.0 + np.cos(np.pi * t_cur / t_i)))[()]
+
+    return stateless(f)
+
+
+@SCHEDULES.register()
+@warmed
 def plateau(
     *,
     factor: OpenUnit = 0.1,
@@ -135,3 +228,17 @@ def momentum_constant(*, epochs: int) -> Schedule:
 def ramp(*, start: Unit = 0.5, end: Unit = 0.99, over: PositiveInt = 100, epochs: int) -> Schedule:
     """mu = start + (end - start) * min(e / over, 1)   (CS231n: momentum annealed 0.5 -> 0.99)"""
     return stateless(lambda e: start + (end - start) * np.minimum(e / over, 1.0))
+
+
+@MOMENTUM_SCHEDULES.register("one_cycle")
+def momentum_one_cycle(
+    *, pct_start: OpenUnit = 0.3, base: Unit = 0.85, peak: Unit = 0.95, anneal: Literal["cos", "linear"] = "cos",
+    epochs: int,
+) -> Schedule:
+    """mu: peak -> base while the OneCycle rate rises, then base -> peak (OneCycleLR's cycle_momentum)"""
+
+    def f(e):
+        first, pct = _one_cycle_phases(e, epochs, pct_start)
+        return np.where(first, _anneal(peak, base, pct, anneal), _anneal(base, peak, pct, anneal))[()]
+
+    return stateless(f)

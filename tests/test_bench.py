@@ -95,3 +95,23 @@ def test_scrub_removes_the_overrides_from_a_copy_only():
     assert dict(os.environ) == before
     info = envinfo.environment(removed)
     assert "OPENBLAS_CORETYPE=Haswell" in "\n".join(envinfo.describe(info))
+
+
+def test_fashion_bench_sides_take_the_same_steps_and_log_the_same_columns(tmp_path):
+    """bench_fashion.py on 600 images and 1 epoch: optbench and both PyTorch forms take 3 x 5 optimizer steps
+    (540 training images in batches of 128), and the PyTorch script logs optbench's metrics columns."""
+    import bench_fashion
+
+    data = Path("/usr/share/datasets/fashion-mnist")
+    assert data.is_dir(), "install Debian's dataset-fashion-mnist (as .ci/run does)"
+    sets = ["data.n_train=600", "train.epochs=1"]
+    cmds = bench_fashion.commands(data, tmp_path, 1, sets)
+    assert list(cmds) == ["optbench", "torch default", "torch foreach/fused"]
+    for name, cmd in cmds.items():
+        wall, kib, steps = bench_fashion.run_once(name, cmd, tmp_path, 1)
+        assert steps == 15 and wall > 0 and kib > 0, name
+    ours = {tuple(p.read_text().splitlines()[0].split(",")) for p in (tmp_path / "optbench").glob("*/metrics.csv")}
+    theirs = {tuple(p.read_text().splitlines()[0].split(",")) for p in (tmp_path / "torch-default").glob("*/metrics.csv")}
+    assert len(ours) == len(theirs) == 1
+    assert set(next(iter(ours))) - {"seconds"} == set(next(iter(theirs)))
+    assert len(list((tmp_path / "torch-best").glob("*/params.npz"))) == 3

@@ -108,10 +108,17 @@ def test_momentum_constant_leaves_mu_alone():
     assert trajectory(build(MOMENTUM_SCHEDULES, "constant"), 3) == [None, None, None]
 
 
-@pytest.mark.parametrize("name", SCHEDULES.names())
+@pytest.mark.parametrize("name", [n for n in SCHEDULES.names() if n != "one_cycle"])
 def test_first_epoch_uses_base_rate(name):
     m, _ = build(SCHEDULES, name, epochs=50).multiplier(0, SCHEDULES.build(name, {}, epochs=50).init(3))
     assert np.all(np.asarray(m) == 1)
+
+
+def test_one_cycle_starts_low_peaks_at_the_base_rate_and_ends_far_below():
+    """optimizer.lr is OneCycle's max_lr: the run starts at lr/div_factor, peaks at lr, ends at lr/(25*1e4)."""
+    ms = ours("one_cycle", 100)
+    assert ms[0] == pytest.approx(1 / 25) and ms.max() == pytest.approx(1.0) and ms[-1] == pytest.approx(1 / 25e4)
+    assert int(np.argmax(ms)) == 29  # the peak at pct_start * epochs - 1, as torch places it
 
 
 # ---------------------------------------------------------------- against torch.optim.lr_scheduler
@@ -156,6 +163,66 @@ def test_cosine_matches_torch(n):
     lrs = pytest.importorskip("torch.optim.lr_scheduler")
     expected = torch_lrs(lambda opt: lrs.CosineAnnealingLR(opt, T_max=n, eta_min=0), n)
     np.testing.assert_allclose(ours("cosine", n), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,options", [
+    (60, {}),
+    (50, {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0}),
+    (97, {"pct_start": 0.5, "anneal": "linear"}),
+    (20, {"pct_start": 0.01}),  # the peak at step -0.8: torch's first phase is never taken
+])
+def test_one_cycle_matches_torch(n, options):
+    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    kw = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "anneal": "cos", **options}
+    expected = torch_lrs(lambda opt: lrs.OneCycleLR(
+        opt, max_lr=1.0, total_steps=n, pct_start=kw["pct_start"], div_factor=kw["div_factor"],
+        final_div_factor=kw["final_div_factor"], anneal_strategy=kw["anneal"], cycle_momentum=False), n)
+    np.testing.assert_allclose(ours("one_cycle", n, **options), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_one_cycle_momentum_matches_torchs_cycle_momentum():
+    torch = pytest.importorskip("torch")
+    n = 40
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = torch.optim.SGD([p], lr=1.0, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=n, base_momentum=0.8, max_momentum=0.95)
+    expected = []
+    for _ in range(n):
+        expected.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    mus = trajectory(build(MOMENTUM_SCHEDULES, "one_cycle", n, base=0.8, peak=0.95), n)
+    np.testing.assert_allclose(np.ravel(mus), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("T_0,T_mult,min_factor", [(10, 1, 0.0), (7, 2, 0.1), (3, 3, 0.0), (1, 2, 0.05)])
+def test_cosine_restarts_matches_torch(T_0, T_mult, min_factor):
+    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    expected = torch_lrs(lambda opt: lrs.CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=min_factor))
+    got = ours("cosine_restarts", T_0=T_0, T_mult=T_mult, min_factor=min_factor)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("inner,options,torch_inner", [
+    ("step", {"every": 3, "gamma": 0.5}, lambda lrs, opt: lrs.StepLR(opt, step_size=3, gamma=0.5)),
+    ("exponential", {"gamma": 0.9}, lambda lrs, opt: lrs.ExponentialLR(opt, gamma=0.9)),
+    ("constant", {}, lambda lrs, opt: lrs.ConstantLR(opt, factor=1.0, total_iters=0)),
+])
+def test_warmup_of_any_schedule_is_torchs_linear_warmup_then_the_schedule(inner, options, torch_inner):
+    """warmup w: torch's SequentialLR of LinearLR(start_factor 1/(w+1), total_iters w) and the schedule at w."""
+    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    w = 4
+    expected = torch_lrs(lambda opt: lrs.SequentialLR(opt, [
+        lrs.LinearLR(opt, start_factor=1 / (w + 1), end_factor=1.0, total_iters=w), torch_inner(lrs, opt)],
+        milestones=[w]))
+    np.testing.assert_allclose(ours(inner, warmup=w, **options), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_warmup_zero_is_the_schedule_itself_and_plateau_still_observes():
+    assert ours("step", every=3, gamma=0.5).tolist() == ours("step", every=3, gamma=0.5, warmup=0).tolist()
+    metric = scripted_metric()
+    warm = ours("plateau", len(metric), metric, warmup=3, patience=2, factor=0.5)
+    assert warm[:3].tolist() == [0.25, 0.5, 0.75] and warm.min() < 0.5  # warmed up, then reduced on its metric
 
 
 def scripted_metric():
@@ -218,6 +285,11 @@ VECTOR_CASES = [
     (SCHEDULES, "cosine", {"warmup": [0, 3, 10], "min_factor": [0.0, 0.1, 0.5]}),
     (SCHEDULES, "cosine", {"warmup": [0, 3, 10]}),
     (MOMENTUM_SCHEDULES, "ramp", {"start": [0.5, 0.0, 0.9], "end": [0.99, 0.9, 0.5], "over": [10, 1, 30]}),
+    (SCHEDULES, "one_cycle", {"pct_start": [0.3, 0.1, 0.5], "div_factor": [25.0, 10.0, 4.0]}),
+    (SCHEDULES, "cosine_restarts", {"T_0": [3, 5, 7], "T_mult": [1, 2, 3], "min_factor": [0.0, 0.1, 0.5]}),
+    (SCHEDULES, "step", {"warmup": [0, 2, 5], "every": [3, 1, 2]}),
+    (SCHEDULES, "one_cycle", {"warmup": [0, 3, 8]}),
+    (MOMENTUM_SCHEDULES, "one_cycle", {"pct_start": [0.3, 0.2, 0.6], "base": [0.85, 0.5, 0.8]}),
 ]
 
 
@@ -310,3 +382,21 @@ def test_inverse_time_power_is_sklearns_invscaling():
         m, state = schedule.multiplier(e, state)
         assert lr0 * float(m) == pytest.approx(ref.learning_rate, rel=1e-15), e
         ref.iteration_ends((e + 1) * n)
+
+
+def test_one_cycle_with_cycled_momentum_trains_at_the_scheduled_rates():
+    """The engine runs epoch e (1-based rows) at lr * one_cycle(e - 1) with mu from the momentum one_cycle."""
+    from optbench.config import expand
+    from optbench.train import Trainer
+
+    n = 20
+    cfgs = expand({"name": "t", "data": {"name": "moons", "n_samples": 200, "seed": 1}, "model": {"hidden": [4]},
+                   "loss": "bce", "train": {"epochs": n, "batch_size": 50},
+                   "optimizer": {"name": "momentum", "lr": 0.5, "mu": 0.9},
+                   "schedule": {"name": "one_cycle", "warmup": 2}, "momentum_schedule": {"name": "one_cycle"}})
+    lrs = {}
+    res = Trainer(cfgs).run(on_epoch=lambda rec: lrs.__setitem__(rec.epoch, float(rec.metrics["lr"][0])))
+    assert res[0].status == "completed"
+    expected = 0.5 * ours("one_cycle", n, warmup=2)
+    np.testing.assert_allclose([lrs[e] for e in range(1, n + 1)], expected, rtol=1e-15)
+    assert lrs[0] == lrs[1]  # the epoch-0 row shows the rate epoch 1 runs at
