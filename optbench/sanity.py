@@ -6,7 +6,11 @@
    of order 1), a net initialized orders of magnitude too large starts at hundreds.
 2. Overfitting a tiny subset: the first SUBSET training examples, no regularization, no dropout, the config's
    own optimizer, rate, schedule and batch size, within the config's own number of steps (at most MAX_STEPS):
-   100% training accuracy (regression: a cost at most REG_TARGET x the zero-output cost).
+   100% training accuracy (regression: a cost at most REG_TARGET x the zero-output cost). A label that misses
+   it is *slow* while its cost still falls (by STILL or more over the budget's last quarter: a low rate, the
+   lesson of GD at the notebook's 0.0007) or once it has fallen by LEARNED (a plateau near the target: SGD's
+   noise floor), and *stuck* otherwise (a net that cannot learn, a rate like 1e-9, a divergence): only a
+   stuck label fails the check, a slow one is a warning.
 3. The gradient check of checks.py (the same as `optbench gradcheck`), on the nets as configured.
 
 The engine does the work (Trainer, checks.gradcheck_runs); this module only builds the configs and judges.
@@ -27,6 +31,8 @@ SUBSET = 20  # CS231n: "take the first 20 examples"
 INIT_FACTOR = 4.0  # pass: expected / 4 <= initial cost <= 4 x expected
 MAX_STEPS = 10_000  # the overfit run's bound when the config trains longer
 REG_TARGET = 0.01  # regression overfits when its cost falls to 1% of the cost of predicting 0
+STILL = 1e-3  # still learning: the cost's relative fall over the budget's last quarter (a plateau: ~1e-9)
+LEARNED = 0.5  # has learned: the cost's relative fall from its initial value
 CHECKS = ("init", "overfit", "gradcheck")
 
 
@@ -38,6 +44,7 @@ class Verdict:
     ok: bool
     line: str
     labels: list[dict]
+    warn: bool = False  # passed, with labels that need more steps (the overfit check's slow labels)
 
 
 def plain(cfg: dict) -> dict:
@@ -185,10 +192,17 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
         R = len(group)
         reached = np.full(R, -1)
         best = np.full(R, np.nan)
+        cost = np.full((3, R), np.inf)  # the initial cost, the lowest up to 3/4 of the budget, the lowest of all
+        quarter = 0.75 * np.array([budgets[c["label"]] for c in group])
         ended = np.zeros(R, dtype=bool)
 
-        def on_epoch(rec, reached=reached, best=best, ended=ended, classify=classify, target=target):
+        def on_epoch(rec, reached=reached, best=best, cost=cost, ended=ended, classify=classify, target=target):
+            c = np.where(rec.alive, rec.metrics["train_cost"], np.inf)
+            c[~np.isfinite(c)] = np.inf
+            np.minimum(cost[2], c, out=cost[2])
+            np.minimum(cost[1], c, out=cost[1], where=np.broadcast_to(rec.metrics["step"], (R,)) <= quarter)
             if rec.epoch == 0:
+                cost[0] = c
                 return
             value = rec.metrics["train_acc" if classify else "train_cost"]
             hit = (value >= target) if classify else (value <= target)
@@ -206,25 +220,37 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
         except _Reached:
             pass
         for r, c in enumerate(group):
+            fall = (1 - cost[2, r] / cost[:2, r]) if np.isfinite(cost[:, r]).all() and cost[2, r] > 0 else np.zeros(2)
+            learning = fall[1] >= STILL or fall[0] >= LEARNED
             labels.append({"label": c["label"], "seed": c["seed"], "examples": k, "ok": bool(reached[r] >= 0),
+                           "slow": bool(reached[r] < 0 and learning), "fall": float(fall[0]),
+                           "last_quarter_fall": float(fall[1]),
                            "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budgets[c["label"]],
                            "metric": "train_acc" if classify else "train_cost", "best": float(best[r]),
                            "target": float(target)})
     order = {c["label"]: i for i, c in enumerate(first_seeds(cfgs))}
     labels.sort(key=lambda r: order[r["label"]])
-    bad = [r for r in labels if not r["ok"]]
+    stuck = [r for r in labels if not r["ok"] and not r["slow"]]
+    short = [r for r in labels if r["slow"]]
     k = labels[0]["examples"]
     goal = "100% accuracy" if labels[0]["metric"] == "train_acc" else f"cost <= {labels[0]['target']:.3g}"
-    if bad:
-        w = bad[0]
-        best = f"{100 * w['best']:.0f}%" if w["metric"] == "train_acc" else f"{w['best']:.3g}"
-        line = _fit(f"{len(bad)}/{len(labels)} labels miss {goal} on {k} examples; {{}}: best {best} in "
-                    f"{w['budget']} steps", w["label"])
+
+    def best(w):
+        return f"{100 * w['best']:.0f}%" if w["metric"] == "train_acc" else f"{w['best']:.3g}"
+
+    if stuck:
+        w = stuck[0]
+        line = _fit(f"{len(stuck)}/{len(labels)} stuck below {goal} on {k} examples; {{}}: best {best(w)}, "
+                    "cost flat", w["label"])
+    elif short:
+        w = short[0]
+        line = _fit(f"{len(short)}/{len(labels)} slow, short of {goal} on {k} examples in {w['budget']} steps; "
+                    f"{{}}: best {best(w)}", w["label"])
     else:
         slow = max(labels, key=lambda r: r["step"] / r["budget"])
         line = _fit(f"{len(labels)}/{len(labels)} labels fit {k} examples ({goal}); slowest {{}}: step "
                     f"{slow['step']}/{slow['budget']}", slow["label"])
-    return Verdict("overfit", not bad, line, labels)
+    return Verdict("overfit", not stuck, line, labels, warn=bool(short))
 
 
 # ---- 3. the gradient check ----------------------------------------------------------------------------
@@ -281,10 +307,12 @@ def lines(verdicts: list[Verdict], skipped: list[str]) -> list[str]:
         out.append(f"skipped {len(skipped)} 2-D problem label(s): no net, the checks do not apply")
     names = {"init": "init loss", "overfit": "overfit", "gradcheck": "gradcheck"}
     for v in verdicts:
-        out.append(f"{'PASS' if v.ok else 'FAIL'}  {names[v.check]:<9}  {v.line}")
+        out.append(f"{'FAIL' if not v.ok else 'SLOW' if v.warn else 'PASS'}  {names[v.check]:<9}  {v.line}")
     failed = [names[v.check] for v in verdicts if not v.ok]
+    warned = [names[v.check] for v in verdicts if v.ok and v.warn]
     summary = f"{len(verdicts) - len(failed)} of {len(verdicts)} checks passed"
-    out.append(summary + (f"; failed: {', '.join(failed)}" if failed else ""))
+    out.append(summary + (f" ({', '.join(warned)} slow: more steps or a higher rate)" if warned else "")
+               + (f"; failed: {', '.join(failed)}" if failed else ""))
     return out
 
 
