@@ -115,6 +115,14 @@ def _replica_column(value: Hyper, theta: np.ndarray) -> np.ndarray:
     return col
 
 
+def _f64(value: Hyper) -> Hyper:
+    """A hyperparameter for per-step coefficients computed in float64: a Python float, or a float64 (R, 1) array.
+
+    Python floats where they can be: NumPy's scalar arithmetic costs a microsecond an operation.
+    """
+    return float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+
+
 def _on(value: Hyper) -> bool:
     """Whether an optional term (weight decay, dampening, momentum) is switched on: a per-replica array always
     (some replicas may use it), a float unless it is 0. Off, a rule runs its plain form's arithmetic unchanged."""
@@ -206,6 +214,8 @@ def momentum(
 
         rest, buf = np.empty_like(mu_cfg), np.empty_like(theta)
         rest_damped = _rest(dampening, theta)
+        # torch keeps no buffer where mu = 0: its step is g, undamped, there
+        rest_cfg = np.where(mu_cfg == 0, np.ones_like(mu_cfg), rest_damped).astype(theta.dtype)
 
         def update_damped(g, state, theta, mu=None):
             g = _with_decay(g, theta, wd, g_wd) if decayed else g
@@ -214,11 +224,11 @@ def momentum(
             if t == 0:
                 np.copyto(v, g)  # torch's buffer starts at g, undamped
             else:
-                # torch keeps no buffer where mu = 0: its step is g, undamped, there
-                np.copyto(rest, rest_damped)
-                np.copyto(rest, 1.0, where=mu_ == 0)
+                if mu is not None:  # a momentum schedule's mu: where it is 0, no dampening, as for rest_cfg
+                    np.copyto(rest, rest_damped)
+                    np.copyto(rest, 1.0, where=mu == 0)
                 np.multiply(v, mu_, out=v)
-                np.add(v, np.multiply(g, rest, out=buf), out=v)
+                np.add(v, np.multiply(g, rest_cfg if mu is None else rest, out=buf), out=v)
             return v, DampedVelocity(t + 1, v)
 
         def update_ema(g, state, theta, mu=None):
@@ -553,24 +563,28 @@ class RAdamState(NamedTuple):
     V: np.ndarray  # b2*V + g**2: the second moment without its (1-b2) factor
 
 
-def _radam_coefficients(t: int, beta1: Hyper, beta2: Hyper, eps: Hyper, theta: np.ndarray) -> tuple[Hyper, Hyper]:
-    """(k, e) with RAdam's direction = M / (sqrt(V)*k + e), per replica, computed in float64 then cast like _coef.
+def _radam_coefficients(t: int, b1: Hyper, b2: Hyper, eps: Hyper) -> tuple[Hyper, Hyper]:
+    """(k, e) with RAdam's direction = M / (sqrt(V)*k + e), per replica, in float64 (b1, b2, eps as _f64 gives them).
 
     Rectified (rho_t > 5): mhat*sqrt(1-b2**t)/(sqrt(v)+eps)*r with mhat = c*M, c = (1-b1)/(1-b1**t), v = (1-b2)*V,
     i.e. k = sqrt(1-b2)/a, e = eps/a for a = c*sqrt(1-b2**t)*r. Not yet (rho_t <= 5): mhat, i.e. k = 0, e = 1/c.
     """
-    b1, b2, eps = (np.asarray(x, dtype=np.float64) for x in (beta1, beta2, eps))
+    c = (1.0 - b1) / (1.0 - b1**t)
+    bc2 = 1.0 - b2**t
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    rho_t = rho_inf - 2.0 * t * b2**t / bc2
+    on = rho_t > 5.0
+
+    def rectified():
+        r = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+        a = c * bc2**0.5 * r
+        return (1.0 - b2) ** 0.5 / a, eps / a
+
+    if isinstance(on, bool):  # Python floats, the common case: no array calls (the rectifier is undefined until on)
+        return rectified() if on else (0.0, 1.0 / c)
     with np.errstate(divide="ignore", invalid="ignore"):  # the rectifier of the replicas not yet rectified is unused
-        c = (1.0 - b1) / (1.0 - b1**t)
-        bc2 = 1.0 - b2**t
-        rho_inf = 2.0 / (1.0 - b2) - 1.0
-        rho_t = rho_inf - 2.0 * t * b2**t / bc2
-        r = np.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-        a = c * np.sqrt(bc2) * r
-        on = rho_t > 5.0
-        k = np.where(on, np.sqrt(1.0 - b2) / a, 0.0)
-        e = np.where(on, eps / a, 1.0 / c)
-    return _coef(k, theta), _coef(e, theta)
+        k, e = rectified()
+    return np.where(on, k, 0.0), np.where(on, e, 1.0 / c)
 
 
 @OPTIMIZERS.register()
@@ -600,6 +614,8 @@ def radam(
         decayed = _on(weight_decay)
         d, buf = np.empty_like(theta), np.empty_like(theta)
         g_wd = np.empty_like(theta) if decayed and not decoupled_weight_decay else None
+        b1_64, b2_64, eps_64 = _f64(beta1), _f64(beta2), _f64(eps)
+        cast = (lambda x: x) if all(isinstance(x, float) for x in (b1_64, b2_64, eps_64)) else (lambda x: _coef(x, theta))
 
         def update(g, state, theta):
             t, M, V = state
@@ -607,7 +623,7 @@ def radam(
             if decayed and not decoupled_weight_decay:
                 g = _with_decay(g, theta, wd, g_wd)
             _update_moments(g, M, V, b1, b2, buf)
-            k, e = _radam_coefficients(t, beta1, beta2, eps, theta)
+            k, e = map(cast, _radam_coefficients(t, b1_64, b2_64, eps_64))
             np.sqrt(V, out=d)
             np.multiply(d, k, out=d)
             np.add(d, e, out=d)
@@ -646,8 +662,7 @@ def adabelief(
         b2, eps_, wd = (_coef(x, theta) for x in (beta2, eps, weight_decay))
         rest1, rest2, decayed = _rest(beta1, theta), _rest(beta2, theta), _on(weight_decay)
         d, buf = np.empty_like(theta), np.empty_like(theta)
-        b1_64 = np.asarray(beta1, dtype=np.float64)
-        b2_64 = np.asarray(beta2, dtype=np.float64)
+        b1_64, b2_64, eps_64 = _f64(beta1), _f64(beta2), _f64(eps)
 
         def update(g, state, theta):
             t, m, s = state
@@ -661,7 +676,7 @@ def adabelief(
             np.add(s, eps_, out=s)
             # mhat / (sqrt(shat) + eps) = m / (sqrt(s)*k + eps*bc1) with bc1 = 1-b1**t, k = bc1/sqrt(1-b2**t)
             bc1 = 1.0 - b1_64**t
-            k, e = _coef(bc1 / np.sqrt(1.0 - b2_64**t), theta), _coef(np.asarray(eps, dtype=np.float64) * bc1, theta)
+            k, e = _coef(bc1 / (1.0 - b2_64**t) ** 0.5, theta), _coef(eps_64 * bc1, theta)
             np.sqrt(s, out=d)
             np.multiply(d, k, out=d)
             np.add(d, e, out=d)
