@@ -3,7 +3,7 @@
     bytes ≈ N·(D + 1 + K)·(16 + 2s)            data: the float64 dataset and its standardized split, and the
                                                engine's copy (and transpose) in the run dtype of s bytes
           + R·P·s·(4 + m)                      parameters, gradients, best and scratch copies, and m optimizer
-                                               state slots per parameter (lbfgs: m = 2·history_size + 2)
+                                               state slots per parameter (state_slots; lbfgs: 2·history_size + 2)
           + R·B·(Σ_l d_l)·4s                   activations, their gradients and pre-activations for a batch of
                                                B = max(batch_size, min(N, EVAL_CHUNK)) over layers of width d_l
 with N examples of D features and K outputs, R replicas and P = Σ_l (d_{l-1} + 1)·d_l (+ 2 per normalized unit).
@@ -24,7 +24,8 @@ LIMIT_FRACTION = 0.5  # of physical memory: leaves room for the interpreter, oth
 FALLBACK = 8 * 2**30  # where os.sysconf cannot tell the physical memory
 EVAL_CHUNK = 4096  # examples evaluated at once (train.EVAL_CHUNK)
 _STATE_SLOTS = {"gd": 0, "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adadelta": 2,
-                "adam": 3, "adamw": 3, "nadam": 3}  # unknown names count as adam (3, with amsgrad's max)
+                "adam": 2, "adamw": 2, "nadam": 2, "adamax": 2, "radam": 2, "adabelief": 2,
+                "lion": 1}  # unknown names count as 3 (Adam with amsgrad's max)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -80,20 +81,30 @@ def data_bytes(n: float, d: float, k: float, itemsize: int = 8) -> float:
     return n * (d + 1 + k) * (16 + 2 * itemsize)
 
 
-def estimate(cfgs: list[dict], n: int, d: int, k: int) -> Estimate:
-    """Bytes a group of R = len(cfgs) resolved run configs needs on N examples of D features and K outputs."""
+def state_slots(opt: dict) -> int:
+    """Optimizer state arrays of P numbers per replica for a resolved optimizer section: _STATE_SLOTS, plus the
+    arrays an option switches on (AMSGrad's maximum, RMSProp's centered average and momentum buffer); L-BFGS
+    2*history_size + 2. tests/test_optim.py holds the count to each rule's state."""
     from optbench.optim import is_closure_optimizer
 
+    name = opt["name"]
+    if is_closure_optimizer(name):
+        return 2 * opt.get("history_size", 100) + 2
+    extra = bool(opt.get("amsgrad")) if name in ("adam", "adamw") else 0
+    if name == "rmsprop":
+        extra = bool(opt.get("centered")) + bool(opt.get("momentum"))
+    return _STATE_SLOTS.get(name, 3) + extra
+
+
+def estimate(cfgs: list[dict], n: int, d: int, k: int) -> Estimate:
+    """Bytes a group of R = len(cfgs) resolved run configs needs on N examples of D features and K outputs."""
     c0 = cfgs[0]
     s = 4 if c0["train"]["dtype"] == "float32" else 8
     widths = [d, *c0["model"]["hidden"], k]
     P = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
     if c0["model"]["norm"] != "none":
         P += 2 * sum(c0["model"]["hidden"])
-    slots = 0
-    for c in cfgs:  # replicas of one group may use different rules: count each replica's own
-        opt = c["optimizer"]
-        slots += 2 * opt.get("history_size", 100) + 2 if is_closure_optimizer(opt["name"]) else _STATE_SLOTS.get(opt["name"], 3)
+    slots = sum(state_slots(c["optimizer"]) for c in cfgs)  # replicas of one group may use different rules: each its own
     bs = c0["train"]["batch_size"]
     B = max(n if bs == "full" else min(bs, n), min(n, EVAL_CHUNK))
     R = len(cfgs)

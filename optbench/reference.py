@@ -19,26 +19,33 @@ from typing import Callable
 import numpy as np
 
 
-def sgd(x, dx, s, *, lr):
-    """x -= lr * dx"""
-    return x - lr * dx, s
+def sgd(x, dx, s, *, lr, weight_decay):
+    """x -= lr * (dx + weight_decay*x)   (torch's SGD: weight decay coupled, added to the gradient)"""
+    return x - lr * (dx + weight_decay * x), s
 
 
-def momentum(x, dx, s, *, lr, mu):
-    """v = mu*v + dx; x -= lr*v   (PyTorch's form; CS231n's v = mu*v - lr*dx; x += v is -lr times this v)"""
-    v = s["v"] = mu * s.get("v", 0.0) + dx
+def momentum(x, dx, s, *, lr, mu, dampening, weight_decay):
+    """v = mu*v + (1-dampening)*dx; x -= lr*v   (PyTorch's SGD(momentum=mu, dampening, weight_decay))
+
+    dx includes weight_decay*x; torch's first v is dx, undamped, and it keeps no buffer at mu = 0 (so
+    no dampening there). CS231n's v = mu*v - lr*dx; x += v is -lr times this v (no dampening).
+    """
+    dx = dx + weight_decay * x
+    v = s["v"] = dx if "v" not in s else mu * s["v"] + (1 - dampening * (mu != 0)) * dx
     return x - lr * v, s
 
 
-def momentum_ema(x, dx, s, *, lr, mu):
-    """v = beta*v + (1-beta)*dx; x -= lr*v   (deeplearning.ai, beta = mu)"""
+def momentum_ema(x, dx, s, *, lr, mu, weight_decay):
+    """v = beta*v + (1-beta)*dx; x -= lr*v   (deeplearning.ai, beta = mu, from v = 0; dx includes weight_decay*x)"""
     beta = mu
+    dx = dx + weight_decay * x
     v = s["v"] = beta * s.get("v", 0.0) + (1 - beta) * dx
     return x - lr * v, s
 
 
-def nesterov(x, dx, s, *, lr, mu):
-    """v = mu*v + dx; x -= lr*(dx + mu*v)   (the look-ahead step, written at the look-ahead point)"""
+def nesterov(x, dx, s, *, lr, mu, weight_decay):
+    """v = mu*v + dx; x -= lr*(dx + mu*v)   (the look-ahead step, written at the look-ahead point; dx includes weight_decay*x)"""
+    dx = dx + weight_decay * x
     v = s["v"] = mu * s.get("v", 0.0) + dx
     return x - lr * (dx + mu * v), s
 
@@ -49,11 +56,21 @@ def adagrad(x, dx, s, *, lr, eps, initial_accumulator_value):
     return x - lr * (dx / (np.sqrt(cache) + eps)), s
 
 
-def rmsprop(x, dx, s, *, lr, decay_rate, eps):
-    """cache = d*cache + (1-d)*dx**2; x -= lr*dx/(sqrt(cache)+eps)"""
+def rmsprop(x, dx, s, *, lr, decay_rate, eps, momentum, centered, weight_decay):
+    """cache = d*cache + (1-d)*dx**2; x -= lr*dx/(sqrt(cache)+eps)
+
+    torch.optim.RMSprop's options: dx includes weight_decay*x; centered: g_avg = d*g_avg + (1-d)*dx and the
+    denominator is sqrt(cache - g_avg**2) + eps (Graves 2013); momentum: v = momentum*v + dx/denominator,
+    x -= lr*v (at momentum 0, v is the plain step).
+    """
     d = decay_rate
+    dx = dx + weight_decay * x
     cache = s["cache"] = d * s.get("cache", 0.0) + (1 - d) * dx**2
-    return x - lr * (dx / (np.sqrt(cache) + eps)), s
+    if centered:
+        g_avg = s["g_avg"] = d * s.get("g_avg", 0.0) + (1 - d) * dx
+        cache = cache - g_avg**2
+    v = s["v"] = momentum * s.get("v", 0.0) + dx / (np.sqrt(cache) + eps)
+    return x - lr * v, s
 
 
 def adadelta(x, dx, s, *, lr, rho, eps):
@@ -96,6 +113,19 @@ def adamw(x, dx, s, *, lr, weight_decay, amsgrad_=False, **adam_options):
     return x_new - lr * weight_decay * x, s
 
 
+def adamax(x, dx, s, *, lr, beta1, beta2, eps, weight_decay):
+    """m = b1*m + (1-b1)*dx; u = max(b2*u, |dx| + eps); x -= lr/(1-b1**t) * m/u
+
+    Kingma & Ba (2015), section 7.1, with torch.optim.Adamax's eps inside the max; dx includes weight_decay*x.
+    """
+    b1, b2 = beta1, beta2
+    dx = dx + weight_decay * x
+    t = s["t"] = s.get("t", 0) + 1
+    m = s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * dx
+    u = s["u"] = np.maximum(b2 * s.get("u", 0.0), np.abs(dx) + eps)
+    return x - lr / (1 - b1**t) * (m / u), s
+
+
 def nadam(x, dx, s, *, lr, beta1, beta2, eps, momentum_decay):
     """mu_t = b1*(1 - 0.5*0.96**(t*psi)); P = mu_1...mu_t; x -= lr*((1-mu_t)/(1-P)*dx + mu_next/(1-P*mu_next)*m)/(sqrt(vb)+eps)
 
@@ -113,13 +143,53 @@ def nadam(x, dx, s, *, lr, beta1, beta2, eps, momentum_decay):
     return x - lr * (((1 - mu_t) / (1 - P) * dx + mu_next / (1 - P * mu_next) * m) / (np.sqrt(vb) + eps)), s
 
 
+def radam(x, dx, s, *, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay):
+    """m, v, mb as Adam; rho_t = rho_inf - 2t*b2**t/(1-b2**t); x -= lr*(mb*r*sqrt(1-b2**t)/(sqrt(v)+eps) if rho_t > 5 else mb)
+
+    Liu et al. (2020), Algorithm 2, as torch.optim.RAdam: rho_inf = 2/(1-b2) - 1, the rectifier
+    r = sqrt((rho_t-4)(rho_t-2)rho_inf / ((rho_inf-4)(rho_inf-2)rho_t)), eps added to sqrt(v) before the
+    bias correction. Weight decay: dx includes weight_decay*x, or (decoupled) x -= lr*weight_decay*x.
+    Scalar hyperparameters (the branch on rho_t).
+    """
+    b1, b2, wd = beta1, beta2, weight_decay
+    if not decoupled_weight_decay:
+        dx = dx + wd * x
+    t = s["t"] = s.get("t", 0) + 1
+    m = s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * dx
+    v = s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * dx**2
+    mb = m / (1 - b1**t)
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+    if rho_t > 5:
+        r = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        step = mb * r * np.sqrt(1 - b2**t) / (np.sqrt(v) + eps)
+    else:
+        step = mb
+    return x - lr * (step + (wd * x if decoupled_weight_decay else 0.0)), s
+
+
+def adabelief(x, dx, s, *, lr, beta1, beta2, eps, weight_decay):
+    """m = b1*m + (1-b1)*dx; s = b2*s + (1-b2)*(dx-m)**2 + eps; mb = m/(1-b1**t); sb = s/(1-b2**t); x -= lr*(mb/(sqrt(sb)+eps) + weight_decay*x)
+
+    Zhuang et al. (2020), Algorithm 2 (eps added to s every step, as there), with decoupled weight decay.
+    """
+    b1, b2 = beta1, beta2
+    t = s["t"] = s.get("t", 0) + 1
+    m = s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * dx
+    belief = s["s"] = b2 * s.get("s", 0.0) + (1 - b2) * (dx - m) ** 2 + eps
+    mb = m / (1 - b1**t)
+    sb = belief / (1 - b2**t)
+    return x - lr * (mb / (np.sqrt(sb) + eps) + weight_decay * x), s
+
+
 Step = Callable[..., tuple[np.ndarray, dict]]
 
 
 def forms(rule: str) -> list[Step]:
     """Every reference step optim.py's factory `rule` may select, the default first ([] when it has none)."""
+    singles = (sgd, nesterov, adagrad, rmsprop, adadelta, adamax, nadam, radam, adabelief)
     return {"momentum": [momentum, momentum_ema], "adam": [adam, amsgrad], "adamw": [adamw, adam, amsgrad]}.get(
-        rule, [f for f in (sgd, nesterov, adagrad, rmsprop, adadelta, nadam) if f.__name__ == rule])
+        rule, [f for f in singles if f.__name__ == rule])
 
 
 def form(rule: str, options: dict) -> tuple[Step, dict] | None:
@@ -127,7 +197,10 @@ def form(rule: str, options: dict) -> tuple[Step, dict] | None:
     keyword arguments it takes; None for a rule that has no separate reference form."""
     opts = dict(options)
     if rule == "momentum":
-        return (momentum_ema if opts.pop("form") == "ema" else momentum), opts
+        if opts.pop("form") == "ema":
+            opts.pop("dampening")  # 0: the ema form's (1-mu) is its dampening
+            return momentum_ema, opts
+        return momentum, opts
     if rule == "adam":
         return (amsgrad if opts.pop("amsgrad") else adam), opts
     if rule == "adamw":
