@@ -20,6 +20,7 @@ L-BFGS re-evaluates the function, so it lives in optbench/lbfgs.py with another 
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Literal, NamedTuple
 
 import numpy as np
@@ -39,6 +40,11 @@ class Optimizer(NamedTuple):
     init: Callable[[np.ndarray], tuple]
     bind: Callable[[np.ndarray], Update]
     lr: Hyper  # base learning rate, applied by the loop
+    # what the update takes from the loop besides (g, state, theta): "lr", this step's (R, 1) learning rate;
+    # "regrad", a function that recomputes g in place at theta's current contents on the same batch
+    wants: tuple[str, ...] = ()
+    # (state, theta, out): writes the point the metrics are taken at into out, when it is not theta (schedule-free's x)
+    evaluate_at: Callable[[tuple, np.ndarray, np.ndarray], None] | None = None
 
 
 # ---- states: what each rule carries from step to step --------------------------------------------
@@ -420,12 +426,20 @@ LBFGS = _lbfgs.LBFGS
 OPTIMIZERS.register()(_lbfgs.lbfgs)
 
 
+from optbench import muon as _muon  # noqa: E402,F401 - the modern rules register themselves (their own modules)
+
 def is_closure_optimizer(name: str) -> bool:
     """True when `name` builds a closure optimizer (lbfgs.LBFGS: step(theta, closure, state)) rather than an Optimizer.
 
     It re-evaluates the cost inside a step: full batches only, no lr schedule, no dropout, one replica at a time.
     """
     return getattr(OPTIMIZERS.get(name), "needs_closure", False)
+
+
+def build(name: str, options: dict, *, layout=None):
+    """OPTIMIZERS.build, handing `layout` (params.Layout: the blocks of theta's row) to the factories that take it."""
+    takes = "layout" in inspect.signature(OPTIMIZERS.get(name)).parameters
+    return OPTIMIZERS.build(name, options, **({"layout": layout} if takes else {}))
 
 
 def takes_mu(name: str) -> bool:

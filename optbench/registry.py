@@ -36,7 +36,7 @@ def _yaml_friendly(ann: Any) -> Any:
 
 
 # Arguments the engine passes itself; never part of a config section.
-RESERVED = ("rng", "dtype", "epochs", "shape")
+RESERVED = ("rng", "dtype", "epochs", "shape", "layout")
 
 
 def format_value(value: Any) -> str:

@@ -1,0 +1,134 @@
+"""The modern rules (muon, prodigy, schedule-free, lookahead, SAM) against their reference implementations, stepped
+on identical gradients in float64; their textbook forms; the replica axis, float32 and a run through the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optbench.optim import OPTIMIZERS, build
+from optbench.params import Layout
+
+STEPS = 25
+LAYOUT = Layout.mlp([3, 4, 2], norm=False)  # W1 (4, 3), b1, W2 (2, 4), b2: P = 26
+NORM_LAYOUT = Layout.mlp([3, 5, 4, 2], norm=True)  # with gamma/beta blocks between the dense ones
+
+
+def _problem(p: int, seed: int = 0):
+    """g(x) = A x + 0.3 sin(3x): the gradient of 0.5 x'Ax - 0.1 sum cos(3x), A SPD with condition 1e3."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    a = (q * np.logspace(-2, 1, p)) @ q.T
+    return (lambda x: x @ a + 0.3 * np.sin(3 * x)), rng.standard_normal(p)
+
+
+def run_ours(name, options, x0, grad, steps=STEPS, layout=None):
+    """Trajectory (steps, R, P) through the loop's protocol: theta -= lr_t * direction, the wants handed in."""
+    opt = build(name, OPTIMIZERS.validate(name, options, "optimizer"), layout=layout)
+    theta = np.array(x0, dtype=np.float64, ndmin=2)
+    state, update = opt.init(theta), opt.bind(theta)
+    lr = np.full((theta.shape[0], 1), opt.lr)
+    kw = {"lr": lr} if "lr" in opt.wants else {}
+    if "regrad" in opt.wants:
+        g = np.empty_like(theta)
+        kw["regrad"] = lambda: g.__setitem__(slice(None), grad(theta))
+    out, at = [], []
+    for _ in range(steps):
+        if "regrad" in opt.wants:
+            g[...] = grad(theta)
+        else:
+            g = grad(theta)
+        d, state = update(g, state, theta, **kw)
+        theta -= lr * d
+        out.append(theta.copy())
+        if opt.evaluate_at is not None:
+            x = np.empty_like(theta)
+            opt.evaluate_at(state, theta, x)
+            at.append(x)
+    return np.array(out), (np.array(at) if at else None)
+
+
+def _rel(got, ref):
+    """Max over steps of the step's max abs difference over the trajectory's scale."""
+    return float((np.abs(got - ref).max(axis=-1) / np.abs(ref).max(axis=-1)).max())
+
+
+def _torch_params(torch, layout, x0):
+    """One torch leaf per named view of the layout (W_l as (out, in), b_l, gamma_l, beta_l), from the flat x0."""
+    return {k: torch.tensor(v[0], dtype=torch.float64, requires_grad=True)
+            for k, v in layout.named(np.array(x0, ndmin=2)).items()}
+
+
+def _flat(layout, params):
+    return layout.from_named({k: p.detach().numpy()[None] for k, p in params.items()})[0]
+
+
+def run_torch(torch, layout, x0, grad, optimizers, steps=STEPS, closure_step=None):
+    """Trajectory (steps, P) of torch optimizers over the layout's named parameters on gradients grad(flat)."""
+    params = _torch_params(torch, layout, x0)
+    opts = optimizers(params)
+
+    def set_grads():
+        g = layout.named(grad(_flat(layout, params))[None])
+        for k, p in params.items():
+            p.grad = torch.from_numpy(np.ascontiguousarray(g[k][0]))
+
+    out = []
+    for _ in range(steps):
+        set_grads()
+        if closure_step is not None:
+            closure_step(opts, set_grads)
+        else:
+            for o in opts:
+                o.step()
+        out.append(_flat(layout, params))
+    return np.array(out), params, opts
+
+
+# ---------------------------------------------------------------------------------------------
+# Muon against torch.optim.Muon + AdamW on the rest (Keller Jordan's MuonWithAuxAdam split)
+
+
+@pytest.fixture
+def torch_f64(monkeypatch):
+    """torch, with Muon's bfloat16 cast lifted (the Newton–Schulz iteration then runs in float64, as ours does)."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self, *a, **k: self.clone())
+    return torch
+
+
+MUON_CASES = [
+    ({"lr": 0.02}, LAYOUT),
+    ({"lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "adam_lr": 0.01}, LAYOUT),
+    ({"lr": 0.02, "adjust_lr_fn": "match_rms_adamw", "ns_steps": 3, "adam_weight_decay": 0.1}, NORM_LAYOUT),
+]
+
+
+@pytest.mark.parametrize("options, layout", MUON_CASES)
+def test_muon_matches_torch(torch_f64, options, layout):
+    torch = torch_f64
+    grad, x0 = _problem(layout.P)
+    o = OPTIMIZERS.validate("muon", options, "optimizer")
+
+    def optimizers(params):
+        mats = [p for k, p in params.items() if k.startswith("W")]
+        rest = [p for k, p in params.items() if not k.startswith("W")]
+        return [torch.optim.Muon(mats, lr=o["lr"], weight_decay=o["weight_decay"], momentum=o["momentum"],
+                                 nesterov=o["nesterov"], ns_steps=o["ns_steps"], eps=o["eps"],
+                                 adjust_lr_fn=o["adjust_lr_fn"]),
+                torch.optim.AdamW(rest, lr=o["adam_lr"], betas=(o["adam_beta1"], o["adam_beta2"]),
+                                  eps=o["adam_eps"], weight_decay=o["adam_weight_decay"])]
+
+    ref, _, _ = run_torch(torch, layout, x0, grad, optimizers)
+    got, _ = run_ours("muon", options, x0, grad, layout=layout)
+    assert not np.allclose(got[-1, 0], x0, atol=1e-2)
+    assert _rel(got[:, 0], ref) <= 1e-10
+
+
+def test_muon_orthogonalizes():
+    """NS5 leaves every singular value of a matrix within torch's documented band (about 0.7 to 1.2)."""
+    from optbench.muon import NS_COEFFICIENTS, newton_schulz
+
+    G = np.random.default_rng(0).standard_normal((3, 6, 4)) * np.array([1e-3, 1.0, 1e3])[:, None, None]
+    s = np.linalg.svd(newton_schulz(G, NS_COEFFICIENTS, 5, 1e-7), compute_uv=False)
+    assert s.min() > 0.6 and s.max() < 1.25
