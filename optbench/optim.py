@@ -426,7 +426,7 @@ LBFGS = _lbfgs.LBFGS
 OPTIMIZERS.register()(_lbfgs.lbfgs)
 
 
-from optbench import muon as _muon  # noqa: E402,F401 - the modern rules register themselves (their own modules)
+from optbench import muon as _muon, prodigy as _prodigy, schedulefree as _schedulefree  # noqa: E402,F401 - the modern rules
 
 def is_closure_optimizer(name: str) -> bool:
     """True when `name` builds a closure optimizer (lbfgs.LBFGS: step(theta, closure, state)) rather than an Optimizer.

@@ -132,3 +132,70 @@ def test_muon_orthogonalizes():
     G = np.random.default_rng(0).standard_normal((3, 6, 4)) * np.array([1e-3, 1.0, 1e3])[:, None, None]
     s = np.linalg.svd(newton_schulz(G, NS_COEFFICIENTS, 5, 1e-7), compute_uv=False)
     assert s.min() > 0.6 and s.max() < 1.25
+
+
+# ---------------------------------------------------------------------------------------------
+# Prodigy against prodigyopt 1.1.2
+
+PRODIGY_CASES = [
+    {},
+    {"lr": 0.5, "beta1": 0.8, "beta2": 0.99, "d0": 1e-4, "weight_decay": 0.1, "use_bias_correction": True},
+    {"beta3": 0.9, "weight_decay": 0.05, "decouple": False, "safeguard_warmup": True, "growth_rate": 1.05,
+     "d_coef": 2.0},
+]
+
+
+@pytest.mark.parametrize("options", PRODIGY_CASES)
+def test_prodigy_matches_prodigyopt(options):
+    torch = pytest.importorskip("torch")
+    prodigyopt = pytest.importorskip("prodigyopt")
+    grad, x0 = _problem(LAYOUT.P)
+    o = OPTIMIZERS.validate("prodigy", options, "optimizer")
+
+    def optimizers(params):
+        return [prodigyopt.Prodigy(list(params.values()), lr=o["lr"], betas=(o["beta1"], o["beta2"]), beta3=o["beta3"],
+                                   eps=o["eps"], weight_decay=o["weight_decay"], decouple=o["decouple"],
+                                   use_bias_correction=o["use_bias_correction"], safeguard_warmup=o["safeguard_warmup"],
+                                   d0=o["d0"], d_coef=o["d_coef"],
+                                   growth_rate=float("inf") if o["growth_rate"] is None else o["growth_rate"])]
+
+    ref, _, (opt,) = run_torch(torch, LAYOUT, x0, grad, optimizers)
+    got, _ = run_ours("prodigy", options, x0, grad, layout=LAYOUT)
+    assert opt.param_groups[0]["d"] > 5 * o["d0"]  # the estimate grew: the test exercises it
+    assert _rel(got[:, 0], ref) <= 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule-Free SGD and AdamW against schedulefree 1.4.1 (y during training, x at evaluation)
+
+SCHEDULE_FREE_CASES = [
+    ("schedule_free_sgd", {"lr": 0.05}, "SGDScheduleFree", {"lr": 0.05}),
+    ("schedule_free_sgd", {"lr": 0.03, "momentum": 0.7, "weight_decay": 0.1, "warmup_steps": 10, "r": 1.0},
+     "SGDScheduleFree", {"lr": 0.03, "momentum": 0.7, "weight_decay": 0.1, "warmup_steps": 10, "r": 1.0}),
+    ("schedule_free_adamw", {}, "AdamWScheduleFree", {}),
+    ("schedule_free_adamw", {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05,
+                             "warmup_steps": 8, "weight_lr_power": 1.0},
+     "AdamWScheduleFree", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05, "warmup_steps": 8,
+                           "weight_lr_power": 1.0}),
+]
+
+
+@pytest.mark.parametrize("name, options, ref_name, ref_options", SCHEDULE_FREE_CASES)
+def test_schedule_free_matches_schedulefree(name, options, ref_name, ref_options):
+    torch = pytest.importorskip("torch")
+    schedulefree = pytest.importorskip("schedulefree")
+    grad, x0 = _problem(LAYOUT.P)
+
+    def optimizers(params):
+        opt = getattr(schedulefree, ref_name)(list(params.values()), foreach=False, **ref_options)
+        opt.train()
+        return [opt]
+
+    ref, params, (opt,) = run_torch(torch, LAYOUT, x0, grad, optimizers)
+    got, at = run_ours(name, options, x0, grad)
+    assert not np.allclose(got[-1, 0], x0, atol=1e-2)
+    assert _rel(got[:, 0], ref) <= 1e-10  # y, where the gradients are taken
+    opt.eval()
+    x = _flat(LAYOUT, params)
+    assert not np.allclose(x, got[-1, 0], atol=1e-3)  # the average is not the last iterate
+    assert _rel(at[-1, 0], x) <= 1e-10
