@@ -426,8 +426,6 @@ LBFGS = _lbfgs.LBFGS
 OPTIMIZERS.register()(_lbfgs.lbfgs)
 
 
-from optbench import muon as _muon, prodigy as _prodigy, schedulefree as _schedulefree  # noqa: E402,F401 - the modern rules
-
 def is_closure_optimizer(name: str) -> bool:
     """True when `name` builds a closure optimizer (lbfgs.LBFGS: step(theta, closure, state)) rather than an Optimizer.
 
@@ -445,3 +443,7 @@ def build(name: str, options: dict, *, layout=None):
 def takes_mu(name: str) -> bool:
     """True when `name`'s update takes `mu=` (its factory has a momentum coefficient mu): a momentum schedule applies."""
     return "mu" in OPTIMIZERS.params(name) and not is_closure_optimizer(name)
+
+
+# the modern rules, each in its own module, register themselves (they import the pieces above)
+from optbench import muon as _muon, prodigy as _prodigy, schedulefree as _schedulefree, wrappers as _wrappers  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 
 import pydantic
@@ -33,6 +34,24 @@ def _yaml_friendly(ann: Any) -> Any:
     if typing.get_origin(ann) is tuple:
         return Annotated[ann, BeforeValidator(_list_as_tuple)]
     return ann
+
+
+@dataclass(frozen=True)
+class Nested:
+    """Marks a factory parameter as a section of the same registry, a name or {name: ..., options}: a wrapper's inner rule.
+
+    Validated as a top-level section is, at its own key path; `owned` keys are the enclosing section's (a wrapper's
+    lr) and refused inside; `refuse(name)` says why a name cannot be nested here, or None.
+    """
+
+    owned: tuple[str, ...] = ()
+    refuse: Callable[[str], str | None] = lambda name: None
+
+
+def _nested_of(fn: Callable) -> dict[str, Nested]:
+    hints = typing.get_type_hints(fn, include_extras=True)
+    return {k: m for k, h in hints.items() if typing.get_origin(h) is Annotated
+            for m in h.__metadata__ if isinstance(m, Nested)}
 
 
 # Arguments the engine passes itself; never part of a config section.
@@ -175,7 +194,26 @@ class Registry:
         except pydantic.ValidationError as err:
             raise OptbenchError(pydantic_message(err, path)) from None
         # tuples (e.g. a start point) become lists so the resolved config dumps as plain YAML
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in model.model_dump().items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in model.model_dump().items()}
+        for k, nested in _nested_of(self.get(name)).items():
+            out[k] = self._validate_nested(out[k], nested, f"{path}.{k}")
+        return out
+
+    def _validate_nested(self, value: Any, nested: Nested, path: str) -> dict[str, Any]:
+        """A nested section (a name or a mapping with `name`) validated at `path`, without the keys it does not own."""
+        sec = {"name": value} if isinstance(value, str) else dict(value)
+        sub = sec.pop("name", None)
+        if not isinstance(sub, str):
+            raise OptbenchError(f"{path}.name: required key is missing" if sub is None else
+                                f"{path}.name: {format_value(sub)} is invalid: expected a string (a name)")
+        self.get(sub, f"{path}.name")
+        why = nested.refuse(sub)
+        if why:
+            raise OptbenchError(f"{path}.name: {sub} {why}")
+        for key in nested.owned:
+            if key in sec:
+                raise OptbenchError(f"{path}.{key}: set one level up, not here (the enclosing section's {key} is used)")
+        return {"name": sub, **{k: v for k, v in self.validate(sub, sec, path).items() if k not in nested.owned}}
 
     def build(self, name: str, options: dict[str, Any], **engine_args: Any) -> Any:
         """Call the factory with validated options plus engine-supplied arguments (rng, dtype)."""

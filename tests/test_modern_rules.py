@@ -199,3 +199,75 @@ def test_schedule_free_matches_schedulefree(name, options, ref_name, ref_options
     x = _flat(LAYOUT, params)
     assert not np.allclose(x, got[-1, 0], atol=1e-3)  # the average is not the last iterate
     assert _rel(at[-1, 0], x) <= 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookahead and SAM against pytorch_optimizer 4.1.0
+
+LOOKAHEAD_CASES = [
+    ({"lr": 0.02, "inner": "adam"}, lambda torch, ps, lr: torch.optim.Adam(ps, lr=lr), {}),
+    ({"lr": 0.01, "k": 3, "alpha": 0.3, "pullback_momentum": "pullback", "inner": {"name": "momentum", "mu": 0.8}},
+     lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.8), {"k": 3, "alpha": 0.3, "pullback_momentum": "pullback"}),
+    ({"lr": 0.01, "k": 4, "alpha": 0.6, "pullback_momentum": "reset", "inner": {"name": "nesterov", "mu": 0.9}},
+     lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9, nesterov=True),
+     {"k": 4, "alpha": 0.6, "pullback_momentum": "reset"}),
+]
+
+
+@pytest.mark.parametrize("options, inner, la_options", LOOKAHEAD_CASES)
+def test_lookahead_matches_pytorch_optimizer(options, inner, la_options):
+    torch = pytest.importorskip("torch")
+    po = pytest.importorskip("pytorch_optimizer")
+    grad, x0 = _problem(LAYOUT.P)
+    ref, _, _ = run_torch(torch, LAYOUT, x0, grad,
+                          lambda ps: [po.Lookahead(inner(torch, list(ps.values()), options["lr"]), **la_options)])
+    got, _ = run_ours("lookahead", options, x0, grad)
+    assert not np.allclose(got[-1, 0], x0, atol=1e-2)
+    assert _rel(got[:, 0], ref) <= 1e-10
+
+
+@pytest.fixture
+def sam_f64(monkeypatch):
+    """pytorch_optimizer's SAM, its gradient norm taken in float64 (it casts the squared norms to float32)."""
+    torch = pytest.importorskip("torch")
+    from pytorch_optimizer.optimizer import sam as sam_module
+
+    def norm64(param_groups, device=None, *, weight_adaptive=False):
+        total = torch.zeros(1, dtype=torch.float64)
+        for group in param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = p.grad * p.abs() if weight_adaptive and group.get("adaptive", False) else p.grad
+                    total += (g * g).sum()
+        return total
+
+    monkeypatch.setattr(sam_module, "get_global_gradient_norm", norm64)
+    return torch, sam_module.SAM
+
+
+SAM_CASES = [
+    ({"lr": 0.05}, lambda torch: torch.optim.SGD, {}, {}),
+    ({"lr": 0.02, "rho": 0.2, "adaptive": True, "inner": {"name": "momentum", "mu": 0.9}},
+     lambda torch: torch.optim.SGD, {"rho": 0.2, "adaptive": True}, {"momentum": 0.9}),
+    ({"lr": 0.03, "rho": 0.1, "inner": {"name": "adam", "beta2": 0.99}},
+     lambda torch: torch.optim.Adam, {"rho": 0.1}, {"betas": (0.9, 0.99)}),
+]
+
+
+@pytest.mark.parametrize("options, base, sam_options, base_options", SAM_CASES)
+def test_sam_matches_pytorch_optimizer(sam_f64, options, base, sam_options, base_options):
+    torch, SAM = sam_f64
+    grad, x0 = _problem(LAYOUT.P)
+
+    def closure_step(opts, set_grads):
+        opts[0].step(set_grads)  # the closure recomputes the gradients at the perturbed point
+
+    ref, _, _ = run_torch(torch, LAYOUT, x0, grad, lambda ps: [SAM(list(ps.values()), base(torch), lr=options["lr"],
+                                                               **sam_options, **base_options)],
+                          closure_step=closure_step)
+    got, _ = run_ours("sam", options, x0, grad)
+    plain, _ = run_ours(OPTIMIZERS.validate("sam", options, "optimizer")["inner"]["name"],
+                        {**{k: v for k, v in OPTIMIZERS.validate("sam", options, "optimizer")["inner"].items()
+                            if k != "name"}, "lr": options["lr"]}, x0, grad)
+    assert not np.allclose(got[-1, 0], plain[-1, 0], atol=1e-4)  # the second gradient changed the path
+    assert _rel(got[:, 0], ref) <= 1e-10
