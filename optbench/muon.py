@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from optbench import modern_reference
 from optbench.optim import OPTIMIZERS, AdamState, Hyper, Optimizer, _adam, _coef, _ema, _rest
 from optbench.params import Layout
 from optbench.registry import NonNegative, Positive, PositiveInt, Unit
@@ -140,3 +141,6 @@ def muon(
         return update
 
     return Optimizer(init, bind, lr)
+
+
+muon.reference_forms = (modern_reference.muon,)  # what `optbench list optimizers muon` shows

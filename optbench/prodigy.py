@@ -11,12 +11,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from optbench import modern_reference
 from optbench.optim import OPTIMIZERS, Optimizer, _coef
 from optbench.registry import NonNegative, Positive, Unit
 
 
 class ProdigyState(NamedTuple):
-    k: np.ndarray  # (R, 1) steps taken (a replica whose gradients were all zero so far takes none)
+    k: np.ndarray  # (R, 1) steps taken, in theta's dtype (a replica whose gradients were all zero so far takes none)
     d: np.ndarray  # (R, 1) the step-size estimate, from d0
     d_max: np.ndarray  # (R, 1)
     d_numerator: np.ndarray  # (R, 1) sum of beta3-discounted (d/d0) dlr <g, x0 - x>
@@ -53,7 +54,7 @@ def prodigy(
     def init(theta):
         col = lambda v: np.full((theta.shape[0], 1), v, dtype=theta.dtype)  # noqa: E731
         z = np.zeros_like
-        return ProdigyState(np.zeros((theta.shape[0], 1), dtype=np.int64), col(d0), col(d0), col(0.0), theta.copy(),
+        return ProdigyState(col(0.0), col(d0), col(d0), col(0.0), theta.copy(),
                             z(theta), z(theta), z(theta))
 
     def bind(theta):
@@ -88,16 +89,19 @@ def prodigy(
             new_d = np.where(d == d0_, np.maximum(d, d_hat), d)
             new_max = np.maximum(d_max, d_hat)
             new_d = np.minimum(new_max, new_d * growth)
+            new_d, new_max, total = np.where(moved, new_d, d), np.where(moved, new_max, d_max), np.where(moved, total, num)
             np.sqrt(v, out=out)
             np.add(out, new_d * eps_, out=out)
             np.divide(m, out, out=out)
             if decoupled:
                 np.add(out, np.multiply(theta, wd, out=buf), out=out)
             np.multiply(out, np.where(moved, d * bc, 0.0), out=out)
-            state = ProdigyState(k + moved, np.where(moved, new_d, d), np.where(moved, new_max, d_max),
-                                 np.where(moved, total, num), x0, s, m, v)
+            state = ProdigyState(k + moved, new_d, new_max, total, x0, s, m, v)
             return out, state
 
         return update
 
     return Optimizer(init, bind, lr, wants=("lr",))
+
+
+prodigy.reference_forms = (modern_reference.prodigy,)  # what `optbench list optimizers prodigy` shows

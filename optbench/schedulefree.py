@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from optbench import modern_reference
 from optbench.optim import OPTIMIZERS, Optimizer, _coef
 from optbench.registry import NonNegative, NonNegativeInt, OpenUnit, Positive, Unit
 
@@ -115,3 +116,7 @@ def schedule_free_adamw(
     v = b2*v + (1-b2)*g**2 (no first moment: the x/y interpolation is the momentum).
     """
     return _schedule_free(lr, beta1, weight_decay, warmup_steps, r, weight_lr_power, beta2, eps)
+
+
+schedule_free_sgd.reference_forms = (modern_reference.schedule_free,)  # what `optbench list optimizers schedule_free_sgd` shows
+schedule_free_adamw.reference_forms = (modern_reference.schedule_free,)  # what `optbench list optimizers schedule_free_adamw` shows

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 
+from optbench import modern_reference
 from optbench.optim import OPTIMIZERS, Optimizer, _coef, build, is_closure_optimizer
 from optbench.params import Layout
 from optbench.registry import NonNegative, Nested, Positive, PositiveInt, Unit
@@ -39,7 +40,7 @@ def _pick(kw: dict, wants: tuple[str, ...]) -> dict:
 
 
 class LookaheadState(NamedTuple):
-    counter: np.ndarray  # (R, 1) inner steps since the last synchronization
+    t: int  # inner steps so far: a replica synchronizes when t % k == 0 (pytorch_optimizer's counter, reset at k)
     slow: np.ndarray  # (R, P) the slow weights
     slow_v: np.ndarray | None  # (R, P) the slow momentum (pullback_momentum: pullback, on a rule with a velocity v)
     inner: tuple  # the inner rule's state
@@ -67,7 +68,7 @@ def lookahead(
     def init(theta):
         s = base.init(theta)
         has_v = "v" in getattr(s, "_fields", ())
-        return LookaheadState(np.zeros((theta.shape[0], 1), dtype=np.int64), theta.copy(),
+        return LookaheadState(0, theta.copy(),
                               np.zeros_like(theta) if pull == "pullback" and has_v else None, s)
 
     def bind(theta):
@@ -76,12 +77,12 @@ def lookahead(
         d, buf = np.empty_like(theta), np.empty_like(theta)
 
         def update(g, state, theta, lr, **kw):
-            counter, slow, slow_v, s = state
+            t, slow, slow_v, s = state
             step, s = inner_update(g, s, theta, **_pick(dict(kw, lr=lr), base.wants))
-            counter = counter + 1
-            sync = counter >= k_
+            t += 1
+            sync = np.broadcast_to(t % k_ == 0, (theta.shape[0], 1))
             if not sync.any():
-                return step, LookaheadState(counter, slow, slow_v, s)
+                return step, LookaheadState(t, slow, slow_v, s)
             # theta_new = lerp(fast, slow, 1 - alpha) with fast = theta - lr*step, as pytorch_optimizer's update
             np.multiply(step, lr, out=buf)
             np.subtract(theta, buf, out=buf)  # the fast weights after this step
@@ -99,7 +100,7 @@ def lookahead(
                     new_v = s.v + (1.0 - alpha_) * (slow_v - s.v)
                     np.copyto(s.v, new_v, where=sync)
                     np.copyto(slow_v, new_v, where=sync)
-            return d, LookaheadState(np.where(sync, 0, counter), slow, slow_v, s)
+            return d, LookaheadState(t, slow, slow_v, s)
 
         return update
 
@@ -154,3 +155,7 @@ def sam(
 
     return Optimizer(lambda theta: SAMState(base.init(theta)), bind, lr, wants=tuple(dict.fromkeys(("regrad", *base.wants))),
                      evaluate_at=base.evaluate_at and (lambda state, theta, out: base.evaluate_at(state.inner, theta, out)))
+
+
+lookahead.reference_forms = (modern_reference.lookahead,)  # what `optbench list optimizers lookahead` shows
+sam.reference_forms = (modern_reference.sam,)  # what `optbench list optimizers sam` shows

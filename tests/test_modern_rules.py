@@ -271,3 +271,87 @@ def test_sam_matches_pytorch_optimizer(sam_f64, options, base, sam_options, base
                             if k != "name"}, "lr": options["lr"]}, x0, grad)
     assert not np.allclose(got[-1, 0], plain[-1, 0], atol=1e-4)  # the second gradient changed the path
     assert _rel(got[:, 0], ref) <= 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# the textbook forms (optbench/modern_reference.py)
+
+
+def _literal(step, x0, gradient, steps=STEPS, **options):
+    x, s, out = np.array(x0, dtype=np.float64), {}, []
+    for _ in range(steps):
+        x, s = step(x, gradient(x), s, **options)
+        out.append(x.copy())
+    return np.array(out)
+
+
+def test_muon_is_its_textbook_form():
+    from optbench import modern_reference as mr, reference
+    from optbench.muon import matrices
+
+    grad, x0 = _problem(LAYOUT.P)
+    o = OPTIMIZERS.validate("muon", {"lr": 0.02, "adam_weight_decay": 0.1}, "optimizer")
+    mats, rest = matrices(LAYOUT, LAYOUT.P)
+    x, states, out = x0.copy(), [{} for _ in mats], []
+    adam_state: dict = {}
+    for _ in range(STEPS):
+        g, new = grad(x), x.copy()
+        for (off, rows, cols, stride), s in zip(mats, states):
+            idx = (off + np.arange(rows)[:, None] * stride + np.arange(cols)).reshape(-1)
+            new[idx], _ = mr.muon(x[idx], g[idx], s, lr=o["lr"], weight_decay=o["weight_decay"], momentum=o["momentum"],
+                                  nesterov=o["nesterov"], ns_coefficients=o["ns_coefficients"], eps=o["eps"],
+                                  ns_steps=o["ns_steps"], shape=(rows, cols))
+        new[rest], adam_state = reference.adamw(x[rest], g[rest], adam_state, lr=o["adam_lr"], beta1=o["adam_beta1"],
+                                                beta2=o["adam_beta2"], eps=o["adam_eps"],
+                                                weight_decay=o["adam_weight_decay"])
+        x = new
+        out.append(x.copy())
+    got, _ = run_ours("muon", {"lr": 0.02, "adam_weight_decay": 0.1}, x0, grad, layout=LAYOUT)
+    assert _rel(got[:, 0], np.array(out)) <= 1e-12
+
+
+@pytest.mark.parametrize("options", [{}, {"lr": 0.5, "weight_decay": 0.1, "d0": 1e-4, "beta3": 0.95}])
+def test_prodigy_is_its_textbook_form(options):
+    from optbench import modern_reference as mr
+
+    grad, x0 = _problem(LAYOUT.P)
+    o = OPTIMIZERS.validate("prodigy", options, "optimizer")
+    ref = _literal(mr.prodigy, x0, grad, **{k: o[k] for k in ("lr", "beta1", "beta2", "beta3", "eps", "weight_decay",
+                                                              "d0", "d_coef")})
+    got, _ = run_ours("prodigy", options, x0, grad)
+    assert _rel(got[:, 0], ref) <= 1e-12
+
+
+@pytest.mark.parametrize("name, options", [
+    ("schedule_free_sgd", {"lr": 0.05, "weight_decay": 0.1, "warmup_steps": 5}),
+    ("schedule_free_adamw", {"lr": 0.02, "r": 1.0, "weight_decay": 0.05}),
+])
+def test_schedule_free_is_its_textbook_form(name, options):
+    from optbench import modern_reference as mr
+
+    grad, x0 = _problem(LAYOUT.P)
+    o = OPTIMIZERS.validate(name, options, "optimizer")
+    extra = {"beta": o["momentum"]} if name == "schedule_free_sgd" else {"beta": o["beta1"], "beta2": o["beta2"],
+                                                                        "eps": o["eps"]}
+    x, s, ys, xs = x0.copy(), {}, [], []
+    for _ in range(STEPS):
+        x, s = mr.schedule_free(x, grad(x), s, lr=o["lr"], weight_decay=o["weight_decay"], warmup_steps=o["warmup_steps"],
+                                r=o["r"], weight_lr_power=o["weight_lr_power"], **extra)
+        ys.append(x.copy())
+        xs.append(s["x"].copy())
+    got, at = run_ours(name, options, x0, grad)
+    assert _rel(got[:, 0], np.array(ys)) <= 1e-12
+    assert _rel(at[:, 0], np.array(xs)) <= 1e-12
+
+
+def test_lookahead_and_sam_are_their_textbook_forms():
+    from optbench import modern_reference as mr, reference
+
+    grad, x0 = _problem(LAYOUT.P)
+    adam = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    ref = _literal(mr.lookahead, x0, grad, lr=0.02, k=4, alpha=0.5, inner=reference.adam, inner_options=adam)
+    got, _ = run_ours("lookahead", {"lr": 0.02, "k": 4}, x0, grad)
+    assert _rel(got[:, 0], ref) <= 1e-12
+    ref = _literal(mr.sam, x0, grad, lr=0.05, rho=0.05, grad=grad, inner=reference.sgd, inner_options={})
+    got, _ = run_ours("sam", {"lr": 0.05}, x0, grad)
+    assert _rel(got[:, 0], ref) <= 1e-10  # perturb_eps = 1e-12 in the norm, which the paper's form has not

@@ -333,6 +333,13 @@ def test_replicas_are_independent(name, per_replica):
     assert not np.allclose(batched[-1, 0] - x0[0], batched[-1, 1] - x0[1])
 
 
+def _wants(opt, theta):
+    """What the loop hands an update besides (g, state, theta) (Optimizer.wants): the step's lr; SAM's second
+    gradient, here a no-op (g stays the gradient)."""
+    kw = {"lr": np.full((theta.shape[0], 1), opt.lr, dtype=theta.dtype)} if "lr" in opt.wants else {}
+    return kw | ({"regrad": lambda: None} if "regrad" in opt.wants else {})
+
+
 @pytest.mark.parametrize("name", [n for n in OPTIMIZERS.names() if not is_closure_optimizer(n)])
 def test_float32_stays_float32(name):
     theta = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
@@ -343,7 +350,7 @@ def test_float32_stays_float32(name):
     opt = OPTIMIZERS.get(name)(**options)
     state, update = opt.init(theta), opt.bind(theta)
     for _ in range(3):
-        d, state = update(np.cos(theta), state, theta)
+        d, state = update(np.cos(theta), state, theta, **_wants(opt, theta))
         assert d.dtype == np.float32 and d.shape == theta.shape
         theta -= np.float32(0.01) * d
     for key, value in state._asdict().items():
@@ -407,7 +414,7 @@ def test_directions_shape_dtype_and_zero_gradient(name, r, p, dtype, seed):
 def test_zero_gradient_first_direction(name):
     theta = np.random.default_rng(4).standard_normal((2, 3))
     opt = OPTIMIZERS.get(name)()
-    d, _ = opt.bind(theta)(np.zeros_like(theta), opt.init(theta), theta)
+    d, _ = opt.bind(theta)(np.zeros_like(theta), opt.init(theta), theta, **_wants(opt, theta))
     # only weight decay moves a parameter that has no gradient
     expected = OPTIMIZERS.defaults(name).get("weight_decay", 0.0) * theta
     np.testing.assert_allclose(d, expected, rtol=1e-14, atol=0)
