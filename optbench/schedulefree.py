@@ -36,7 +36,7 @@ def _schedule_free(lr, b, weight_decay, warmup_steps, r, weight_lr_power, beta2=
         return ScheduleFreeState(0, col(-1.0), col(0.0), theta.copy(), np.zeros_like(theta) if adam else None)
 
     def bind(theta):
-        b_, wd, p_, r_ = (_coef(x, theta) for x in (b, weight_decay, weight_lr_power, r))
+        b_, wd, p_, r_, warm = (_coef(x, theta) for x in (b, weight_decay, weight_lr_power, r, warmup_steps))
         if adam:
             b2, eps_ = _coef(beta2, theta), _coef(eps, theta)
             rest2 = _coef(1.0 - np.asarray(beta2, dtype=np.float64), theta)
@@ -45,7 +45,10 @@ def _schedule_free(lr, b, weight_decay, warmup_steps, r, weight_lr_power, beta2=
 
         def update(g, state, theta, lr):
             k, lr_max, weight_sum, z, v = state
-            sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
+            if np.ndim(warm) == 0:
+                sched = (k + 1) / warm if k < warm else 1.0
+            else:  # per replica: (R, 1)
+                sched = np.where(k < warm, (k + 1) / np.maximum(warm, 1.0), 1.0).astype(theta.dtype)
             lr_s = lr * sched
             lr_max = np.maximum(lr_s, lr_max)
             weight = ((k + 1) ** r_) * lr_max**p_

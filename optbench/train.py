@@ -516,7 +516,7 @@ class Trainer:
             kept = {k: v.copy() for k, v in self.buffers.items()}
             steps_fns[current[0]]()
             if l2m is not None:
-                grad += l2m * theta
+                np.add(grad, l2m * theta, out=grad)
             self.Zall[:, :, a:b] = z
             for k, v in kept.items():
                 self.buffers[k][...] = v

@@ -355,3 +355,92 @@ def test_lookahead_and_sam_are_their_textbook_forms():
     ref = _literal(mr.sam, x0, grad, lr=0.05, rho=0.05, grad=grad, inner=reference.sgd, inner_options={})
     got, _ = run_ours("sam", {"lr": 0.05}, x0, grad)
     assert _rel(got[:, 0], ref) <= 1e-10  # perturb_eps = 1e-12 in the norm, which the paper's form has not
+
+
+# ---------------------------------------------------------------------------------------------
+# in the engine: the replica axis, the hooks (layout, lr, second gradient, evaluation point), the CLI
+
+MODERN_VARIANTS = {
+    "muon": [{"name": "muon", "lr": 0.02}, {"name": "muon", "lr": 0.05, "momentum": 0.9, "adam_lr": 0.01}],
+    "prodigy": [{"name": "prodigy"}, {"name": "prodigy", "lr": 0.5, "d0": 1e-4}],
+    "sf_sgd": [{"name": "schedule_free_sgd", "lr": 0.1}, {"name": "schedule_free_sgd", "lr": 0.3, "momentum": 0.8}],
+    "sf_adamw": [{"name": "schedule_free_adamw", "lr": 0.01},
+                 {"name": "schedule_free_adamw", "lr": 0.02, "beta1": 0.8, "warmup_steps": 5}],
+    "lookahead": [{"name": "lookahead", "lr": 0.01}, {"name": "lookahead", "lr": 0.03, "k": 3, "alpha": 0.7}],
+    "sam": [{"name": "sam", "lr": 0.1, "inner": "momentum"}, {"name": "sam", "lr": 0.2, "rho": 0.2, "inner": "momentum"}],
+}
+
+
+def test_solo_and_grouped_runs_agree_for_the_modern_rules():
+    """All twelve variants (per-replica numbers within each rule) train as one group; each equals its run alone."""
+    from optbench.config import expand
+    from test_train import BASE, metrics
+
+    variants = {f"{k}{i}": {"optimizer": o} for k, opts in MODERN_VARIANTS.items() for i, o in enumerate(opts)}
+    cfgs = expand({**BASE, "model": {"hidden": [5, 4], "norm": "layer"}, "train": {"epochs": 8, "batch_size": 64},
+                   "variants": variants})
+    grouped, gres = metrics(cfgs)
+    for i, c in enumerate(cfgs):
+        solo, sres = metrics([c])
+        assert gres[i].status == "completed" and solo[0][-1]["train_cost"] < solo[0][0]["train_cost"], c["label"]
+        for a, b in zip(solo[0], grouped[i]):
+            for k in ("train_cost", "val_cost", "grad_norm", "update_ratio", "lr"):
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-10, err_msg=f"{c['label']} {k}")
+        for k, v in sres[0].params.items():
+            np.testing.assert_allclose(v, gres[i].params[k], rtol=1e-10, atol=1e-13, err_msg=c["label"])
+
+
+def test_sam_second_pass_leaves_the_epoch_cost_alone():
+    """Full batch: epoch 1's cost is the cost before its step (the initial one), not at SAM's perturbed point."""
+    from optbench.config import expand
+    from test_train import BASE, metrics
+
+    cfgs = expand({**BASE, "train": {"epochs": 3, "batch_size": "full"}, "variants": {
+        "sam": {"optimizer": {"name": "sam", "lr": 0.5, "rho": 0.5}}, "sgd": {"optimizer": {"name": "sgd", "lr": 0.5}}}})
+    (sam, sgd), _ = metrics(cfgs)
+    assert sam[1]["train_cost"] == pytest.approx(sam[0]["train_cost"], rel=1e-12)
+    assert sam[1]["grad_norm"] != pytest.approx(sgd[1]["grad_norm"], rel=1e-3)  # the step took the second gradient
+    assert sam[2]["train_cost"] != pytest.approx(sgd[2]["train_cost"], rel=1e-6)
+
+
+def test_schedule_free_is_evaluated_and_saved_at_the_average():
+    from optbench.config import expand
+    from optbench.train import Trainer
+
+    cfg = expand({**BASE_SF, "optimizer": {"name": "schedule_free_adamw", "lr": 0.02}})
+    tr = Trainer(cfg)
+    res = tr.run()
+    y, z = tr.theta, tr.rules[0].state.z
+    x = y + (1 - 1 / 0.9) * (z - y)
+    assert not np.allclose(x, y, atol=1e-3)
+    named = tr.net.layout.named(x)
+    for k, v in res[0].params.items():
+        np.testing.assert_allclose(v, named[k][0], rtol=1e-13, atol=1e-15)
+    assert res[0].final_eval["val_cost"] == pytest.approx(float(tr.evaluate(x, tr.data.val, tr.buffers)[0][0]), rel=1e-12)
+
+
+BASE_SF = {"name": "t", "data": {"name": "moons", "n_samples": 200, "noise": 0.2, "seed": 3, "val_fraction": 0.25},
+           "model": {"hidden": [5]}, "loss": "bce", "train": {"epochs": 15, "batch_size": 32}}
+
+
+def test_modern_rules_train_through_the_cli(cli, tmp_path):
+    import csv
+    import yaml
+
+    variants = {k: {"optimizer": opts[0]} for k, opts in MODERN_VARIANTS.items()}
+    variants["lookahead_muon"] = {"optimizer": {"name": "lookahead", "lr": 0.02, "inner": {"name": "muon"}}}
+    cfg = {**BASE_SF, "seeds": [0, 1], "optimizer": {"name": "adam", "lr": 0.01}, "variants": variants}
+    cfg["train"] = {**cfg["train"], "dtype": "float32"}
+    path = tmp_path / "modern.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    dirs = sorted(d for d in (tmp_path / "runs").iterdir() if d.is_dir())
+    assert len(dirs) == 2 * len(variants)
+    for d in dirs:
+        rows = list(csv.DictReader(open(d / "metrics.csv")))
+        assert float(rows[-1]["val_cost"]) < float(rows[0]["val_cost"]), d.name
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump({**BASE_SF, "optimizer": {"name": "lookahead", "inner": {"name": "adam", "bta": 1}}}))
+    code, out, err = cli("train", one, "-q", "--runs-dir", tmp_path / "bad")
+    assert code == 2 and "optimizer.inner.bta: unknown option for adam (accepted: lr, beta1" in err
