@@ -28,7 +28,9 @@ import numpy as np
 from optbench import lbfgs as _lbfgs
 from optbench.registry import NonNegative, Positive, Registry, Unit
 
-OPTIMIZERS = Registry("optimizer")
+# the modern rules live in their own modules, which use the pieces below: they register at the first lookup
+OPTIMIZERS = Registry("optimizer", providers=("optbench.muon", "optbench.prodigy", "optbench.schedulefree",
+                                              "optbench.wrappers"))
 
 Hyper = float | np.ndarray  # a Python float or a per-replica (R, 1) array
 Update = Callable[..., tuple[np.ndarray, tuple]]  # (g, state, theta[, mu=]) -> (direction, state)
@@ -443,7 +445,3 @@ def build(name: str, options: dict, *, layout=None):
 def takes_mu(name: str) -> bool:
     """True when `name`'s update takes `mu=` (its factory has a momentum coefficient mu): a momentum schedule applies."""
     return "mu" in OPTIMIZERS.params(name) and not is_closure_optimizer(name)
-
-
-# the modern rules, each in its own module, register themselves (they import the pieces above)
-from optbench import muon as _muon, prodigy as _prodigy, schedulefree as _schedulefree, wrappers as _wrappers  # noqa: E402,F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
 from dataclasses import dataclass
@@ -126,9 +127,12 @@ def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = Non
 class Registry:
     """name -> factory; `validate` checks a config section against the factory's keyword-only signature."""
 
-    def __init__(self, family: str):
+    def __init__(self, family: str, *, providers: tuple[str, ...] = ()):
+        """`providers`: modules that register more entries, imported at the first lookup (they import the family's
+        own module for its pieces, so it cannot import them: they are plugins that ship with the package)."""
         self.family = family
-        self._items: dict[str, Callable[..., Any]] = {}
+        self._providers = providers
+        self._items_: dict[str, Callable[..., Any]] = {}
         self._models: dict[str, type[pydantic.BaseModel]] = {}
 
     def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()):
@@ -136,10 +140,17 @@ class Registry:
 
         def deco(fn):
             for n in (name or fn.__name__, *aliases):
-                self._items[n] = fn
+                self._items_[n] = fn
             return fn
 
         return deco
+
+    @property
+    def _items(self) -> dict[str, Callable[..., Any]]:
+        while self._providers:
+            first, self._providers = self._providers[0], self._providers[1:]
+            importlib.import_module(first)
+        return self._items_
 
     def names(self) -> list[str]:
         return list(self._items)
