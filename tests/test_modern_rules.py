@@ -444,3 +444,27 @@ def test_modern_rules_train_through_the_cli(cli, tmp_path):
     one.write_text(yaml.safe_dump({**BASE_SF, "optimizer": {"name": "lookahead", "inner": {"name": "adam", "bta": 1}}}))
     code, out, err = cli("train", one, "-q", "--runs-dir", tmp_path / "bad")
     assert code == 2 and "optimizer.inner.bta: unknown option for adam (accepted: lr, beta1" in err
+
+
+def test_modern_rules_resume_from_a_checkpoint_to_the_same_bytes(tmp_path):
+    """Their states (nested for the wrappers, per-replica columns, the fallback's) save, load and go on exactly."""
+    from optbench.checkpoint import load, save
+    from optbench.config import expand
+    from optbench.train import Trainer
+
+    variants = {f"{k}{i}": {"optimizer": o} for k, opts in MODERN_VARIANTS.items() for i, o in enumerate(opts)}
+    variants["lookahead_muon"] = {"optimizer": {"name": "lookahead", "lr": 0.02, "inner": {"name": "muon"}}}
+    cfgs = expand({**BASE_SF, "model": {"hidden": [5, 4], "norm": "batch"}, "train": {"epochs": 6, "batch_size": 32},
+                   "optimizer": {"name": "adam"}, "variants": variants})
+    saved = {}
+    full = Trainer(cfgs).run(on_epoch=lambda rec: saved.setdefault(rec.epoch, rec.state()) if rec.epoch == 3 else None)
+    assert {s["epoch"] for s in saved[3]} == {3}
+    states = []
+    for i, s in enumerate(saved[3]):
+        save(tmp_path / f"{i}.npz", s)
+        states.append(load(tmp_path / f"{i}.npz"))
+    again = Trainer(cfgs).run(resume=states)
+    for a, b in zip(full, again):
+        assert a.status == b.status == "completed"
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
