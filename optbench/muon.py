@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from optbench import modern_reference
-from optbench.optim import OPTIMIZERS, AdamState, Hyper, Optimizer, _adam, _coef, _ema, _rest
+from optbench.optim import OPTIMIZERS, AdamState, Optimizer, _adam, _coef, _ema, _rest
 from optbench.params import Layout
 from optbench.registry import NonNegative, Positive, PositiveInt, Unit
 
@@ -53,19 +53,22 @@ def _view(buf: np.ndarray, offset: int, rows: int, cols: int, stride: int) -> np
     return buf[:, offset : offset + rows * stride].reshape(buf.shape[0], rows, stride)[:, :, :cols]
 
 
-def newton_schulz(G: np.ndarray, coefficients: tuple[float, float, float], steps: int, eps) -> np.ndarray:
+def newton_schulz(G: np.ndarray, coefficients: tuple[float, float, float], steps, eps) -> np.ndarray:
     """NS_k(G): X = G/max(|G|_F, eps); k times X = a*X + (b*XX' + c*(XX')^2) X; on (R, A, B), wide side last.
 
     Drives every singular value of G towards about 1 (0.7..1.2 with these coefficients), i.e. G ~ U V'.
+    steps: an int, or per replica an (R, 1) array (each replica stops after its own count).
     """
     a, b, c = coefficients
     tall = G.shape[1] > G.shape[2]
     X = G.transpose(0, 2, 1) if tall else G
     norm = np.sqrt((X * X).sum(axis=(1, 2), keepdims=True))
     X = X / np.maximum(norm, eps)
-    for _ in range(steps):
+    per_replica = np.ndim(steps) > 0
+    for i in range(int(np.max(steps))):
         gram = X @ X.transpose(0, 2, 1)
-        X = a * X + (b * gram + c * (gram @ gram)) @ X
+        X_next = a * X + (b * gram + c * (gram @ gram)) @ X
+        X = np.where(np.reshape(steps, (-1, 1, 1)) > i, X_next, X) if per_replica else X_next
     return X.transpose(0, 2, 1) if tall else X
 
 

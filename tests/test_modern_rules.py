@@ -468,3 +468,19 @@ def test_modern_rules_resume_from_a_checkpoint_to_the_same_bytes(tmp_path):
         assert a.status == b.status == "completed"
         for k in a.params:
             np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+def test_muon_ns_steps_per_replica():
+    """A sweep over ns_steps stacks it into an (R, 1) column: each replica runs its own count."""
+    grad, x0 = _problem(LAYOUT.P)
+    x0 = np.stack([x0, x0])
+    opt = build("muon", {**OPTIMIZERS.defaults("muon"), "lr": 0.02, "ns_steps": np.array([[2.0], [5.0]])}, layout=LAYOUT)
+    theta = x0.copy()
+    state, update = opt.init(theta), opt.bind(theta)
+    for _ in range(5):
+        d, state = update(grad(theta), state, theta)
+        theta -= 0.02 * d
+    for r, k in enumerate((2, 5)):
+        solo, _ = run_ours("muon", {"lr": 0.02, "ns_steps": k}, x0[r], grad, steps=5, layout=LAYOUT)
+        np.testing.assert_allclose(theta[r], solo[-1, 0], rtol=1e-13, atol=1e-15)
+    assert not np.allclose(theta[0], theta[1])
