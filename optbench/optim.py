@@ -20,6 +20,7 @@ L-BFGS re-evaluates the function, so it lives in optbench/lbfgs.py with another 
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Literal, NamedTuple
 
 import numpy as np
@@ -28,7 +29,9 @@ from optbench import lbfgs as _lbfgs
 from optbench.errors import OptbenchError
 from optbench.registry import NonNegative, Positive, Registry, Unit, format_value
 
-OPTIMIZERS = Registry("optimizer")
+# the modern rules live in their own modules, which use the pieces below: they register at the first lookup
+OPTIMIZERS = Registry("optimizer", providers=("optbench.muon", "optbench.prodigy", "optbench.schedulefree",
+                                              "optbench.wrappers"))
 
 Hyper = float | np.ndarray  # a Python float or a per-replica (R, 1) array
 Update = Callable[..., tuple[np.ndarray, tuple]]  # (g, state, theta[, mu=]) -> (direction, state)
@@ -40,6 +43,11 @@ class Optimizer(NamedTuple):
     init: Callable[[np.ndarray], tuple]
     bind: Callable[[np.ndarray], Update]
     lr: Hyper  # base learning rate, applied by the loop
+    # what the update takes from the loop besides (g, state, theta): "lr", this step's (R, 1) learning rate;
+    # "regrad", a function that recomputes g in place at theta's current contents on the same batch
+    wants: tuple[str, ...] = ()
+    # (state, theta, out): writes the point the metrics are taken at into out, when it is not theta (schedule-free's x)
+    evaluate_at: Callable[[tuple, np.ndarray, np.ndarray], None] | None = None
 
 
 # ---- states: what each rule carries from step to step --------------------------------------------
@@ -732,6 +740,12 @@ def is_closure_optimizer(name: str) -> bool:
     It re-evaluates the cost inside a step: full batches only, no lr schedule, no dropout, one replica at a time.
     """
     return getattr(OPTIMIZERS.get(name), "needs_closure", False)
+
+
+def build(name: str, options: dict, *, layout=None):
+    """OPTIMIZERS.build, handing `layout` (params.Layout: the blocks of theta's row) to the factories that take it."""
+    takes = "layout" in inspect.signature(OPTIMIZERS.get(name)).parameters
+    return OPTIMIZERS.build(name, options, **({"layout": layout} if takes else {}))
 
 
 def takes_mu(name: str) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
+from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 
 import pydantic
@@ -35,8 +37,26 @@ def _yaml_friendly(ann: Any) -> Any:
     return ann
 
 
+@dataclass(frozen=True)
+class Nested:
+    """Marks a factory parameter as a section of the same registry, a name or {name: ..., options}: a wrapper's inner rule.
+
+    Validated as a top-level section is, at its own key path; `owned` keys are the enclosing section's (a wrapper's
+    lr) and refused inside; `refuse(name)` says why a name cannot be nested here, or None.
+    """
+
+    owned: tuple[str, ...] = ()
+    refuse: Callable[[str], str | None] = lambda name: None
+
+
+def _nested_of(fn: Callable) -> dict[str, Nested]:
+    hints = typing.get_type_hints(fn, include_extras=True)
+    return {k: m for k, h in hints.items() if typing.get_origin(h) is Annotated
+            for m in h.__metadata__ if isinstance(m, Nested)}
+
+
 # Arguments the engine passes itself; never part of a config section.
-RESERVED = ("rng", "dtype", "epochs", "shape")
+RESERVED = ("rng", "dtype", "epochs", "shape", "layout")
 
 
 def format_value(value: Any) -> str:
@@ -107,9 +127,12 @@ def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = Non
 class Registry:
     """name -> factory; `validate` checks a config section against the factory's keyword-only signature."""
 
-    def __init__(self, family: str):
+    def __init__(self, family: str, *, providers: tuple[str, ...] = ()):
+        """`providers`: modules that register more entries, imported at the first lookup (they import the family's
+        own module for its pieces, so it cannot import them: they are plugins that ship with the package)."""
         self.family = family
-        self._items: dict[str, Callable[..., Any]] = {}
+        self._providers = providers
+        self._items_: dict[str, Callable[..., Any]] = {}
         self._models: dict[str, type[pydantic.BaseModel]] = {}
 
     def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()):
@@ -117,10 +140,17 @@ class Registry:
 
         def deco(fn):
             for n in (name or fn.__name__, *aliases):
-                self._items[n] = fn
+                self._items_[n] = fn
             return fn
 
         return deco
+
+    @property
+    def _items(self) -> dict[str, Callable[..., Any]]:
+        while self._providers:
+            first, self._providers = self._providers[0], self._providers[1:]
+            importlib.import_module(first)
+        return self._items_
 
     def names(self) -> list[str]:
         return list(self._items)
@@ -175,7 +205,26 @@ class Registry:
         except pydantic.ValidationError as err:
             raise OptbenchError(pydantic_message(err, path)) from None
         # tuples (e.g. a start point) become lists so the resolved config dumps as plain YAML
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in model.model_dump().items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in model.model_dump().items()}
+        for k, nested in _nested_of(self.get(name)).items():
+            out[k] = self._validate_nested(out[k], nested, f"{path}.{k}")
+        return out
+
+    def _validate_nested(self, value: Any, nested: Nested, path: str) -> dict[str, Any]:
+        """A nested section (a name or a mapping with `name`) validated at `path`, without the keys it does not own."""
+        sec = {"name": value} if isinstance(value, str) else dict(value)
+        sub = sec.pop("name", None)
+        if not isinstance(sub, str):
+            raise OptbenchError(f"{path}.name: required key is missing" if sub is None else
+                                f"{path}.name: {format_value(sub)} is invalid: expected a string (a name)")
+        self.get(sub, f"{path}.name")
+        why = nested.refuse(sub)
+        if why:
+            raise OptbenchError(f"{path}.name: {sub} {why}")
+        for key in nested.owned:
+            if key in sec:
+                raise OptbenchError(f"{path}.{key}: set one level up, not here (the enclosing section's {key} is used)")
+        return {"name": sub, **{k: v for k, v in self.validate(sub, sec, path).items() if k not in nested.owned}}
 
     def build(self, name: str, options: dict[str, Any], **engine_args: Any) -> Any:
         """Call the factory with validated options plus engine-supplied arguments (rng, dtype)."""

@@ -342,14 +342,17 @@ def _rule_forms(name: str, factory) -> list[str]:
 
     if is_closure_optimizer(name):
         return [f"a closure optimizer ({factory.__module__}): step(theta, closure, state), see its module docstring"]
-    steps = reference.forms(factory.__name__)
+    own = getattr(factory, "reference_forms", None)  # a rule in its own module names its textbook form
+    steps = list(own) if own else reference.forms(factory.__name__)
     if not steps:
         return [f"written as its formula, the fast form is its reference ({factory.__module__}):", "",
                 inspect.getsource(factory).rstrip()]
     out = []
     for step in steps:
-        how = "bit for bit" if step.__name__ in reference.BITWISE else "to rounding (1e-15 of the trajectory's scale)"
-        out += [f"reference form {step.__name__} (optbench/reference.py; the fast form matches it {how}):", "",
+        how = ("bit for bit" if step.__name__ in reference.BITWISE and not own
+               else "to rounding (1e-15 of the trajectory's scale)" if not own else "to rounding")
+        where = step.__module__.replace(".", "/") + ".py"
+        out += [f"reference form {step.__name__} ({where}; the fast form matches it {how}):", "",
                 inspect.getsource(step).rstrip(), ""]
     return out[:-1]
 

@@ -23,7 +23,7 @@ from optbench.datacache import DataCache
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build
-from optbench.optim import OPTIMIZERS, is_closure_optimizer
+from optbench.optim import OPTIMIZERS, build as build_optimizer, is_closure_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 
 class _StopRequest:
@@ -154,11 +154,11 @@ def update_timing(seconds: float, steps: int, replicas: int) -> dict[str, float]
 class _Rule:
     """One update rule (optimizer, lr schedule, momentum schedule) over a contiguous slice of a group's replicas."""
 
-    def __init__(self, cfgs: list[dict], sl: slice, epochs: int, dtype):
+    def __init__(self, cfgs: list[dict], sl: slice, epochs: int, dtype, layout=None):
         c0 = cfgs[0]
         self.sl = sl
         self.name = c0["optimizer"]["name"]
-        self.opt = OPTIMIZERS.build(self.name, stack_section(cfgs, "optimizer", dtype))
+        self.opt = build_optimizer(self.name, stack_section(cfgs, "optimizer", dtype), layout=layout)
         self.lr = self.opt.lr
         self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dtype), epochs=epochs)
         self.msched = MOMENTUM_SCHEDULES.build(
@@ -168,8 +168,9 @@ class _Rule:
         self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
         self.seconds = 0.0  # time in this slice's optimizer update (the direction and its lr scaling)
         self.state = self.update = None  # set by start()
-        self.kw: dict = {}  # the update's keyword arguments this epoch: {"mu": (n, 1) column} under a momentum schedule
-        self._mu = np.empty((n, 1), dtype=dtype)
+        # the update's keyword arguments: mu (n, 1) under a momentum schedule, lr (n, 1) for a rule that wants it
+        self._mu, self._lr = np.empty((n, 1), dtype=dtype), np.empty((n, 1), dtype=dtype)
+        self.kw: dict = {"lr": self._lr} if "lr" in self.opt.wants else {}
 
     def start(self, theta: np.ndarray) -> None:
         """The optimizer's state and bound update for this slice's rows of theta."""
@@ -179,22 +180,23 @@ class _Rule:
         """Before epoch e (1-based): this slice's learning rates into lr_e, and the momentum coefficient its update takes."""
         mult, self.sstate = self.sched.multiplier(e - 1, self.sstate)
         lr_e[self.sl] = self.lr * np.asarray(mult, dtype=lr_e.dtype)
+        self._lr[...] = lr_e[self.sl]  # before frozen replicas' rates are zeroed: a rule may divide by it
         mu, self.mstate = self.msched.multiplier(e - 1, self.mstate)
         if mu is not None:
             self._mu[...] = mu  # cast to the training dtype, as the rule's own mu is
-            self.kw = {"mu": self._mu}
+            self.kw["mu"] = self._mu
 
     def observe(self, metric: np.ndarray) -> None:
         self.sstate = self.sched.observe(metric[self.sl], self.sstate)
 
 
-def _rules(cfgs: list[dict], epochs: int, dtype) -> list[_Rule]:
-    """One rule per run of consecutive replicas with the same rule_key."""
+def _rules(cfgs: list[dict], epochs: int, dtype, layout=None) -> list[_Rule]:
+    """One rule per run of consecutive replicas with the same rule_key; `layout`: the blocks of theta's row."""
     rules, start = [], 0
     keys = [rule_key(c) for c in cfgs]
     for i in range(1, len(cfgs) + 1):
         if i == len(cfgs) or keys[i] != keys[start]:
-            rules.append(_Rule(cfgs[start:i], slice(start, i), epochs, dtype))
+            rules.append(_Rule(cfgs[start:i], slice(start, i), epochs, dtype, layout))
             start = i
     return rules
 
@@ -238,7 +240,7 @@ class Trainer:
             self.rules = []
             self._lbfgs_seconds = np.zeros(R)
         else:
-            self.rules = _rules(cfgs, self.epochs, dt)
+            self.rules = _rules(cfgs, self.epochs, dt, layout=self.net.layout)
         reg = [c["regularization"] for c in cfgs]
         col = lambda key: np.array([r[key] or 0.0 for r in reg], dtype=dt).reshape(R, 1)  # noqa: E731
         self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
@@ -491,9 +493,42 @@ class Trainer:
         clock = time.perf_counter
         steps = 0
         e = done = 0
+        averaged = [rule for rule in self.rules if rule.opt.evaluate_at is not None]
+        at = np.empty_like(theta) if averaged and avg is None else None
+        current = [0]  # the index of the step (batch) being taken
+
+        def point():
+            """Where metrics are taken: Polyak's average, else each rule's evaluation point (schedule-free's x), else theta."""
+            if avg is not None or at is None:
+                return theta if avg is None else avg
+            at[...] = theta
+            for rule in averaged:
+                rule.opt.evaluate_at(rule.state, theta[rule.sl], at[rule.sl])
+            return at
+
+        def regrad(sl):
+            """The gradient again, at theta's current contents on this step's batch, into grad[sl] (SAM's second pass).
+
+            The epoch's logits, the running statistics and the other rules' gradients stay as the first pass left them.
+            """
+            a, b = self.bounds[current[0]] if len(steps_fns) > 1 else (0, self.n_epoch)
+            z, g = self.Zall[:, :, a:b].copy(), grad.copy()
+            kept = {k: v.copy() for k, v in self.buffers.items()}
+            steps_fns[current[0]]()
+            if l2m is not None:
+                np.add(grad, l2m * theta, out=grad)
+            self.Zall[:, :, a:b] = z
+            for k, v in kept.items():
+                self.buffers[k][...] = v
+            g[sl] = grad[sl]
+            grad[...] = g
+
+        for rule in self.rules:
+            if "regrad" in rule.opt.wants:
+                rule.kw["regrad"] = lambda sl=rule.sl: regrad(sl)
 
         def snapshot(r):
-            snapshots[r] = ((avg if avg is not None else theta)[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
+            snapshots[r] = (point()[r].copy(), {k: v[r].copy() for k, v in self.buffers.items()})
 
         def state() -> list[dict]:
             return [self._replica_state(r, dict(
@@ -555,7 +590,7 @@ class Trainer:
                         order = self._gather(e)
                         if e == 1 and order is not None:
                             batch_fp = [fingerprint(order[r]) for r in range(R)]
-                        for step in steps_fns:
+                        for current[0], step in enumerate(steps_fns):
                             if STOP.requested:
                                 raise KeyboardInterrupt
                             step()
@@ -581,7 +616,7 @@ class Trainer:
                     if self.lbfgs:  # the full-batch cost and accuracy after its step
                         m = self._eval_all(theta, self.buffers)
                     else:  # the mean cost and accuracy over the epoch's batches, as each was seen
-                        m = self._eval_val(avg if avg is not None else theta, self.buffers)
+                        m = self._eval_val(point(), self.buffers)
                         m["train_cost"] = net.loss.value(self.Zall, self.Yall) / self.n_epoch + self._penalty(theta)
                         m["train_acc"] = (net.loss.correct(self.Zall, self.Yall) / self.n_epoch
                                           if net.loss.correct is not None else nan)
@@ -608,10 +643,10 @@ class Trainer:
                     snapshot(r)
                 active[:] = False
                 self.interrupted = True
-            acts1 = self._activations(avg if avg is not None else theta, self.buffers) if self.record_activations else None
+            acts1 = self._activations(point(), self.buffers) if self.record_activations else None
 
         results = []
-        final = (avg if avg is not None else theta).copy()
+        final = point().copy()
         final_buffers = {k: v.copy() for k, v in self.buffers.items()}
         for r, (th, buf) in snapshots.items():
             final[r] = th

@@ -44,12 +44,14 @@ class ProblemTrainer:
         path = [theta.copy()]
         lbfgs = self.lbfgs
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if lbfgs else None
+        grad = np.empty_like(theta)
         for rule in self.rules:
             rule.start(theta[rule.sl])
+            if "regrad" in rule.opt.wants:  # SAM's second gradient, at theta's current contents
+                rule.kw["regrad"] = lambda sl=rule.sl: grad.__setitem__(sl, f.grad(theta)[sl])
         active = np.ones(R, dtype=bool)
         status, reason, end = ["completed"] * R, [""] * R, np.full(R, self.epochs)
         lr_e = np.empty((R, 1), dtype=dt)
-        grad = np.empty_like(theta)
         nan = np.full(R, np.nan)
         t0 = time.perf_counter()
         lsec = np.zeros(R)  # L-BFGS: each replica's own step time

@@ -43,6 +43,7 @@ SHORT = {
     "configs/moons-lr-decay.yaml": ["train.epochs=12", "schedule.interval=4"],
     "configs/moons-optimizers.yaml": ["train.epochs=15"],
     "configs/moons-sweep.yaml": ["train.epochs=10"],
+    "configs/modern-optimizers.yaml": ["train.epochs=5"],
     "configs/ravine-trajectories.yaml": [],  # 100 steps of a 2-D point: as shipped
     "configs/sine-regression.yaml": ["train.epochs=10"],
     "configs/spiral-regularization.yaml": ["train.epochs=5"],

@@ -185,6 +185,23 @@ def test_moons_sweep(cli, tmp_path):
         (v, s): ["not learning"] if s == "default" and v != "adam" else [] for v, s in picks}
 
 
+def test_modern_optimizers(cli, tmp_path):
+    """a budgeted learning-rate search per rule (6 trials, 3 seeds each) on the spiral, selected on the validation cost and reported on a held-out test split: tuned, each beats its defaults; Schedule-Free AdamW's defaults are the best defaults (within 20% of its tuned cost); Lion's default lr is far too small here (the worst default); Muon, tuned, trails the other five"""
+    code, _, err = cli("sweep", CONFIGS / "modern-optimizers.yaml", "-q", "--runs-dir", tmp_path)  # in full: ~40 s
+    assert code == 0, err
+    rows = compare_json(cli, tmp_path)
+    picks = {(r["sweep"]["variant"], r["sweep"]["setting"]): r["metric_mean"] for r in rows.values()}
+    rules = ("adam", "adamw", "lion", "muon", "schedule_free_adamw", "prodigy")
+    assert set(picks) == {(v, s) for v in rules for s in ("default", "tuned")}
+    assert {r["metric"] for r in rows.values()} == {"final_val_cost"}
+    for v in rules:
+        assert picks[v, "tuned"] < picks[v, "default"], v
+    defaults = sorted(rules, key=lambda v: picks[v, "default"])
+    assert defaults[0] == "schedule_free_adamw" and defaults[-1] == "lion"
+    assert picks["schedule_free_adamw", "default"] < 1.2 * picks["schedule_free_adamw", "tuned"]
+    assert max(rules, key=lambda v: picks[v, "tuned"]) == "muon"
+
+
 def _readme_rows() -> dict[str, str]:
     text = (ROOT / "README.md").read_text()
     return dict(re.findall(r"^\| `([a-z0-9-]+)\.yaml` \| (.+?) \|$", text, flags=re.M))

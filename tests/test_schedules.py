@@ -128,7 +128,7 @@ N = 60
 
 def torch_lrs(make, n=N, metrics=None):
     """lr of a torch optimizer with base lr 1 (so lr == multiplier) before each of n epochs."""
-    torch = pytest.importorskip("torch")
+    import torch
     p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     opt = torch.optim.SGD([p], lr=1.0)
     scheduler = make(opt)
@@ -146,21 +146,21 @@ def ours(name, n=N, metrics=None, **options):
 
 @pytest.mark.parametrize("every,gamma", [(7, 0.3), (1, 0.9), (100, 0.1)])
 def test_step_matches_torch(every, gamma):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     expected = torch_lrs(lambda opt: lrs.StepLR(opt, step_size=every, gamma=gamma))
     np.testing.assert_allclose(ours("step", every=every, gamma=gamma), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("gamma", [0.9, 0.5, 1.05])
 def test_exponential_matches_torch(gamma):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     expected = torch_lrs(lambda opt: lrs.ExponentialLR(opt, gamma=gamma))
     np.testing.assert_allclose(ours("exponential", gamma=gamma), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [50, 60, 97])
 def test_cosine_matches_torch(n):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     expected = torch_lrs(lambda opt: lrs.CosineAnnealingLR(opt, T_max=n, eta_min=0), n)
     np.testing.assert_allclose(ours("cosine", n), expected, rtol=0, atol=1e-12)
 
@@ -172,7 +172,7 @@ def test_cosine_matches_torch(n):
     (20, {"pct_start": 0.01}),  # the peak at step -0.8: torch's first phase is never taken
 ])
 def test_one_cycle_matches_torch(n, options):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     kw = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "anneal": "cos", **options}
     expected = torch_lrs(lambda opt: lrs.OneCycleLR(
         opt, max_lr=1.0, total_steps=n, pct_start=kw["pct_start"], div_factor=kw["div_factor"],
@@ -181,7 +181,7 @@ def test_one_cycle_matches_torch(n, options):
 
 
 def test_one_cycle_momentum_matches_torchs_cycle_momentum():
-    torch = pytest.importorskip("torch")
+    import torch
     n = 40
     p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     opt = torch.optim.SGD([p], lr=1.0, momentum=0.9)
@@ -197,7 +197,7 @@ def test_one_cycle_momentum_matches_torchs_cycle_momentum():
 
 @pytest.mark.parametrize("T_0,T_mult,min_factor", [(10, 1, 0.0), (7, 2, 0.1), (3, 3, 0.0), (1, 2, 0.05)])
 def test_cosine_restarts_matches_torch(T_0, T_mult, min_factor):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     expected = torch_lrs(lambda opt: lrs.CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=min_factor))
     got = ours("cosine_restarts", T_0=T_0, T_mult=T_mult, min_factor=min_factor)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
@@ -210,7 +210,7 @@ def test_cosine_restarts_matches_torch(T_0, T_mult, min_factor):
 ])
 def test_warmup_of_any_schedule_is_torchs_linear_warmup_then_the_schedule(inner, options, torch_inner):
     """warmup w: torch's SequentialLR of LinearLR(start_factor 1/(w+1), total_iters w) and the schedule at w."""
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     w = 4
     expected = torch_lrs(lambda opt: lrs.SequentialLR(opt, [
         lrs.LinearLR(opt, start_factor=1 / (w + 1), end_factor=1.0, total_iters=w), torch_inner(lrs, opt)],
@@ -251,7 +251,7 @@ PLATEAU_CASES = [
 
 @pytest.mark.parametrize("options", PLATEAU_CASES)
 def test_plateau_matches_torch(options):
-    lrs = pytest.importorskip("torch.optim.lr_scheduler")
+    import torch.optim.lr_scheduler as lrs
     metric = scripted_metric()
     n = len(metric)
     kw = {"factor": 0.1, "patience": 10, "threshold": 1e-4, "cooldown": 0, "min_factor": 0.0, **options}
