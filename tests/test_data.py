@@ -86,7 +86,7 @@ def sorted_rows(X, y):
 
 @pytest.mark.parametrize("n", [300, 301, 2])
 def test_moons_and_circles_match_sklearn_geometry(n):
-    datasets = pytest.importorskip("sklearn.datasets")
+    import sklearn.datasets as datasets
     X, y = datasets.make_moons(n_samples=n, noise=None, shuffle=False)
     ds = raw("moons", n_samples=n, noise=0)
     np.testing.assert_allclose(sorted_rows(ds.X, ds.y), sorted_rows(X, y), atol=1e-12)

@@ -148,7 +148,7 @@ PRODIGY_CASES = [
 @pytest.mark.parametrize("options", PRODIGY_CASES)
 def test_prodigy_matches_prodigyopt(options):
     import torch
-    prodigyopt = pytest.importorskip("prodigyopt")
+    import prodigyopt
     grad, x0 = _problem(LAYOUT.P)
     o = OPTIMIZERS.validate("prodigy", options, "optimizer")
 
@@ -183,7 +183,7 @@ SCHEDULE_FREE_CASES = [
 @pytest.mark.parametrize("name, options, ref_name, ref_options", SCHEDULE_FREE_CASES)
 def test_schedule_free_matches_schedulefree(name, options, ref_name, ref_options):
     import torch
-    schedulefree = pytest.importorskip("schedulefree")
+    import schedulefree
     grad, x0 = _problem(LAYOUT.P)
 
     def optimizers(params):
@@ -217,7 +217,7 @@ LOOKAHEAD_CASES = [
 @pytest.mark.parametrize("options, inner, la_options", LOOKAHEAD_CASES)
 def test_lookahead_matches_pytorch_optimizer(options, inner, la_options):
     import torch
-    po = pytest.importorskip("pytorch_optimizer")
+    import pytorch_optimizer as po
     grad, x0 = _problem(LAYOUT.P)
     ref, _, _ = run_torch(torch, LAYOUT, x0, grad,
                           lambda ps: [po.Lookahead(inner(torch, list(ps.values()), options["lr"]), **la_options)])

@@ -240,7 +240,7 @@ def _wait_for_port(port: int, proc, timeout: float) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A Dask scheduler and two single-threaded workers on 127.0.0.1, as subprocesses; always killed at the end."""
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401  (the dask extra; CI installs it)
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
