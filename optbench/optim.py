@@ -27,7 +27,7 @@ import numpy as np
 from optbench import lbfgs as _lbfgs
 from optbench.registry import NonNegative, Positive, Registry, Unit
 
-OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS = Registry("optimizer", plugins="optbench.optimizers", required=("lr",))  # plugins: optbench/plugins.py
 
 Hyper = float | np.ndarray  # a Python float or a per-replica (R, 1) array
 Update = Callable[..., tuple[np.ndarray, tuple]]  # (g, state, theta[, mu=]) -> (direction, state)
