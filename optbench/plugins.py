@@ -76,12 +76,31 @@ def check_factory(obj: Any, name: str, path: str, required: tuple[str, ...] = ()
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         raise OptbenchError(f"{where}: its signature cannot be read (a factory is a Python function)") from None
-    varargs = [p.name for p in params.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    varargs = ["*" * (p.kind == p.VAR_POSITIONAL) + "**" * (p.kind == p.VAR_KEYWORD) + p.name
+               for p in params.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if varargs:
-        raise OptbenchError(f"{where}: its factory takes *{varargs[0]}; name every hyperparameter as a keyword "
+        raise OptbenchError(f"{where}: its factory takes {varargs[0]}; name every hyperparameter as a keyword "
                             "with its default (the signature is the config schema)")
     missing = [k for k in required if k not in params]
     if missing:
         raise OptbenchError(f"{where}: its factory has no {missing[0]} keyword (accepted: a factory with "
                             f"{', '.join(required)}=... among its keywords)")
     return obj
+
+
+def trajectory(name: str, grad: Callable, x0, *, steps: int = 20, **options) -> "np.ndarray":
+    """(steps, R, P) parameters of rule `name` (built-in or of your own) from x0 (P,) or (R, P), stepped on grad(theta)
+    as the loop steps it: direction, state = update(grad(theta), state, theta); theta -= lr * direction."""
+    import numpy as np
+
+    from optbench.optim import OPTIMIZERS
+
+    opt = OPTIMIZERS.build(name, OPTIMIZERS.validate(name, options, "optimizer"))
+    theta = np.array(x0, dtype=np.float64, ndmin=2)
+    state, update = opt.init(theta), opt.bind(theta)
+    out = []
+    for _ in range(steps):
+        direction, state = update(grad(theta), state, theta)
+        theta -= opt.lr * direction
+        out.append(theta.copy())
+    return np.array(out)
