@@ -5,7 +5,8 @@
     sign_sgd = "mypkg.rules:sign_sgd"                          #   optimizer: {name: sign_sgd}
 
 A loaded factory is checked as a built-in one is used: a callable whose keyword parameters (each named,
-no *args or **kwargs) are its config schema. Every failure is one line naming the path and the value.
+no *args or **kwargs) are its config schema. Every failure is a ValueError saying why in a few words;
+the registry (optbench/registry.py) makes it the one-line error naming the key path and the value.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import inspect
 from importlib import metadata
 from typing import Any, Callable
 
-from optbench.errors import OptbenchError
-from optbench.registry import format_value
 
 
 def is_path(name: str) -> bool:
@@ -50,57 +49,34 @@ def _load(ref: str) -> Any:
     return obj
 
 
-def load_path(name: str, path: str) -> Any:
-    """The object a `package.module:factory` name refers to; OptbenchError (one line) when it cannot be imported."""
-    try:
-        return _load(name)
-    except ValueError as why:
-        raise OptbenchError(f"{path}: {format_value(name)} is invalid: {why}") from None
+def load_path(name: str) -> Any:
+    """The object a `package.module:factory` name refers to; ValueError (why not, in a few words) when it cannot be imported."""
+    return _load(name)
 
 
-def load_entry_point(ep: metadata.EntryPoint, path: str) -> Any:
-    """The object an installed entry point names; OptbenchError (one line) when it cannot be loaded."""
+def load_entry_point(ep: metadata.EntryPoint) -> Any:
+    """The object an installed entry point names; ValueError when it cannot be loaded."""
     try:
         return _load(ep.value)
     except ValueError as why:
-        raise OptbenchError(f"{path}: {format_value(ep.name)} is invalid: the installed entry point "
-                            f"{ep.name} = {ep.value} ({ep.group}) cannot be loaded: {why}") from None
+        raise ValueError(f"the installed entry point {ep.name} = {ep.value} ({ep.group}) cannot be loaded: {why}") from None
 
 
-def check_factory(obj: Any, name: str, path: str, required: tuple[str, ...] = ()) -> Callable[..., Any]:
-    """`obj` when it is a factory whose named keyword parameters are a config schema; else OptbenchError."""
-    where = f"{path}: {format_value(name)} is invalid"
+def check_factory(obj: Any, required: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """`obj` when it is a factory whose named keyword parameters are a config schema; else ValueError."""
     if not callable(obj):
-        raise OptbenchError(f"{where}: it is {type(obj).__name__}, not a callable factory")
+        raise ValueError(f"it is {type(obj).__name__}, not a callable factory")
     try:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
-        raise OptbenchError(f"{where}: its signature cannot be read (a factory is a Python function)") from None
+        raise ValueError("its signature cannot be read (a factory is a Python function)") from None
     varargs = ["*" * (p.kind == p.VAR_POSITIONAL) + "**" * (p.kind == p.VAR_KEYWORD) + p.name
                for p in params.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if varargs:
-        raise OptbenchError(f"{where}: its factory takes {varargs[0]}; name every hyperparameter as a keyword "
-                            "with its default (the signature is the config schema)")
+        raise ValueError(f"its factory takes {varargs[0]}; name every hyperparameter as a keyword "
+                         "with its default (the signature is the config schema)")
     missing = [k for k in required if k not in params]
     if missing:
-        raise OptbenchError(f"{where}: its factory has no {missing[0]} keyword (accepted: a factory with "
-                            f"{', '.join(required)}=... among its keywords)")
+        raise ValueError(f"its factory has no {missing[0]} keyword (accepted: a factory with "
+                         f"{', '.join(required)}=... among its keywords)")
     return obj
-
-
-def trajectory(name: str, grad: Callable, x0, *, steps: int = 20, **options) -> "np.ndarray":
-    """(steps, R, P) parameters of rule `name` (built-in or of your own) from x0 (P,) or (R, P), stepped on grad(theta)
-    as the loop steps it: direction, state = update(grad(theta), state, theta); theta -= lr * direction."""
-    import numpy as np
-
-    from optbench.optim import OPTIMIZERS
-
-    opt = OPTIMIZERS.build(name, OPTIMIZERS.validate(name, options, "optimizer"))
-    theta = np.array(x0, dtype=np.float64, ndmin=2)
-    state, update = opt.init(theta), opt.bind(theta)
-    out = []
-    for _ in range(steps):
-        direction, state = update(grad(theta), state, theta)
-        theta -= opt.lr * direction
-        out.append(theta.copy())
-    return np.array(out)

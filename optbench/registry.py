@@ -158,14 +158,17 @@ class Registry:
         if self.plugins is not None:
             from optbench import plugins
 
-            if plugins.is_path(name):
-                obj = plugins.load_path(name, where)
-            else:
-                ep = plugins.installed(self.plugins).get(name)
-                obj = None if ep is None else plugins.load_entry_point(ep, where)
-            if obj is not None:
-                self._loaded[name] = plugins.check_factory(obj, name, where, self.required)
-                return self._loaded[name]
+            try:
+                if plugins.is_path(name):
+                    obj = plugins.load_path(name)
+                else:
+                    ep = plugins.installed(self.plugins).get(name)
+                    obj = None if ep is None else plugins.load_entry_point(ep)
+                if obj is not None:
+                    self._loaded[name] = plugins.check_factory(obj, self.required)
+                    return self._loaded[name]
+            except ValueError as why:
+                raise OptbenchError(f"{where}: {format_value(name)} is invalid: {why}") from None
         more = ", ".join(self.installed())
         own = f"; installed plugins: {more}; or package.module:factory" if more else (
             "; or package.module:factory" if self.plugins else "")
