@@ -25,7 +25,8 @@ FALLBACK = 8 * 2**30  # where os.sysconf cannot tell the physical memory
 EVAL_CHUNK = 4096  # examples evaluated at once (train.EVAL_CHUNK)
 _STATE_SLOTS = {"gd": 0, "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adadelta": 2,
                 "adam": 2, "adamw": 2, "nadam": 2, "adamax": 2, "radam": 2, "adabelief": 2,
-                "lion": 1}  # unknown names count as 3 (Adam with amsgrad's max)
+                "lion": 1, "muon": 1, "prodigy": 4, "schedule_free_sgd": 1, "schedule_free_adamw": 2,
+                "lookahead": 1, "sam": 0}  # wrappers add their inner rule's; unknown names (plugins) count as 3
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -93,6 +94,8 @@ def state_slots(opt: dict) -> int:
     extra = bool(opt.get("amsgrad")) if name in ("adam", "adamw") else 0
     if name == "rmsprop":
         extra = bool(opt.get("centered")) + bool(opt.get("momentum"))
+    if isinstance(opt.get("inner"), dict):  # lookahead's slow copy, sam's nothing, and the inner rule's state
+        extra = state_slots(opt["inner"])
     return _STATE_SLOTS.get(name, 3) + extra
 
 

@@ -15,7 +15,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from optbench import budget
+from optbench import budget, lrmult
 from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
@@ -117,12 +117,17 @@ class Train(_Strict):
     log_iterations: bool = False
     diverge_factor: Positive | None = 3.0
     compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
+    clip_grad_norm: Positive | None = None  # torch's clip_grad_norm_ over all parameters of a run (optbench/clip.py)
+    clip_grad_value: Positive | None = None  # torch's clip_grad_value_
 
     @pydantic.model_serializer(mode="wrap")
     def _without_default_compat(self, handler):
-        out = handler(self)  # a config without compat resolves exactly as before the option existed
+        out = handler(self)  # a config without compat or clipping resolves exactly as before the options existed
         if out.get("compat") == "none":
             out.pop("compat")
+        for key in ("clip_grad_norm", "clip_grad_value"):
+            if out.get(key) is None:
+                out.pop(key, None)
         return out
 
 
@@ -239,7 +244,11 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
     model["activation"] = _validate_named(ACTIVATIONS, model.get("activation"), "model.activation", "relu")
     model["init"] = _validate_named(INITIALIZERS, model.get("init"), "model.init", "he")
     raw["model"] = model
-    raw["optimizer"] = _validate_named(OPTIMIZERS, raw["optimizer"], "optimizer")
+    opt_sec = _named(raw["optimizer"], "optimizer")
+    lr_mult = opt_sec.pop(lrmult.KEY, None)  # the loop's, not the factory's: checked against the model below
+    raw["optimizer"] = _validate_named(OPTIMIZERS, opt_sec, "optimizer")
+    if OPTIMIZERS.is_plugin(raw["optimizer"]["name"]):
+        _check_plugin_rule(raw["optimizer"])
     raw["schedule"] = _validate_named(SCHEDULES, raw.get("schedule"), "schedule", "constant")
     raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
     data_sec = _named(raw["data"], "data")
@@ -256,6 +265,15 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
         raise OptbenchError(pydantic_message(err, "")) from None
     out = sec.model_dump()
     out["label"] = out["label"] or out["name"]
+    clips = [k for k in ("clip_grad_norm", "clip_grad_value") if k in out["train"]]
+    if len(clips) == 2:
+        raise OptbenchError("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both "
+                            "(the order of two clips would matter)")
+    if clips and _optim().is_closure_optimizer(out["optimizer"]["name"]):
+        raise OptbenchError(f"train.{clips[0]}: {out['optimizer']['name']} evaluates its own gradients "
+                            f"inside a step; clipping is not supported with it (omit train.{clips[0]})")
+    if lr_mult is not None:
+        _set_lr_mult(out, lr_mult)
 
     if out["data"]["name"] in _problems().PROBLEMS:
         return _resolve_problem(out), None
@@ -270,6 +288,32 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
     k = split.train.y.shape[1] if split.train.y.ndim == 2 else split.train.n_classes if loss == "softmax_ce" else 1
     budget.check_group([out], n, split.train.X.shape[1], k)
     return out, (n, split.train.X.shape[1], k)
+
+
+def _set_lr_mult(out: dict, spec: Any) -> None:
+    """optimizer.lr_mult resolved to parameter names (omitted when empty), where a rule takes steps of lr_t."""
+    opt, path = out["optimizer"]["name"], f"optimizer.{lrmult.KEY}"
+    if out["data"]["name"] in _problems().PROBLEMS:
+        raise OptbenchError(f"{path}: a 2-D problem ({out['data']['name']}) has no layers (omit {lrmult.KEY})")
+    if _optim().is_closure_optimizer(opt):
+        raise OptbenchError(f"{path}: {opt} chooses its own step on all parameters at once (omit {lrmult.KEY})")
+    resolved = lrmult.resolve(spec, out["model"], path)
+    if resolved:
+        out["optimizer"][lrmult.KEY] = resolved
+
+
+def _check_plugin_rule(section: dict) -> None:
+    """A rule of the user's own builds, with its validated options, what the loop drives (optim.Optimizer)."""
+    optim = _optim()
+    name = section["name"]
+    where = f"optimizer.name: {format_value(name)} is invalid"
+    try:
+        rule = optim.OPTIMIZERS.build(name, {k: v for k, v in section.items() if k != "name"})
+    except Exception as err:  # the plugin's own code
+        raise OptbenchError(f"{where}: its factory failed: {type(err).__name__}: {err}") from None
+    if not (isinstance(rule, optim.Optimizer) or optim.is_closure_optimizer(name)):
+        raise OptbenchError(f"{where}: its factory returned {type(rule).__name__}, not an "
+                            "optbench.optim.Optimizer(init, bind, lr)")
 
 
 def _problems():

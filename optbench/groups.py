@@ -21,7 +21,7 @@ _VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
 
 def _structure(section: dict) -> dict:
     """A registry section with its numbers blanked: what must match for replicas to share one update rule."""
-    return {o: ("#" if _is_number(v) else v) for o, v in section.items()}
+    return {o: ("#" if _is_number(v) else _structure(v) if isinstance(v, dict) else v) for o, v in section.items()}
 
 
 def rule_key(cfg: dict) -> str:
@@ -43,7 +43,8 @@ def group_key(cfg: dict) -> str:
         "polyak": reg["polyak"] is None,
         "early_stopping": None if reg["early_stopping"] is None else reg["early_stopping"]["metric"],
     }
-    k["train"] = {t: v for t, v in cfg["train"].items() if t != "diverge_factor"}
+    # per-replica numbers: a clip threshold of inf is no clip (optbench/clip.py)
+    k["train"] = {t: v for t, v in cfg["train"].items() if t not in ("diverge_factor", "clip_grad_norm", "clip_grad_value")}
     if is_closure_optimizer(cfg["optimizer"]["name"]):
         k["closure"] = cfg["label"], cfg["seed"]  # L-BFGS runs replica by replica: no gain from grouping
     return _key(k)
@@ -82,9 +83,9 @@ def stack(values: list, dtype=np.float64):
     return np.array([np.nan if v is None else v for v in values], dtype=dtype).reshape(-1, 1)
 
 
-def stack_section(cfgs: list[dict], section: str, dtype) -> dict:
-    """A registry section (minus its name) with each option stacked over replicas."""
-    keys = [k for k in cfgs[0][section] if k != "name"]
+def stack_section(cfgs: list[dict], section: str, dtype, skip: tuple[str, ...] = ()) -> dict:
+    """A registry section (minus its name and `skip`) with each option stacked over replicas."""
+    keys = [k for k in cfgs[0][section] if k != "name" and k not in skip]
     return {k: stack([c[section][k] for c in cfgs], dtype) for k in keys}
 
 

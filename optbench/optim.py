@@ -29,9 +29,10 @@ from optbench import lbfgs as _lbfgs
 from optbench.errors import OptbenchError
 from optbench.registry import NonNegative, Positive, Registry, Unit, format_value
 
-# the modern rules live in their own modules, which use the pieces below: they register at the first lookup
+# the modern rules live in their own modules, which use the pieces below: they register at the first lookup;
+# plugins (optbench/plugins.py): a user's `package.module:factory` or an installed entry point
 OPTIMIZERS = Registry("optimizer", providers=("optbench.muon", "optbench.prodigy", "optbench.schedulefree",
-                                              "optbench.wrappers"))
+                                              "optbench.wrappers"), plugins="optbench.optimizers", required=("lr",))
 
 Hyper = float | np.ndarray  # a Python float or a per-replica (R, 1) array
 Update = Callable[..., tuple[np.ndarray, tuple]]  # (g, state, theta[, mu=]) -> (direction, state)

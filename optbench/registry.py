@@ -125,14 +125,23 @@ def pydantic_message(err: pydantic.ValidationError, prefix: str, data: Any = Non
 
 
 class Registry:
-    """name -> factory; `validate` checks a config section against the factory's keyword-only signature."""
+    """name -> factory; `validate` checks a config section against the factory's keyword-only signature.
 
-    def __init__(self, family: str, *, providers: tuple[str, ...] = ()):
-        """`providers`: modules that register more entries, imported at the first lookup (they import the family's
-        own module for its pieces, so it cannot import them: they are plugins that ship with the package)."""
+    With `plugins` (an entry-point group) a name may also be `package.module:factory` or an installed entry
+    point (optbench/plugins.py), imported the first time it is named and then kept like a built-in;
+    `required` names the keywords such a factory must take. `providers`: modules that register more entries,
+    imported at the first lookup (they import the family's own module for its pieces, so it cannot import
+    them: they are plugins that ship with the package).
+    """
+
+    def __init__(self, family: str, *, providers: tuple[str, ...] = (), plugins: str | None = None,
+                 required: tuple[str, ...] = ()):
         self.family = family
         self._providers = providers
+        self.plugins = plugins
+        self.required = required
         self._items_: dict[str, Callable[..., Any]] = {}
+        self._loaded: dict[str, Callable[..., Any]] = {}  # plugins named so far: imported once
         self._models: dict[str, type[pydantic.BaseModel]] = {}
 
     def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()):
@@ -153,18 +162,51 @@ class Registry:
         return self._items_
 
     def names(self) -> list[str]:
+        """The built-in names (installed plugins: `installed()`; neither is imported by listing)."""
         return list(self._items)
+
+    def installed(self) -> list[str]:
+        """Names of the installed entry points of this family's plugin group that no built-in shadows."""
+        if self.plugins is None:
+            return []
+        from optbench import plugins
+
+        return [n for n in plugins.installed(self.plugins) if n not in self._items]
 
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
+    def is_plugin(self, name: str) -> bool:
+        """True when `name` is not built in (a plugin, loaded or not, or nothing at all)."""
+        return name not in self._items
+
     def get(self, name: str, path: str = "") -> Callable[..., Any]:
-        if name not in self._items:
-            where = f"{path}: " if path else ""
-            raise OptbenchError(
-                f"{where}unknown {self.family} {format_value(name)} (accepted: {', '.join(self.names())})"
-            )
-        return self._items[name]
+        if name in self._items:
+            return self._items[name]
+        if name in self._loaded:
+            return self._loaded[name]
+        where = path or "name"
+        if self.plugins is not None:
+            from optbench import plugins
+
+            try:
+                if plugins.is_path(name):
+                    obj = plugins.load_path(name)
+                else:
+                    ep = plugins.installed(self.plugins).get(name)
+                    obj = None if ep is None else plugins.load_entry_point(ep)
+                if obj is not None:
+                    self._loaded[name] = plugins.check_factory(obj, self.required)
+                    return self._loaded[name]
+            except ValueError as why:
+                raise OptbenchError(f"{where}: {format_value(name)} is invalid: {why}") from None
+        more = ", ".join(self.installed())
+        own = f"; installed plugins: {more}; or package.module:factory" if more else (
+            "; or package.module:factory" if self.plugins else "")
+        raise OptbenchError(
+            f"{path + ': ' if path else ''}unknown {self.family} {format_value(name)} "
+            f"(accepted: {', '.join(self.names())}{own})"
+        )
 
     def params(self, name: str) -> dict[str, inspect.Parameter]:
         """The configurable keyword parameters of a factory, in order."""

@@ -308,15 +308,22 @@ def _annotation(p: inspect.Parameter) -> str:
 
 
 def print_registry(family: str) -> None:
+    from optbench.errors import OptbenchError
+
     reg = registry(family)
     rows = []
-    for name in reg.names():
-        params = reg.params(name)
+    for name in reg.names() + reg.installed():  # installed plugins are imported here, to show their schema
+        try:
+            params = reg.params(name)
+        except OptbenchError as err:
+            rows.append([name, "-", f"plugin that does not load: {str(err).split(' is invalid: ', 1)[-1]}"])
+            continue
         opts = ", ".join(
             f"{k}={p.default!r}" if p.default is not inspect.Parameter.empty else f"{k} (required)"
             for k, p in params.items()
         )
-        rows.append([name, opts or "-", reg.summary(name)])
+        summary = reg.summary(name)
+        rows.append([name, opts or "-", f"(plugin {reg.get(name).__module__}) {summary}" if reg.is_plugin(name) else summary])
     show_table(family, ["name", "options (defaults)", "what it is"], rows)
     if not is_terminal():
         print()
@@ -340,6 +347,12 @@ def _rule_forms(name: str, factory) -> list[str]:
     from optbench import reference
     from optbench.optim import is_closure_optimizer
 
+    if registry("optimizers").is_plugin(name):
+        try:
+            source = inspect.getsource(factory).rstrip()
+        except (OSError, TypeError):
+            source = "(its source is not available)"
+        return [f"a rule of your own ({factory.__module__}), its code:", "", source]
     if is_closure_optimizer(name):
         return [f"a closure optimizer ({factory.__module__}): step(theta, closure, state), see its module docstring"]
     own = getattr(factory, "reference_forms", None)  # a rule in its own module names its textbook form

@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from optbench.checkpoint import advanced, combine, rows_of
-from optbench import compat
+from optbench import compat, lrmult
+from optbench.clip import clipper
 from optbench.datacache import DataCache
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
@@ -158,7 +159,7 @@ class _Rule:
         c0 = cfgs[0]
         self.sl = sl
         self.name = c0["optimizer"]["name"]
-        self.opt = build_optimizer(self.name, stack_section(cfgs, "optimizer", dtype), layout=layout)
+        self.opt = build_optimizer(self.name, stack_section(cfgs, "optimizer", dtype, skip=(lrmult.KEY,)), layout=layout)
         self.lr = self.opt.lr
         self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dtype), epochs=epochs)
         self.msched = MOMENTUM_SCHEDULES.build(
@@ -252,6 +253,7 @@ class Trainer:
         self.mask = self.net.layout.weight_mask().astype(dt)
         self.batch_size = self.data.N if tr["batch_size"] == "full" else tr["batch_size"]
         self.augment = bool(self.noise.any() or self.mixup.any() or self.smooth.any())
+        self.clip = clipper(cfgs, self.theta.shape[1], dt)  # None when no replica clips
 
     # ---- batches ------------------------------------------------------------------------------
 
@@ -472,13 +474,19 @@ class Trainer:
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if self.lbfgs else None
         steps_fns = None if self.lbfgs else self._plan()
         step_buf = np.empty_like(theta)
-        # each rule updates its own rows of theta: contiguous row slices, views bound once
-        slices = []
+        lr_e = np.empty((R, 1), dtype=dt)
+        # each rule updates its own rows of theta: contiguous row slices, views bound once; with per-parameter
+        # multipliers (optimizer.lr_mult) its step size is lr_e * mult, an (n, P) array set each epoch
+        slices, scaled = [], []
         for rule in self.rules:
             rule.start(theta[rule.sl])
-            slices.append((rule, grad[rule.sl], theta[rule.sl], step_buf[rule.sl]))
+            mult = lrmult.multiplier(net.layout, [c["optimizer"].get(lrmult.KEY) for c in self.cfgs[rule.sl]], dt)
+            lr_r = lr_e[rule.sl] if mult is None else np.empty((rule.sl.stop - rule.sl.start, theta.shape[1]), dtype=dt)
+            if mult is not None:
+                scaled.append((lr_e[rule.sl], mult, lr_r))
+            slices.append((rule, grad[rule.sl], theta[rule.sl], step_buf[rule.sl], lr_r))
+        clip = self.clip
         l2m = self.l2 * self.mask if self.l2.any() else None
-        lr_e = np.empty((R, 1), dtype=dt)
         active = np.ones(R, dtype=bool)
         end_epoch = np.full(R, self.epochs)
         status = ["completed"] * R
@@ -579,6 +587,8 @@ class Trainer:
                     for rule in self.rules:
                         rule.set_epoch(e, lr_e)
                     lr_e *= active.reshape(R, 1)  # frozen replicas take no steps
+                    for lr_s, mult, lr_r in scaled:
+                        np.multiply(lr_s, mult, out=lr_r)
                     iter_costs = None
                     if self.lbfgs:
                         if STOP.requested:
@@ -597,10 +607,12 @@ class Trainer:
                             if l2m is not None:
                                 np.multiply(l2m, theta, out=step_buf)
                                 grad += step_buf
-                            for rule, g_r, th_r, buf_r in slices:
+                            if clip is not None:  # on the cost's gradient, L2 included (torch: after backward)
+                                gnorm = clip(grad)
+                            for rule, g_r, th_r, buf_r, lr_r in slices:
                                 t_u = clock()
                                 direction, rule.state = rule.update(g_r, rule.state, th_r, **rule.kw)
-                                np.multiply(direction, lr_e[rule.sl], out=buf_r)
+                                np.multiply(direction, lr_r, out=buf_r)
                                 rule.seconds += clock() - t_u
                             theta -= step_buf
                             if polyak is not None:
@@ -612,7 +624,8 @@ class Trainer:
                                 for a, b in (self.bounds if len(steps_fns) > 1 else [(0, self.n_epoch)])
                             ], axis=1)
                         ratio = norms(step_buf) / norms(theta)
-                    gnorm = norms(grad)
+                    if clip is None:  # clipped: the last step's norm before clipping, as clip_grad_norm_ returns
+                        gnorm = norms(grad)
                     if self.lbfgs:  # the full-batch cost and accuracy after its step
                         m = self._eval_all(theta, self.buffers)
                     else:  # the mean cost and accuracy over the epoch's batches, as each was seen

@@ -9,6 +9,7 @@ import numpy as np
 
 from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.problems import PROBLEMS
+from optbench.clip import clipper
 from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms, update_timing
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
@@ -52,6 +53,8 @@ class ProblemTrainer:
         active = np.ones(R, dtype=bool)
         status, reason, end = ["completed"] * R, [""] * R, np.full(R, self.epochs)
         lr_e = np.empty((R, 1), dtype=dt)
+        clip = clipper(self.cfgs, theta.shape[1], dt)  # None when no replica clips
+        gpre = None  # the gradient's norm before clipping
         nan = np.full(R, np.nan)
         t0 = time.perf_counter()
         lsec = np.zeros(R)  # L-BFGS: each replica's own step time
@@ -85,13 +88,15 @@ class ProblemTrainer:
                         grad[...] = f.grad(theta)
                     else:
                         grad[...] = f.grad(theta)
+                        if clip is not None:
+                            gpre = clip(grad)
                         for rule in self.rules:
                             t_u = time.perf_counter()
                             direction, rule.state = rule.update(grad[rule.sl], rule.state, theta[rule.sl], **rule.kw)
                             theta[rule.sl] -= lr_e[rule.sl] * direction
                             rule.seconds += time.perf_counter() - t_u
                     path.append(theta.copy())
-                    c, rec = row(e, lr_e.reshape(-1).astype(np.float64), norms(grad), norms(theta - before) / norms(before))
+                    c, rec = row(e, lr_e.reshape(-1).astype(np.float64), norms(grad) if gpre is None else gpre, norms(theta - before) / norms(before))
                     alive, ended = active.copy(), {}
                     for r in np.flatnonzero(active):
                         if not np.all(np.isfinite(theta[r])) or np.abs(theta[r]).max() > ESCAPE or not np.isfinite(c[r]):

@@ -352,7 +352,7 @@ def test_lookahead_and_sam_are_their_textbook_forms():
     ref = _literal(mr.lookahead, x0, grad, lr=0.02, k=4, alpha=0.5, inner=reference.adam, inner_options=adam)
     got, _ = run_ours("lookahead", {"lr": 0.02, "k": 4}, x0, grad)
     assert _rel(got[:, 0], ref) <= 1e-12
-    ref = _literal(mr.sam, x0, grad, lr=0.05, rho=0.05, grad=grad, inner=reference.sgd, inner_options={})
+    ref = _literal(mr.sam, x0, grad, lr=0.05, rho=0.05, grad=grad, inner=reference.sgd, inner_options={"weight_decay": 0.0})
     got, _ = run_ours("sam", {"lr": 0.05}, x0, grad)
     assert _rel(got[:, 0], ref) <= 1e-10  # perturb_eps = 1e-12 in the norm, which the paper's form has not
 
