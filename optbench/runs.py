@@ -165,6 +165,7 @@ def versions() -> dict[str, str]:
 
 FLUSH_EVERY = 1.0  # seconds between writes of kept rows while training: what a kill -9 may lose
 CHECKPOINT = "checkpoint.npz"  # the state of an open run at its last checkpointed epoch; removed when it finishes
+CHECKPOINTS = (CHECKPOINT, "checkpoint.1.npz")  # the two slots written in turn (checkpoint.overwrite)
 FINISHED = ("completed", "diverged", "stopped_early")
 
 
@@ -200,6 +201,8 @@ class RunWriter:
         self._owner = owner.me()  # found once: every summary of this group names the same writer
         self._versions = versions()
         self._frozen = [False] * len(cfgs)  # its checkpoint holds its end: nothing changes any more
+        self._hash: list[str | None] = [None] * len(cfgs)  # config_hash of each run, found at its first checkpoint
+        self._slot = [0] * len(cfgs)  # the CHECKPOINTS slot each run's next checkpoint overwrites
         self.finished = [False] * len(cfgs)
 
     def start(self) -> list[Path]:
@@ -322,17 +325,22 @@ class RunWriter:
         self._block = None
 
     def checkpoint(self, states: list[dict]) -> None:
-        """Save each open run's training state (Trainer EpochRecord.state()) beside its rows, atomically, once
-        those rows are written (a resume keeps the rows up to the checkpoint's epoch); a run that ended keeps
-        the checkpoint of its end."""
+        """Save each open run's training state (Trainer EpochRecord.state()) beside its rows, once those rows
+        are written (a resume keeps the rows up to the checkpoint's epoch); a run that ended keeps the
+        checkpoint of its end. Each run has two slots, rewritten in place in turn: a kill while one is
+        written leaves the other whole, and resume.py takes the newest that reads back."""
         from optbench import checkpoint
 
         self.flush()
         for r, st in enumerate(states):
             if self.finished[r] or self._frozen[r]:
                 continue
-            with _Writing(self.dirs[r] / CHECKPOINT):
-                checkpoint.save(self.dirs[r] / CHECKPOINT, {"config": config_hash(self.cfgs[r]), "state": st})
+            if self._hash[r] is None:  # once per run: dumping its config costs more than saving its state
+                self._hash[r] = config_hash(self.cfgs[r])
+            path = self.dirs[r] / CHECKPOINTS[self._slot[r]]
+            with _Writing(path):
+                checkpoint.overwrite(path, checkpoint.dumps({"config": self._hash[r], "state": st}))
+            self._slot[r] ^= 1  # the next one goes to the other slot: this one stays whole whatever happens to it
             self._frozen[r] = not st["active"]
 
     def write_trace(self, metrics: dict[str, np.ndarray], alive: np.ndarray, iter_costs: list) -> None:
@@ -367,7 +375,8 @@ class RunWriter:
                 _atomic_write(d / "summary.json", json.dumps(self._summary(r, res.status, res.reason, extra, n_out=n_out),
                                                              indent=2))
                 if res.status in FINISHED:  # nothing left to resume (an interrupted run keeps its checkpoint)
-                    (d / CHECKPOINT).unlink(missing_ok=True)
+                    for name in CHECKPOINTS:
+                        (d / name).unlink(missing_ok=True)
             self._close(r)
 
     def fail(self, reason: str, status: str = "failed") -> None:

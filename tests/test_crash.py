@@ -138,7 +138,7 @@ def test_a_train_killed_with_sigkill_shows_crashed_and_resumes_to_the_uninterrup
     assert code == 0, err
     assert "8 runs go on from their checkpoints" in err, err
     assert runs_of(root) == reference  # same directories, rows and parameters as the uninterrupted runs
-    assert not list(root.glob("*/checkpoint.npz"))  # removed once a run finishes
+    assert not list(root.glob("*/checkpoint*.npz"))  # both slots removed once a run finishes
 
     code, out, err = run_cli("train", config, "--runs-dir", root, "-q", "--resume", timeout=TIMEOUT)
     assert code == 0 and "8 finished already" in err, err
@@ -160,7 +160,8 @@ def test_an_interrupted_train_resumes_from_its_checkpoint_and_a_run_without_one_
     assert p.returncode == 130, err
     assert {s["status"] for s in summaries(root)} == {"interrupted"}
     crashed = sorted(root.iterdir())[0]
-    (crashed / "checkpoint.npz").unlink()  # as if killed before its first checkpoint
+    for slot in crashed.glob("checkpoint*.npz"):  # as if killed before its first checkpoint
+        slot.unlink()
     code, _, err = run_cli("train", config, "--runs-dir", root, "-q", "--resume", timeout=300)
     assert code == 0 and "1 runs go on from their checkpoints, 1 start again" in err, err
     assert runs_of(root) == runs_of(ref)
@@ -232,6 +233,24 @@ def test_checkpoints_keep_numpy_types_and_named_tuples():
     assert type(opt) is State and opt.t == 4 and opt.m.dtype == np.float32 and np.array_equal(opt.m, tree["opt"].m)
     assert type(back["s"]) is np.float32 and back["s"] == tree["s"] and back["big"] == 2**100 and back["tup"] == (1, "a")
     assert np.isnan(back["nan"])
+
+
+def test_a_torn_checkpoint_slot_is_rejected_and_the_other_slot_is_taken(tmp_path):
+    a, b = tmp_path / "checkpoint.npz", tmp_path / "checkpoint.1.npz"
+    state = lambda e: {"config": "h", "state": {"epoch": e, "theta": np.arange(50.0) * e}}  # noqa: E731
+    checkpoint.overwrite(a, checkpoint.dumps(state(3)))
+    checkpoint.overwrite(b, checkpoint.dumps(state(4)))
+    pick = lambda: checkpoint.newest([a, b], lambda t: t["config"] == "h", key=lambda t: t["state"]["epoch"])  # noqa: E731
+    assert pick()["state"]["epoch"] == 4
+    checkpoint.overwrite(a, checkpoint.dumps(state(5)))  # in place over a longer-lived file: still whole
+    assert pick()["state"]["epoch"] == 5 and np.array_equal(pick()["state"]["theta"], np.arange(50.0) * 5)
+    data = bytearray(checkpoint.dumps(state(6)))
+    torn = bytes(data[: len(data) // 2]) + a.read_bytes()[len(data) // 2 :]  # killed half way through rewriting a
+    a.write_bytes(torn)
+    with pytest.raises(ValueError):
+        checkpoint.load(a)
+    assert pick()["state"]["epoch"] == 4  # the slot written before is whole
+    assert checkpoint.newest([a, b], lambda t: t["config"] == "other", key=lambda t: 0) is None
 
 
 # ---- effective status ---------------------------------------------------------------------------------
