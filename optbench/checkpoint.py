@@ -71,15 +71,20 @@ def rows_of(tree: Any, i: int, n: int) -> Any:
 def combine(parts: list, template: Any, m: int) -> Any:
     """The state of m replicas from their parts (as `rows_of` made them), shaped like `template` (a fresh init).
 
-    Rows are stacked where the template keeps one row per replica; where it shares one value (a
-    hyperparameter the m replicas agree on) the template's value stays. A plain value saved per slice
-    (a step count) is the first part's; one the template holds per replica is broadcast into its rows.
+    Rows are stacked where the template keeps one row per replica. Where the template holds one plain
+    value (a fresh init's 1.0 that becomes one value per replica once their hyperparameters differ, as
+    NAdam's mu_product), the rows stay one value of that type if they all agree, and are stacked if not.
+    A plain value saved per slice (a step count) is the first part's; one the template holds per replica
+    is broadcast into its rows.
     """
     first = parts[0]
     per_replica = isinstance(template, np.ndarray) and template.ndim > 0 and template.shape[0] == m
     if isinstance(first, Rows):
         if template is not None and not isinstance(template, np.ndarray):
-            return template
+            rows = [p.a for p in parts]
+            if all(r.size == 1 and r.tobytes() == rows[0].tobytes() for r in rows):
+                return type(template)(rows[0].reshape(()).item()) if type(template) in _PLAIN else rows[0].reshape(())[()]
+            return np.concatenate(rows)
         a = np.concatenate([p.a for p in parts])
         return a.astype(template.dtype, copy=False) if isinstance(template, np.ndarray) else a
     if per_replica and not isinstance(first, (np.ndarray, dict, list, tuple, _Named)) and first is not None:
