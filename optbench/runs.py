@@ -159,6 +159,14 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def created_text(t: float) -> str:
+    """summary.json's `created`: local time to the microsecond (2026-12-03T12:30:23.123456), so that runs made
+    within one second still sort by when they were made, not by their directories' random suffixes."""
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t).isoformat(timespec="microseconds")
+
+
 def versions() -> dict[str, str]:
     return {"optbench": __version__, "numpy": np.__version__, "python": platform.python_version()}
 
@@ -197,7 +205,7 @@ class RunWriter:
         self._next = 0  # the first run of _block not written yet (a second Ctrl-C may cut a write short)
         self._last = -math.inf  # clock() at the last write of rows
         self._t0 = time.time()
-        self._created = [time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._t0))] * len(cfgs)
+        self._created = [created_text(self._t0)] * len(cfgs)
         self._owner = owner.me()  # found once: every summary of this group names the same writer
         self._versions = versions()
         self._frozen = [False] * len(cfgs)  # its checkpoint holds its end: nothing changes any more
