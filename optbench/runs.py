@@ -209,7 +209,7 @@ class RunWriter:
         self._owner = owner.me()  # found once: every summary of this group names the same writer
         self._versions = versions()
         self._frozen = [False] * len(cfgs)  # its checkpoint holds its end: nothing changes any more
-        self._hash: list[str | None] = [None] * len(cfgs)  # config_hash of each run, found at its first checkpoint
+        self._hash: list[str | None] = [None] * len(cfgs)  # config_hash of each run, found once
         self._slot = [0] * len(cfgs)  # the CHECKPOINTS slot each run's next checkpoint overwrites
         self.finished = [False] * len(cfgs)
 
@@ -233,7 +233,9 @@ class RunWriter:
             final, tmp = self.root / name, self.root / f".tmp-{name}"
             with _Writing(tmp):
                 os.mkdir(tmp)  # fails if another writer took the name since the listing
-                (tmp / "config.yaml").write_text(dump_yaml(cfg))
+                text = dump_yaml(cfg)
+                (tmp / "config.yaml").write_text(text)
+                self._hash[r] = text_hash(text)  # here, where the text is made: dumping it costs ~2 ms a run
                 (tmp / "summary.json").write_text(json.dumps(self._summary(r, "running", ""), indent=2))
                 metrics = open(tmp / "metrics.csv", "w", newline="")  # kept open: renaming the directory keeps the file
                 metrics.write(header)
@@ -343,7 +345,7 @@ class RunWriter:
         for r, st in enumerate(states):
             if self.finished[r] or self._frozen[r]:
                 continue
-            if self._hash[r] is None:  # once per run: dumping its config costs more than saving its state
+            if self._hash[r] is None:  # a reopened run: once, not at every checkpoint
                 self._hash[r] = config_hash(self.cfgs[r])
             path = self.dirs[r] / CHECKPOINTS[self._slot[r]]
             with _Writing(path):
@@ -444,9 +446,14 @@ class RunWriter:
 
 def config_hash(cfg: dict) -> str:
     """The hash of a resolved config's text (its config.yaml): a checkpoint belongs to exactly this config."""
+    return text_hash(dump_yaml(cfg))
+
+
+def text_hash(text: str) -> str:
+    """config_hash of the config whose config.yaml is `text`."""
     import hashlib
 
-    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Tracks:
