@@ -156,14 +156,15 @@ def main(argv=None) -> None:
     for name in trees:
         print(f"{name}:")
         print(f"  {'R':>4s}  {'per run (ms)':>22s}  {'wall (s)':>20s}  {'training':>19s}  {'writing':>19s}"
-              f"  {'creating dirs (s)':>18s}  {'rows (s)':>18s}")
+              f"  {'creating dirs (s)':>18s}  {'rows (s)':>18s}  {'checkpoints (s)':>18s}")
         for R in args.R:
             ms = got[name, R]
             per = [m["wall"] / R * 1e3 for m in ms]
             share = lambda key: [m[key] / m["wall"] * 100 for m in ms]  # noqa: E731
             print(f"  {R:>4d}  {timing.fmt(per, '', 1):>22s}  {timing.fmt([m['wall'] for m in ms], '', 2):>20s}"
                   f"  {timing.fmt(share('train'), '%', 0):>19s}  {timing.fmt(share('write'), '%', 0):>19s}"
-                  f"  {timing.fmt([m['start'] for m in ms], '', 2):>18s}  {timing.fmt([m['on_epoch'] for m in ms], '', 2):>18s}")
+                  f"  {timing.fmt([m['start'] for m in ms], '', 2):>18s}  {timing.fmt([m['on_epoch'] for m in ms], '', 2):>18s}"
+                  f"  {timing.fmt([m['checkpoint'] for m in ms], '', 2):>18s}")
         if 64 in args.R and 256 in args.R:
             ratio = [a["wall"] / 256 / (b["wall"] / 64) for a, b in zip(got[name, 256], got[name, 64])]
             print(f"  per-run cost R=256 / R=64 (within a round): {timing.fmt(ratio)}")

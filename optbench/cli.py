@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,18 +42,19 @@ def _fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _stop_on_signals():
-    """Ctrl-C and SIGTERM ask training to stop at the next step: open runs are flushed and marked
-    interrupted. A second Ctrl-C stops at once."""
-    from optbench.train import STOP
+def _stop_on_signals() -> threading.Event:
+    """The event that Ctrl-C and SIGTERM set, handed to the trainers: they stop at the next step, open runs
+    flushed and marked interrupted. A second Ctrl-C stops at once (KeyboardInterrupt)."""
+    stop = threading.Event()
 
     def handler(signum, frame):
-        if STOP.requested:
+        if stop.is_set():
             raise KeyboardInterrupt
-        STOP.requested = True
+        stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 @app.command()
@@ -92,7 +94,7 @@ def train(
         cfgs, again = plan.cfgs, plan.resume
         if not cfgs:
             return
-    _stop_on_signals()
+    stop = _stop_on_signals()
     progress = TrainProgress(quiet=quiet)
     if tensorboard is not None:
         from optbench.share.tensorboard import LiveTrain
@@ -101,7 +103,7 @@ def train(
     t0 = time.perf_counter()
     with progress:
         outcomes, interrupted = execute(cfgs, runs_dir, progress, resume=again, checkpoint_every=checkpoint_every,
-                                        trainer=partial(make_trainer, cache=cache))
+                                        trainer=partial(make_trainer, cache=cache), stop=stop)
     print_train_table(outcomes, cfgs=cfgs, interrupted=interrupted, quiet=quiet, seconds=time.perf_counter() - t0)
     if interrupted:
         typer.echo("interrupted: open runs were flushed and marked interrupted", err=True)
@@ -122,14 +124,15 @@ def sweep(
     from optbench.report import SweepProgress, print_sweep_outcome
     from optbench.sweep import run_sweep
 
-    _stop_on_signals()
+    stop = _stop_on_signals()
     display = SweepProgress(quiet=quiet)
     if tensorboard is not None:
         from optbench.share.tensorboard import LiveSweep
 
         display = LiveSweep(display, tensorboard)
     with display as progress:
-        outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress)
+        outcome = run_sweep(config, sets=set_, runs_dir=runs_dir, jobs=jobs, scheduler=scheduler, progress=progress,
+                            stop=stop)
     print_sweep_outcome(outcome, quiet=quiet)
     if outcome.interrupted:
         typer.echo("interrupted: finished runs were kept, running ones marked interrupted", err=True)

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from optbench.runs import FLUSH_EVERY, RunWriter, RunWriteError
-from optbench.train import EpochRecord, RunResult, Trainer, make_groups, make_trainer
+from optbench.train import EpochRecord, Never, RunResult, Trainer, make_groups, make_trainer
 
 
 class Progress(Protocol):
@@ -56,15 +56,15 @@ def _subgroups(group: list[dict], resume: dict[int, Resume]) -> list[list[dict]]
 def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
             *, trainer: Callable[..., Trainer] = make_trainer, resume: list[Resume | None] | None = None,
             checkpoint_every: float = CHECKPOINT_EVERY, flush_every: float = FLUSH_EVERY,
-            clock: Callable[[], float] = time.monotonic) -> tuple[list[Outcome], bool]:
-    """Train every run; returns the outcomes and whether training was interrupted (Ctrl-C / SIGTERM).
+            clock: Callable[[], float] = time.monotonic, stop=None) -> tuple[list[Outcome], bool]:
+    """Train every run; returns the outcomes and whether training was interrupted: `stop` (a threading.Event,
+    which cli.py's Ctrl-C / SIGTERM handler sets) ends it at the next step, the open runs marked interrupted.
 
     Rows reach metrics.csv at most every `flush_every` seconds of `clock` (RunWriter), and always before a
     checkpoint and at the end. Every `checkpoint_every` seconds (and when a stop is requested) each group's
     open runs save their training state beside their rows; `resume[i]` continues cfgs[i] in its old directory.
     """
-    from optbench.train import STOP
-
+    stopping = (stop or Never).is_set
     outcomes: list[Outcome] = []
     by_id = {id(c): r for c, r in zip(cfgs, resume or []) if r is not None}
     groups = [sub for g in make_groups(cfgs) for sub in _subgroups(g, by_id)]
@@ -86,13 +86,14 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
                 writer.on_epoch(rec)
                 if rec.state is not None and rec.epoch > 0:
                     now = time.perf_counter()
-                    if now - last[0] >= checkpoint_every or STOP.requested:
+                    if now - last[0] >= checkpoint_every or stopping():
                         writer.checkpoint(rec.state())
                         last[0] = time.perf_counter()
                 if progress is not None:
                     progress.epoch(rec)
 
-            results = tr.run(on_epoch=on_epoch) if states is None else tr.run(on_epoch=on_epoch, resume=states)
+            results = (tr.run(on_epoch=on_epoch, stop=stop) if states is None
+                       else tr.run(on_epoch=on_epoch, resume=states, stop=stop))
             seconds = time.perf_counter() - t0
             writer.finish(results, seconds=seconds)
         except KeyboardInterrupt:
@@ -134,13 +135,15 @@ class GroupTrace:
 
 
 class _Recorder:
-    """on_epoch callback that keeps every record in growing (T, R) columns; asks the trainer to stop (as
-    Ctrl-C would) when told to."""
+    """on_epoch callback that keeps every record in growing (T, R) columns; it is also the trainer's stop event
+    (is_set): set by the caller's `stop`, or at the end of an epoch where `should_stop()` says so."""
 
     def __init__(self, R: int, should_stop: Callable[[], bool] | None, epochs: int = 0,
-                 on_progress: Callable[[int], None] | None = None):
+                 on_progress: Callable[[int], None] | None = None, stop=None):
         self.R = R
         self.should_stop = should_stop
+        self.stop = stop or Never
+        self.halt = False  # should_stop() said so at an epoch's end
         self.progress = None if on_progress is None else _RunEpochs(R, epochs, on_progress)
         self.cols: dict[str, np.ndarray] = {}
         self.alive = np.zeros((0, R), dtype=bool)
@@ -162,10 +165,12 @@ class _Recorder:
         self.iter_costs.append(None if rec.iter_costs is None else np.array(rec.iter_costs))
         if self.progress is not None:
             self.progress(rec)
-        # after recording: the rows of this epoch are kept, and the trainer's interrupt handler (it catches
-        # KeyboardInterrupt inside its epoch loop, not at epoch 0) marks the live replicas interrupted
+        # after recording: the rows of this epoch are kept, and the trainer stops before the next step
         if rec.epoch > 0 and self.should_stop is not None and self.should_stop():
-            raise KeyboardInterrupt
+            self.halt = True
+
+    def is_set(self) -> bool:
+        return self.halt or self.stop.is_set()
 
     def pack(self, results: list[RunResult], seconds: float, interrupted: bool) -> GroupTrace:
         T = len(self.epochs)
@@ -197,13 +202,13 @@ class _RunEpochs:
 
 def train_group(cfgs: list[dict], *, should_stop: Callable[[], bool] | None = None,
                 trainer: Callable[..., Trainer] = make_trainer,
-                on_progress: Callable[[int], None] | None = None) -> GroupTrace:
-    """Train one group (no I/O) and return it as data; `should_stop` polled each epoch ends it as interrupted;
-    `on_progress(run_epochs)` hears how far it is (see _RunEpochs)."""
+                on_progress: Callable[[int], None] | None = None, stop=None) -> GroupTrace:
+    """Train one group (no I/O) and return it as data; `should_stop` polled each epoch, or `stop` (an event
+    checked each step), ends it as interrupted; `on_progress(run_epochs)` hears how far it is (see _RunEpochs)."""
     t0 = time.perf_counter()
     tr = trainer(cfgs, record_activations=True)
-    rec = _Recorder(len(cfgs), should_stop, cfgs[0]["train"]["epochs"], on_progress)
-    results = tr.run(on_epoch=rec)
+    rec = _Recorder(len(cfgs), should_stop, cfgs[0]["train"]["epochs"], on_progress, stop)
+    results = tr.run(on_epoch=rec, stop=rec)
     return rec.pack(results, time.perf_counter() - t0, bool(tr.interrupted))
 
 

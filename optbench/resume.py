@@ -16,7 +16,7 @@ from pathlib import Path
 from optbench import checkpoint
 from optbench.config import dump_yaml
 from optbench.execute import Resume
-from optbench.runs import CHECKPOINT, CRASHED, FINISHED, config_hash, effective_status, remove_stale_temps
+from optbench.runs import CHECKPOINTS, CRASHED, FINISHED, config_hash, effective_status, remove_stale_temps
 
 AGAIN = (CRASHED, "interrupted", "failed")
 
@@ -55,14 +55,11 @@ def _candidates(runs_dir: Path) -> dict[str, list[tuple[str, Path, dict]]]:
 
 
 def _state(d: Path, cfg: dict) -> tuple[int, dict] | None:
-    """(epoch, state) of a run directory's checkpoint when it is readable and belongs to this config."""
-    try:
-        saved = checkpoint.load(d / CHECKPOINT)
-        if saved["config"] != config_hash(cfg):
-            return None
-        return int(saved["state"]["epoch"]), saved["state"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    """(epoch, state) of a run directory's newest checkpoint slot that reads back and belongs to this config."""
+    h = config_hash(cfg)
+    saved = checkpoint.newest([d / name for name in CHECKPOINTS], lambda t: t["config"] == h,
+                              key=lambda t: int(t["state"]["epoch"]))
+    return None if saved is None else (int(saved["state"]["epoch"]), saved["state"])
 
 
 def plan_resume(cfgs: list[dict], runs_dir: Path) -> ResumePlan:

@@ -159,12 +159,21 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def created_text(t: float) -> str:
+    """summary.json's `created`: local time to the microsecond (2026-12-03T12:30:23.123456), so that runs made
+    within one second still sort by when they were made, not by their directories' random suffixes."""
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t).isoformat(timespec="microseconds")
+
+
 def versions() -> dict[str, str]:
     return {"optbench": __version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
 FLUSH_EVERY = 1.0  # seconds between writes of kept rows while training: what a kill -9 may lose
 CHECKPOINT = "checkpoint.npz"  # the state of an open run at its last checkpointed epoch; removed when it finishes
+CHECKPOINTS = (CHECKPOINT, "checkpoint.1.npz")  # the two slots written in turn (checkpoint.overwrite)
 FINISHED = ("completed", "diverged", "stopped_early")
 
 
@@ -196,10 +205,12 @@ class RunWriter:
         self._next = 0  # the first run of _block not written yet (a second Ctrl-C may cut a write short)
         self._last = -math.inf  # clock() at the last write of rows
         self._t0 = time.time()
-        self._created = [time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._t0))] * len(cfgs)
+        self._created = [created_text(self._t0)] * len(cfgs)
         self._owner = owner.me()  # found once: every summary of this group names the same writer
         self._versions = versions()
         self._frozen = [False] * len(cfgs)  # its checkpoint holds its end: nothing changes any more
+        self._hash: list[str | None] = [None] * len(cfgs)  # config_hash of each run, found once
+        self._slot = [0] * len(cfgs)  # the CHECKPOINTS slot each run's next checkpoint overwrites
         self.finished = [False] * len(cfgs)
 
     def start(self) -> list[Path]:
@@ -222,7 +233,9 @@ class RunWriter:
             final, tmp = self.root / name, self.root / f".tmp-{name}"
             with _Writing(tmp):
                 os.mkdir(tmp)  # fails if another writer took the name since the listing
-                (tmp / "config.yaml").write_text(dump_yaml(cfg))
+                text = dump_yaml(cfg)
+                (tmp / "config.yaml").write_text(text)
+                self._hash[r] = text_hash(text)  # here, where the text is made: dumping it costs ~2 ms a run
                 (tmp / "summary.json").write_text(json.dumps(self._summary(r, "running", ""), indent=2))
                 metrics = open(tmp / "metrics.csv", "w", newline="")  # kept open: renaming the directory keeps the file
                 metrics.write(header)
@@ -322,17 +335,22 @@ class RunWriter:
         self._block = None
 
     def checkpoint(self, states: list[dict]) -> None:
-        """Save each open run's training state (Trainer EpochRecord.state()) beside its rows, atomically, once
-        those rows are written (a resume keeps the rows up to the checkpoint's epoch); a run that ended keeps
-        the checkpoint of its end."""
+        """Save each open run's training state (Trainer EpochRecord.state()) beside its rows, once those rows
+        are written (a resume keeps the rows up to the checkpoint's epoch); a run that ended keeps the
+        checkpoint of its end. Each run has two slots, rewritten in place in turn: a kill while one is
+        written leaves the other whole, and resume.py takes the newest that reads back."""
         from optbench import checkpoint
 
         self.flush()
         for r, st in enumerate(states):
             if self.finished[r] or self._frozen[r]:
                 continue
-            with _Writing(self.dirs[r] / CHECKPOINT):
-                checkpoint.save(self.dirs[r] / CHECKPOINT, {"config": config_hash(self.cfgs[r]), "state": st})
+            if self._hash[r] is None:  # a reopened run: once, not at every checkpoint
+                self._hash[r] = config_hash(self.cfgs[r])
+            path = self.dirs[r] / CHECKPOINTS[self._slot[r]]
+            with _Writing(path):
+                checkpoint.overwrite(path, checkpoint.dumps({"config": self._hash[r], "state": st}))
+            self._slot[r] ^= 1  # the next one goes to the other slot: this one stays whole whatever happens to it
             self._frozen[r] = not st["active"]
 
     def write_trace(self, metrics: dict[str, np.ndarray], alive: np.ndarray, iter_costs: list) -> None:
@@ -367,7 +385,8 @@ class RunWriter:
                 _atomic_write(d / "summary.json", json.dumps(self._summary(r, res.status, res.reason, extra, n_out=n_out),
                                                              indent=2))
                 if res.status in FINISHED:  # nothing left to resume (an interrupted run keeps its checkpoint)
-                    (d / CHECKPOINT).unlink(missing_ok=True)
+                    for name in CHECKPOINTS:
+                        (d / name).unlink(missing_ok=True)
             self._close(r)
 
     def fail(self, reason: str, status: str = "failed") -> None:
@@ -427,9 +446,14 @@ class RunWriter:
 
 def config_hash(cfg: dict) -> str:
     """The hash of a resolved config's text (its config.yaml): a checkpoint belongs to exactly this config."""
+    return text_hash(dump_yaml(cfg))
+
+
+def text_hash(text: str) -> str:
+    """config_hash of the config whose config.yaml is `text`."""
     import hashlib
 
-    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Tracks:

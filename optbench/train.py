@@ -27,13 +27,18 @@ from optbench.model import MLP, build
 from optbench.optim import OPTIMIZERS, build as build_optimizer, is_closure_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 
-class _StopRequest:
-    """Set by a signal handler (Ctrl-C, SIGTERM); training stops at the next step boundary, never mid-write."""
+class Stopped(Exception):
+    """Raised at a step boundary once the `stop` event given to `run` is set (Ctrl-C, SIGTERM: cli.py's handler);
+    caught by the loop, which marks the live replicas interrupted. Never leaves the trainer."""
 
-    requested = False
 
+class Never:
+    """The stop event of a run that nothing stops."""
 
-STOP = _StopRequest()
+    @staticmethod
+    def is_set() -> bool:
+        return False
+
 
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
 EVAL_CHUNK = 4096
@@ -463,9 +468,11 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
 
     def run(self, on_epoch: Callable[[EpochRecord], None] | None = None, *,
-            resume: list[dict] | None = None) -> list[RunResult]:
+            resume: list[dict] | None = None, stop=None) -> list[RunResult]:
         """Train; with `resume` (each replica's EpochRecord.state() of one epoch, maybe from other groups) go on
-        from there, computing what the uninterrupted runs compute."""
+        from there, computing what the uninterrupted runs compute. Once `stop` (a threading.Event, or anything
+        with is_set()) is set, training ends at the next step boundary and the live replicas are interrupted."""
+        stopped = (stop or Never).is_set
         R, dt, net = self.R, self.dtype, self.net
         theta, grad = self.theta, self.grad
         init_fp = [fingerprint(theta[r]) for r in range(R)]
@@ -591,8 +598,8 @@ class Trainer:
                         np.multiply(lr_s, mult, out=lr_r)
                     iter_costs = None
                     if self.lbfgs:
-                        if STOP.requested:
-                            raise KeyboardInterrupt
+                        if stopped():
+                            raise Stopped
                         self._lbfgs_epoch(lstates, active)
                         steps += 1
                         ratio = nan
@@ -601,8 +608,8 @@ class Trainer:
                         if e == 1 and order is not None:
                             batch_fp = [fingerprint(order[r]) for r in range(R)]
                         for current[0], step in enumerate(steps_fns):
-                            if STOP.requested:
-                                raise KeyboardInterrupt
+                            if stopped():
+                                raise Stopped
                             step()
                             if l2m is not None:
                                 np.multiply(l2m, theta, out=step_buf)
@@ -649,7 +656,7 @@ class Trainer:
                     done = e
                     if not active.any():
                         break
-            except KeyboardInterrupt:
+            except (Stopped, KeyboardInterrupt):  # KeyboardInterrupt: a second Ctrl-C, mid-step
                 for r in np.flatnonzero(active):
                     status[r], reason[r] = "interrupted", f"interrupted after epoch {done}"
                     end_epoch[r] = done  # the last epoch whose row was written
@@ -810,4 +817,4 @@ def train_runs(cfgs: list[dict], *, cache: DataCache | None = None, **kw) -> lis
     return [out[i] for i in range(len(cfgs))]
 
 
-__all__ = ["STOP", "EpochRecord", "RunResult", "Trainer", "group_key", "make_groups", "make_trainer", "rule_key", "train_runs"]
+__all__ = ["EpochRecord", "RunResult", "Stopped", "Trainer", "group_key", "make_groups", "make_trainer", "rule_key", "train_runs"]

@@ -10,7 +10,7 @@ import numpy as np
 from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.problems import PROBLEMS
 from optbench.clip import clipper
-from optbench.train import STOP, EpochRecord, RunResult, _rules, fingerprint, norms, update_timing
+from optbench.train import EpochRecord, Never, RunResult, Stopped, _rules, fingerprint, norms, update_timing
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
 
@@ -40,7 +40,9 @@ class ProblemTrainer:
     def _cost(self, theta):
         return self.problem.f(theta).astype(np.float64)
 
-    def run(self, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[RunResult]:
+    def run(self, on_epoch: Callable[[EpochRecord], None] | None = None, *, stop=None) -> list[RunResult]:
+        """Train; once `stop` (a threading.Event) is set, the live replicas end interrupted (as Trainer.run)."""
+        stopped = (stop or Never).is_set
         R, dt, theta, f = self.R, self.dtype, self.theta, self.problem
         path = [theta.copy()]
         lbfgs = self.lbfgs
@@ -72,8 +74,8 @@ class ProblemTrainer:
                 on_epoch(EpochRecord(0, rec, active.copy(), {}))
             try:
                 for e in range(1, self.epochs + 1):
-                    if STOP.requested:
-                        raise KeyboardInterrupt
+                    if stopped():
+                        raise Stopped
                     lr_e[...] = lr0.reshape(R, 1)
                     for rule in self.rules:
                         rule.set_epoch(e, lr_e)
@@ -110,7 +112,7 @@ class ProblemTrainer:
                     done = e
                     if not active.any():
                         break
-            except KeyboardInterrupt:
+            except (Stopped, KeyboardInterrupt):
                 for r in np.flatnonzero(active):
                     status[r], reason[r], end[r] = "interrupted", f"interrupted after epoch {done}", done
                 self.interrupted = True

@@ -144,13 +144,15 @@ def _one_blas_thread():
 
 
 class InProcess:
-    """Train units one after another in this process (--jobs 1); Ctrl-C lands in the trainer, which saves what it has."""
+    """Train units one after another in this process (--jobs 1); `stop` (set by Ctrl-C) reaches the trainer,
+    which saves what it has."""
 
     name = "this process"
     late = 0.0
 
-    def __init__(self, cache: DataCache | None = None):
+    def __init__(self, cache: DataCache | None = None, stop=None):
         self.cache = DataCache() if cache is None else cache
+        self.stop = stop
         self._pending: dict[int, Job] = {}
         self._done: dict[int, tuple[Job, GroupTrace]] = {}
         self._next = 0
@@ -173,14 +175,14 @@ class InProcess:
             job = self._pending.pop(h)
             tick = None if self._sink is None else (lambda n, g=job.group: self._sink(g, n))
             with _one_blas_thread():
-                self._done[h] = job, _train(job.cfgs, self.cache, on_progress=tick)
+                self._done[h] = job, _train(job.cfgs, self.cache, on_progress=tick, stop=self.stop)
         return [h]
 
     def result(self, handle):
         return write_job(*self._done.pop(handle))
 
     def request_stop(self):
-        pass  # the KeyboardInterrupt itself stopped the trainer
+        pass  # `stop` itself stopped the trainer (and a second Ctrl-C's KeyboardInterrupt)
 
     def close(self):
         pass
@@ -244,11 +246,11 @@ def _local_init(stop, hold: Inherited | None = None, ticks=None) -> None:
     _LIMITS = _one_blas_thread().__enter__()  # kept for the life of the process
 
 
-def _train_and_write(job: Job, should_stop: Callable[[], bool], ticks, cache: DataCache) -> Written:
+def _train_and_write(job: Job, should_stop: Callable[[], bool], ticks, cache: DataCache, stop=None) -> Written:
     """Train a unit, then write its run directories where this trainer runs (the client's file system);
-    its progress, if `ticks` (a queue), as (group, run-epochs done)."""
+    its progress, if `ticks` (a queue), as (group, run-epochs done); `stop`: an event checked every step."""
     tick = None if ticks is None else (lambda n: ticks.put((job.group, n)))
-    return write_job(job, _train(job.cfgs, cache, should_stop=should_stop, on_progress=tick))
+    return write_job(job, _train(job.cfgs, cache, should_stop=should_stop, on_progress=tick, stop=stop))
 
 
 def _local_job(job: Job) -> Written:
@@ -264,7 +266,8 @@ class LocalPool:
     they live. When one dies, the pool is broken: its jobs are Lost, and a fresh pool takes the next ones.
     """
 
-    def __init__(self, jobs: int, *, hold: int | None = None, cache: DataCache | None = None):
+    def __init__(self, jobs: int, *, hold: int | None = None, cache: DataCache | None = None, stop=None):
+        self.stop = stop  # the client's stop event (cli.py's signal handler), for the trainer in this process
         import multiprocessing
         from concurrent.futures import ThreadPoolExecutor
 
@@ -318,9 +321,9 @@ class LocalPool:
         return future
 
     def _train_here(self, job: Job) -> Written:
-        """In this process's training thread: as a worker process does (Ctrl-C reaches it through train.STOP)."""
+        """In this process's training thread: as a worker process does (Ctrl-C reaches it through `stop`)."""
         with _one_blas_thread():
-            return _train_and_write(job, self._stop.is_set, self._ticks, self.cache)
+            return _train_and_write(job, self._stop.is_set, self._ticks, self.cache, stop=self.stop)
 
     def watch(self, sink):
         self._sink = sink
@@ -469,25 +472,19 @@ def check_backend(*, jobs: int | None, scheduler: str | None) -> None:
 
 
 def open_backend(*, jobs: int | None, scheduler: str | None, runs: int, hold: int | None = None,
-                 cache: DataCache | None = None) -> Backend:
+                 cache: DataCache | None = None, stop=None) -> Backend:
     """Dask when a scheduler is given; else min(jobs, runs) local processes, or this process for one.
     Local worker processes keep the file descriptor `hold` open while they live (see LocalPool); this
-    process's trainer (and Dask's client) reads data through `cache`."""
+    process's trainer (and Dask's client) reads data through `cache`, and stops when `stop` is set."""
     check_backend(jobs=jobs, scheduler=scheduler)
     if scheduler is not None:
         return DaskCluster(scheduler, cache=cache)
     n = default_jobs() if jobs is None else jobs
     n = min(n, max(runs, 1))
-    return InProcess(cache) if n == 1 else LocalPool(n, hold=hold, cache=cache)
+    return InProcess(cache, stop) if n == 1 else LocalPool(n, hold=hold, cache=cache, stop=stop)
 
 
 # ---- driving ---------------------------------------------------------------------------------------
-
-
-def _stop_requested() -> bool:
-    from optbench.train import STOP
-
-    return STOP.requested
 
 
 MAX_LOSSES = 3  # a job lost this often (it kills its worker: out of memory?) ends the sweep
@@ -495,11 +492,11 @@ MAX_LOSSES = 3  # a job lost this often (it kills its worker: out of memory?) en
 
 def drive(jobs: Iterable[Job], backend: Backend, on_start: Callable[[Job], None],
           on_done: Callable[[Job, Written], None], *, on_lost: Callable[[Job], Job | None] = lambda job: job,
-          should_stop: Callable[[], bool] = _stop_requested, drain_timeout: float = 120.0,
+          should_stop: Callable[[], bool] = lambda: False, drain_timeout: float = 120.0,
           on_progress: Callable[[str, int], None] | None = None) -> bool:
     """Train every job, at most `slots` at a time, in order; returns whether it was interrupted.
 
-    A stop request (Ctrl-C sets train.STOP; a second one raises KeyboardInterrupt) or a trainer interrupted
+    A stop request (`should_stop()`: cli.py's handler set the stop event; a second one raises KeyboardInterrupt) or a trainer interrupted
     in this process stops submitting; the running jobs are asked to stop at their next epoch and their runs
     are still written, marked interrupted. A job's run directories are written whole: a signal that comes
     while they are written is handled after. A job Lost with its worker goes to `on_lost`, which returns

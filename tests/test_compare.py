@@ -366,6 +366,20 @@ def test_reruns_with_another_config_get_their_own_row(moons, tmp_path):
     assert second.seeds == (0, 1) and second.runs[0].epochs == 10
 
 
+def test_a_run_trained_again_within_the_same_second_is_the_one_kept(tmp_path):
+    """Runs made one after another sort by `created` (to the microsecond), never by their directories' random
+    suffixes: the newest of four trainings of one run is the one compare keeps, each time."""
+    cfgs = expand({**SMALL, "seeds": [0], "train": {"epochs": 2, "batch_size": 64}})
+    root = tmp_path / "runs"
+    made = [execute(cfgs, root)[0][0].path for _ in range(4)]
+    created = [json.loads((d / "summary.json").read_text())["created"] for d in made]
+    assert created == sorted(created) and len(set(created)) == 4
+    for n in range(2, 5):  # the first n trainings: the n-th is kept
+        lines = []
+        rows = compare(made[:n], warn=lines.append).rows
+        assert [r.path for r in rows[0].runs] == [made[n - 1]] and any("duplicate" in line for line in lines)
+
+
 def test_duplicate_seed_of_the_same_config_counts_once(moons, tmp_path):
     root = copy(moons, tmp_path)
     src = dirs_of(root, "moons-optimizers-gd-s0")[0]

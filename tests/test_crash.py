@@ -138,7 +138,7 @@ def test_a_train_killed_with_sigkill_shows_crashed_and_resumes_to_the_uninterrup
     assert code == 0, err
     assert "8 runs go on from their checkpoints" in err, err
     assert runs_of(root) == reference  # same directories, rows and parameters as the uninterrupted runs
-    assert not list(root.glob("*/checkpoint.npz"))  # removed once a run finishes
+    assert not list(root.glob("*/checkpoint*.npz"))  # both slots removed once a run finishes
 
     code, out, err = run_cli("train", config, "--runs-dir", root, "-q", "--resume", timeout=TIMEOUT)
     assert code == 0 and "8 finished already" in err, err
@@ -160,7 +160,8 @@ def test_an_interrupted_train_resumes_from_its_checkpoint_and_a_run_without_one_
     assert p.returncode == 130, err
     assert {s["status"] for s in summaries(root)} == {"interrupted"}
     crashed = sorted(root.iterdir())[0]
-    (crashed / "checkpoint.npz").unlink()  # as if killed before its first checkpoint
+    for slot in crashed.glob("checkpoint*.npz"):  # as if killed before its first checkpoint
+        slot.unlink()
     code, _, err = run_cli("train", config, "--runs-dir", root, "-q", "--resume", timeout=300)
     assert code == 0 and "1 runs go on from their checkpoints, 1 start again" in err, err
     assert runs_of(root) == runs_of(ref)
@@ -183,35 +184,53 @@ def test_a_resumed_group_may_mix_runs_of_other_groups_and_still_equals_the_unint
         ({**{k: v for k, v in base.items() if k != "variants"}, "train": {"epochs": 6, "batch_size": "full"}, "optimizer": {"name": "lbfgs", "lr": 1.0}}, 2, [1]),
     ]
     for raw, K, pick in cases:
-        cfgs = [c for g in make_groups(expand(raw)) for c in g]
-        rows, saved = {}, {}
+        assert_resume_equals_uninterrupted(raw, K, pick)
 
-        def on_epoch(rec, rows=rows):
+
+def assert_resume_equals_uninterrupted(raw: dict, K: int, pick: list[int]) -> None:
+    """Train raw's runs in their groups, checkpointing every run at epoch K (through the file); resume runs
+    `pick` (regrouped) from there: each one's later rows, status and parameters equal the uninterrupted run's."""
+    cfgs = [c for g in make_groups(expand(raw)) for c in g]
+    rows, saved = {}, {}
+
+    def on_epoch(rec, rows=rows):
+        for r in np.flatnonzero(rec.alive).tolist():
+            rows.setdefault(r, []).append(repr({k: float(np.broadcast_to(v, rec.alive.shape)[r])
+                                                for k, v in rec.metrics.items() if k != "seconds"}))
+        if rec.epoch == K:
+            with tempfile.TemporaryDirectory() as tmp:  # through the file: what a resume reads
+                for r, st in enumerate(rec.state()):
+                    checkpoint.save(Path(tmp) / "c.npz", st)
+                    saved[r] = checkpoint.load(Path(tmp) / "c.npz")
+
+    full = Trainer(cfgs).run(on_epoch=on_epoch)
+    for group in make_groups([cfgs[i] for i in pick]):
+        idx = [next(i for i in pick if cfgs[i] is c) for c in group]
+        again: dict = {}
+
+        def on2(rec, again=again, idx=idx):
             for r in np.flatnonzero(rec.alive).tolist():
-                rows.setdefault(r, []).append(repr({k: float(np.broadcast_to(v, rec.alive.shape)[r])
-                                                    for k, v in rec.metrics.items() if k != "seconds"}))
-            if rec.epoch == K:
-                with tempfile.TemporaryDirectory() as tmp:  # through the file: what a resume reads
-                    for r, st in enumerate(rec.state()):
-                        checkpoint.save(Path(tmp) / "c.npz", st)
-                        saved[r] = checkpoint.load(Path(tmp) / "c.npz")
+                again.setdefault(idx[r], []).append(repr({k: float(np.broadcast_to(v, rec.alive.shape)[r])
+                                                          for k, v in rec.metrics.items() if k != "seconds"}))
 
-        full = Trainer(cfgs).run(on_epoch=on_epoch)
-        for group in make_groups([cfgs[i] for i in pick]):
-            idx = [next(i for i in pick if cfgs[i] is c) for c in group]
-            again: dict = {}
+        res = Trainer(group).run(on_epoch=on2, resume=[saved[i] for i in idx])
+        for j, i in enumerate(idx):
+            assert rows[i][K + 1:] == again.get(i, []), (raw["name"], cfgs[i]["label"])
+            assert (res[j].status, res[j].epochs, repr(res[j].final_eval)) == (full[i].status, full[i].epochs, repr(full[i].final_eval))
+            for k, v in full[i].params.items():
+                assert v.tobytes() == res[j].params[k].tobytes(), (raw["name"], cfgs[i]["label"], k)
 
-            def on2(rec, again=again):
-                for r in np.flatnonzero(rec.alive).tolist():
-                    again.setdefault(idx[r], []).append(repr({k: float(np.broadcast_to(v, rec.alive.shape)[r])
-                                                              for k, v in rec.metrics.items() if k != "seconds"}))
 
-            res = Trainer(group).run(on_epoch=on2, resume=[saved[i] for i in idx])
-            for j, i in enumerate(idx):
-                assert rows[i][K + 1:] == again.get(i, []), (raw["name"], cfgs[i]["label"])
-                assert (res[j].status, res[j].epochs, repr(res[j].final_eval)) == (full[i].status, full[i].epochs, repr(full[i].final_eval))
-                for k, v in full[i].params.items():
-                    assert v.tobytes() == res[j].params[k].tobytes(), (raw["name"], cfgs[i]["label"], k)
+def test_a_resumed_nadam_beta1_sweep_equals_the_uninterrupted_runs():
+    """NAdam's mu_product is one value per replica once the replicas' beta1 differ (and one shared value while
+    they agree): resumed in the same group, and regrouped with only one beta1, the runs go on exactly."""
+    raw = {**{k: v for k, v in EXPERIMENT.items() if k != "variants"}, "train": {"epochs": 12, "batch_size": 16},
+           "optimizer": {"name": "nadam", "lr": 0.01},
+           "variants": {"b08": {"optimizer": {"name": "nadam", "beta1": 0.8}},
+                        "b095": {"optimizer": {"name": "nadam", "beta1": 0.95}}}}
+    assert len(make_groups(expand(raw))) == 1  # one group: beta1 is an (R, 1) column
+    assert_resume_equals_uninterrupted(raw, 5, [0, 1, 2, 3])
+    assert_resume_equals_uninterrupted(raw, 5, [1, 3])  # a beta1 whose runs now train alone
 
 
 def test_checkpoints_keep_numpy_types_and_named_tuples():
@@ -232,6 +251,24 @@ def test_checkpoints_keep_numpy_types_and_named_tuples():
     assert type(opt) is State and opt.t == 4 and opt.m.dtype == np.float32 and np.array_equal(opt.m, tree["opt"].m)
     assert type(back["s"]) is np.float32 and back["s"] == tree["s"] and back["big"] == 2**100 and back["tup"] == (1, "a")
     assert np.isnan(back["nan"])
+
+
+def test_a_torn_checkpoint_slot_is_rejected_and_the_other_slot_is_taken(tmp_path):
+    a, b = tmp_path / "checkpoint.npz", tmp_path / "checkpoint.1.npz"
+    state = lambda e: {"config": "h", "state": {"epoch": e, "theta": np.arange(50.0) * e}}  # noqa: E731
+    checkpoint.overwrite(a, checkpoint.dumps(state(3)))
+    checkpoint.overwrite(b, checkpoint.dumps(state(4)))
+    pick = lambda: checkpoint.newest([a, b], lambda t: t["config"] == "h", key=lambda t: t["state"]["epoch"])  # noqa: E731
+    assert pick()["state"]["epoch"] == 4
+    checkpoint.overwrite(a, checkpoint.dumps(state(5)))  # in place over a longer-lived file: still whole
+    assert pick()["state"]["epoch"] == 5 and np.array_equal(pick()["state"]["theta"], np.arange(50.0) * 5)
+    data = bytearray(checkpoint.dumps(state(6)))
+    torn = bytes(data[: len(data) // 2]) + a.read_bytes()[len(data) // 2 :]  # killed half way through rewriting a
+    a.write_bytes(torn)
+    with pytest.raises(ValueError):
+        checkpoint.load(a)
+    assert pick()["state"]["epoch"] == 4  # the slot written before is whole
+    assert checkpoint.newest([a, b], lambda t: t["config"] == "other", key=lambda t: 0) is None
 
 
 # ---- effective status ---------------------------------------------------------------------------------

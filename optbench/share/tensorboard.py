@@ -123,11 +123,13 @@ def _end_info(status: int) -> bytes:
 
 
 def _created(summary: dict) -> float | None:
+    import datetime
+
     text = summary.get("created")
     try:
-        # summary.json's `created` is local time, as time.strftime wrote it
-        return float(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))) if isinstance(text, str) else None
-    except (ValueError, OverflowError):
+        # summary.json's `created` is local time (runs.created_text; to the second in older runs)
+        return datetime.datetime.fromisoformat(text).timestamp() if isinstance(text, str) else None
+    except (ValueError, OverflowError, OSError):
         return None
 
 

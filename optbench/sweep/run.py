@@ -88,12 +88,12 @@ def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
     return split_units(groups, workers, lambda u: unit_cost([r.cfg for r in u], n_train), late)
 
 
-def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int, cache: DataCache):
+def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int, cache: DataCache, stop=None):
     """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots;
     its worker processes hold the sweep lock `hold` too; this process reads data through `cache`."""
     from optbench.workers import open_backend
 
-    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold, cache=cache)
+    backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold, cache=cache, stop=stop)
     try:
         return backend, make_units(todo, backend.slots(), backend.late, cache)
     except BaseException:
@@ -102,8 +102,9 @@ def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: i
 
 
 def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), jobs: int | None = None,
-              scheduler: str | None = None, progress: SweepProgress | None = None) -> Outcome:
-    """Plan the sweep, skip its complete runs, train the rest on the chosen backend, write every run directory.
+              scheduler: str | None = None, progress: SweepProgress | None = None, stop=None) -> Outcome:
+    """Plan the sweep, skip its complete runs, train the rest on the chosen backend, write every run directory;
+    once `stop` (a threading.Event: cli.py's Ctrl-C / SIGTERM handler) is set, the running units end interrupted.
 
     The sweep directory is locked for the whole pass (another client there is an error); what dead
     clients left (runs still `running`, hidden temporary directories) is set aside or removed first.
@@ -116,13 +117,14 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     root = Path(runs_dir) / plan.dirname
     lock = lock_sweep(root)
     try:
-        return _locked_pass(plan, root, lock.fd, jobs=jobs, scheduler=scheduler, progress=progress, cache=cache)
+        return _locked_pass(plan, root, lock.fd, jobs=jobs, scheduler=scheduler, progress=progress, cache=cache,
+                            stop=stop)
     finally:
         lock.release()
 
 
 def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, scheduler: str | None,
-                 progress: SweepProgress | None, cache: DataCache | None = None) -> Outcome:
+                 progress: SweepProgress | None, cache: DataCache | None = None, stop=None) -> Outcome:
     """One pass, with the sweep directory locked (`hold`: the lock's file descriptor)."""
     from optbench.workers import Job, drive
 
@@ -130,7 +132,7 @@ def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, schedul
     remove_leftovers(root)
     done, stale = scan(root, plan)
     todo = [r for r in plan.runs if r.key not in done]
-    backend, units = _open(jobs, scheduler, todo, hold, DataCache() if cache is None else cache) if todo else (None, [])
+    backend, units = _open(jobs, scheduler, todo, hold, DataCache() if cache is None else cache, stop) if todo else (None, [])
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     out = Outcome(plan, root, resumed=len(done))
     t0 = time.perf_counter()
@@ -191,7 +193,8 @@ def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, schedul
             progress.update(tally())
         if backend is not None:
             work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
-            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress, on_lost=on_lost)
+            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress, on_lost=on_lost,
+                                    should_stop=(lambda: False) if stop is None else stop.is_set)
             out.not_started = [c for job in work if job.group not in started for c in job.cfgs]
         out.seconds = time.perf_counter() - t0
         info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(out.seconds, 3),
