@@ -117,12 +117,14 @@ class Train(_Strict):
     log_iterations: bool = False
     diverge_factor: Positive | None = 3.0
     compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
+    snapshots_every: Annotated[int, Field(ge=0)] = 0  # K > 0: the flat parameters every K epochs (and epoch 0, the last) in snapshots.npz
 
     @pydantic.model_serializer(mode="wrap")
     def _without_default_compat(self, handler):
-        out = handler(self)  # a config without compat resolves exactly as before the option existed
-        if out.get("compat") == "none":
-            out.pop("compat")
+        out = handler(self)  # a config without these keys resolves exactly as before the options existed
+        for key, off in (("compat", "none"), ("snapshots_every", 0)):
+            if out.get(key) == off:
+                out.pop(key)
         return out
 
 
