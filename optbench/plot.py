@@ -16,7 +16,8 @@ from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.plots.options import Options
 from optbench.runs import COLUMNS
 
-KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit")
+KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit", "landscape",
+         "film", "layers")
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
