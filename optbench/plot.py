@@ -21,6 +21,7 @@ KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "d
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
+ANIMATED = ("film",)  # kinds that can also be saved as an animated .gif
 # no software versions or dates in the files: the same runs give the same bytes
 METADATA = {
     "png": {"Software": None},
@@ -58,9 +59,10 @@ def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) ->
         return Path(runs_dir) / "plots" / f"{safe_component(f'{experiment}-{kind}')}.png"
     out = Path(out)
     fmt = out.suffix[1:].lower()
-    if fmt not in FORMATS:
+    if fmt not in FORMATS and not (fmt == "gif" and kind in ANIMATED):
         shown = out.suffix or "no extension"
-        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)})")
+        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)}; "
+                            f".gif with --kind {', '.join(ANIMATED)})")
     return out
 
 
@@ -86,8 +88,15 @@ def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path |
     path = output_path(out, runs_dir, data.experiment_title(runs), kind)
     rec = Record(opts.kind)
     with style():  # also around saving: svg.hashsalt and the dpi are read then
-        fig = make_figure(runs, opts, warn=warn, rec=rec)
-        save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
+        if path.suffix.lower() == ".gif":
+            from optbench.plots import film
+            from optbench.plots.choose import choose
+
+            view = choose(data.group_runs(runs), metric=opts.metric, top=opts.top, labels=opts.labels)
+            write_atomic(path, lambda tmp: film.write_gif(view, data.experiment_title(runs), opts, warn, rec, tmp))
+        else:
+            fig = make_figure(runs, opts, warn=warn, rec=rec)
+            save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
     if data_out is not None:
         rec.write(prepare_out(data_out, "--data"))
     return path
