@@ -22,6 +22,7 @@ from optbench.model import MLP, build
 from optbench.train import EVAL_CHUNK
 
 WORK_BYTES = 32 * 2**20  # a chunk of parameter vectors evaluated at once keeps its activations under this
+DROPOUT_SEED = 0
 
 
 def read_config(run_dir: Path | str) -> dict:
@@ -75,6 +76,24 @@ class RunNet:
                 Z = self._forward(th, self.A0[:, :, a : a + EVAL_CHUNK], buf)
                 total += loss.value(Z, self.Y[:, :, a : a + EVAL_CHUNK])
             out[s : s + step] = total / self.N + (l2_penalty(th, self.mask, self.l2) if self.l2 and l2 else 0.0)
+        return out
+
+    def gradient(self, thetas: np.ndarray) -> np.ndarray:
+        """dJ/dtheta (K, P) of the full-batch training objective (mean training-mode cost + L2) at rows thetas (K, P).
+
+        Training mode: batch norm normalizes with the whole training set's statistics, and dropout draws its
+        masks from generators seeded DROPOUT_SEED (one per row), so the same snapshots give the same gradients.
+        """
+        thetas = np.ascontiguousarray(thetas, dtype=self.dtype)
+        out = np.empty_like(thetas)
+        step = self._chunk(self.N)
+        keep = 1.0 - self.cfg["model"]["drop_prob"]
+        for s in range(0, len(thetas), step):
+            th = thetas[s : s + step]
+            r = len(th)
+            gens = [np.random.default_rng([DROPOUT_SEED, i]) for i in range(r)] if keep < 1.0 else None
+            self.net(r).objective(th, self.A0, self.Y, out[s : s + step], l2=self.l2,
+                                  keep=np.full((r, 1, 1), keep, dtype=self.dtype), drop_gens=gens)
         return out
 
     def predict(self, thetas: np.ndarray, X: np.ndarray, buffers: dict | None = None) -> np.ndarray:
