@@ -60,7 +60,8 @@ class RunNet:
         """Test-mode logits (r, C, B) of parameter rows th (r, P); buffers (1 or r, ...) broadcast to r rows."""
         r = len(th)
         buf = {k: np.ascontiguousarray(np.broadcast_to(v, (r, *v.shape[1:]))) for k, v in (buffers or {}).items()}
-        return self.net(r).forward(th, A0, train=False, buffers=buf)
+        with np.errstate(all="ignore"):  # far out on a plane a cost may overflow: it is drawn as what it is
+            return self.net(r).forward(th, A0, train=False, buffers=buf)
 
     def cost(self, thetas: np.ndarray, buffers: dict | None = None, *, l2: bool = True) -> np.ndarray:
         """J (K,) at parameter rows thetas (K, P), as the training loop logs train_cost (test mode, + L2 unless `l2` False)."""
@@ -74,7 +75,8 @@ class RunNet:
             total = np.zeros(len(th))
             for a in range(0, self.N, EVAL_CHUNK):  # the loop's chunks: the same sums in the same order
                 Z = self._forward(th, self.A0[:, :, a : a + EVAL_CHUNK], buf)
-                total += loss.value(Z, self.Y[:, :, a : a + EVAL_CHUNK])
+                with np.errstate(all="ignore"):
+                    total += loss.value(Z, self.Y[:, :, a : a + EVAL_CHUNK])
             out[s : s + step] = total / self.N + (l2_penalty(th, self.mask, self.l2) if self.l2 and l2 else 0.0)
         return out
 
@@ -92,8 +94,9 @@ class RunNet:
             th = thetas[s : s + step]
             r = len(th)
             gens = [np.random.default_rng([DROPOUT_SEED, i]) for i in range(r)] if keep < 1.0 else None
-            self.net(r).objective(th, self.A0, self.Y, out[s : s + step], l2=self.l2,
-                                  keep=np.full((r, 1, 1), keep, dtype=self.dtype), drop_gens=gens)
+            with np.errstate(all="ignore"):
+                self.net(r).objective(th, self.A0, self.Y, out[s : s + step], l2=self.l2,
+                                      keep=np.full((r, 1, 1), keep, dtype=self.dtype), drop_gens=gens)
         return out
 
     def predict(self, thetas: np.ndarray, X: np.ndarray, buffers: dict | None = None) -> np.ndarray:

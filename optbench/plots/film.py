@@ -17,7 +17,7 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from optbench.errors import OptbenchError
-from optbench.plots import choose, data, layout, snapdata, spatial
+from optbench.plots import data, layout, snapdata, spatial
 from optbench.plots.record import Record
 
 LABELS = 4  # labels side by side, the best first
@@ -59,7 +59,7 @@ def _task(shot: snapdata.Shot) -> str | None:
 def reels(view, warn, what: str = "--kind film") -> list[Reel]:
     """Each shown label's predictions at every snapshot; an OptbenchError when no label is 2-D classification or
     1-D regression."""
-    shots = snapdata.load(choose.best_panels(view, warn, what, LABELS), what, warn)
+    shots = snapdata.load(view, what, warn, LABELS)
     out = []
     for shot in shots:
         task = _task(shot)

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from optbench import landscape as ls
-from optbench.plots import choose, layout, snapdata
+from optbench.plots import layout, snapdata
 from optbench.plots.record import Record
 from optbench.plots.style import place_legend, proxy
 
@@ -181,8 +181,7 @@ def _record_surface(rec: Record, panel: str, label: str, surf: Surface) -> None:
 
 def landscape_figure(view, title: str, opts, warn, rec: Record):
     """The lines on top, then a (random slice, PCA plane) pair of panels per label."""
-    shown = choose.best_panels(view, warn, "--kind landscape", ROWS)
-    shots = snapdata.load(shown, "--kind landscape", warn)
+    shots = snapdata.load(view, "--kind landscape", warn, ROWS)
     alpha = ls.alphas()
     fig = Figure(figsize=layout.bounded(13, 4.6 + 4.6 * len(shots)), layout="constrained")
     top, below = fig.subfigures(2, 1, height_ratios=[4.6, 4.6 * len(shots)])

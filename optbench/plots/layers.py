@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from optbench.plots import choose, layout, snapdata
+from optbench.plots import layout, snapdata
 from optbench.plots.record import Record
 from optbench.plots.style import proxy
 
@@ -106,7 +106,7 @@ def _legend(fig, L: int) -> None:
 
 
 def layers_figure(view, title: str, opts, warn, rec: Record):
-    shots = snapdata.load(choose.best_panels(view, warn, "--kind layers", LABELS), "--kind layers", warn)
+    shots = snapdata.load(view, "--kind layers", warn, LABELS)
     sts = [stats(s) for s in shots]
     L = max(len(st.weights) for st in sts)
     fig = Figure(figsize=layout.bounded(3.3 * (L + 1) + 0.5, 2.7 * 2 * len(sts) + 0.9), layout="constrained")
