@@ -61,8 +61,8 @@ def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) ->
     fmt = out.suffix[1:].lower()
     if fmt not in FORMATS and not (fmt == "gif" and kind in ANIMATED):
         shown = out.suffix or "no extension"
-        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)}; "
-                            f".gif with --kind {', '.join(ANIMATED)})")
+        gif = f"; .gif with --kind {', '.join(ANIMATED)}" if fmt == "gif" else ""
+        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)}{gif})")
     return out
 
 

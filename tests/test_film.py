@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import CONFIGS, run_cli
 from optbench import checkpoint, landscape as ls, snapshots
 from optbench.config import load_experiment
-from optbench.plot import Options, make_figure
+from optbench.plot import Options, make_figure, plot_command
 from optbench.plots import data, film, layers, snapdata
 from optbench.plots.choose import choose
 from optbench.plots.landscape import line_to_final, pca_plane
@@ -166,9 +166,8 @@ def test_landscape_figure_states_its_directions_and_draws_the_path(moons):
 
 
 def test_film_gif_has_a_frame_per_snapshot_epoch(moons, tmp_path):
-    out = tmp_path / "film.gif"
-    code, stdout, err = run_cli("plot", moons, "--kind", "film", "--out", out)
-    assert code == 0, err
+    out = plot_command([str(moons)], out=tmp_path / "film.gif", kind="film", warn=print)
+    assert list(tmp_path.iterdir()) == [out]  # written atomically, no temporary file left
     with Image.open(out) as im:
         assert im.n_frames == 4 and im.info["loop"] == 0
 
