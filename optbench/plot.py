@@ -1,4 +1,4 @@
-"""`optbench plot`: one figure from run directories, saved as PNG, SVG or PDF.
+"""`optbench plot`: one figure from run directories, saved as PNG, SVG or PDF (the film also as an animated GIF).
 
 Reads run directories only (never trains); may rebuild a trained net from params.npz to draw its decision
 regions. Matplotlib is imported on first use, not with this module, so `optbench train` never loads it;

@@ -170,6 +170,8 @@ def test_film_gif_has_a_frame_per_snapshot_epoch(moons, tmp_path):
     assert list(tmp_path.iterdir()) == [out]  # written atomically, no temporary file left
     with Image.open(out) as im:
         assert im.n_frames == 4 and im.info["loop"] == 0
+    again = plot_command([str(moons)], out=tmp_path / "again.gif", kind="film", warn=print)
+    assert again.read_bytes() == out.read_bytes()  # the same runs give the same file
 
 
 def test_film_strip_columns_are_the_epochs_and_regression_draws_the_fit(moons, sine):
