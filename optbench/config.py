@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -119,15 +119,19 @@ class Train(_Strict):
     compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
     clip_grad_norm: Positive | None = None  # torch's clip_grad_norm_ over all parameters of a run (optbench/clip.py)
     clip_grad_value: Positive | None = None  # torch's clip_grad_value_
+    snapshots_every: Annotated[int, Field(ge=0)] = 0  # K > 0: the flat parameters every K epochs (and epoch 0, the last) in snapshots.npz
+
+    # keys left out of a resolved config at these values: a config without them resolves exactly as before
+    # the options existed (same config.yaml text, same checkpoint hashes)
+    OMITTED: ClassVar[tuple] = (("compat", "none"), ("clip_grad_norm", None), ("clip_grad_value", None),
+                                ("snapshots_every", 0))
 
     @pydantic.model_serializer(mode="wrap")
     def _without_default_compat(self, handler):
-        out = handler(self)  # a config without compat or clipping resolves exactly as before the options existed
-        if out.get("compat") == "none":
-            out.pop("compat")
-        for key in ("clip_grad_norm", "clip_grad_value"):
-            if out.get(key) is None:
-                out.pop(key, None)
+        out = handler(self)
+        for key, off in self.OMITTED:
+            if key in out and out[key] == off:
+                out.pop(key)
         return out
 
 

@@ -1,4 +1,4 @@
-"""`optbench plot`: one figure from run directories, saved as PNG, SVG or PDF.
+"""`optbench plot`: one figure from run directories, saved as PNG, SVG or PDF (the film also as an animated GIF).
 
 Reads run directories only (never trains); may rebuild a trained net from params.npz to draw its decision
 regions. Matplotlib is imported on first use, not with this module, so `optbench train` never loads it;
@@ -16,10 +16,12 @@ from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.plots.options import Options
 from optbench.runs import COLUMNS
 
-KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit")
+KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit", "landscape",
+         "film", "layers")
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
+ANIMATED = ("film",)  # kinds that can also be saved as an animated .gif
 # no software versions or dates in the files: the same runs give the same bytes
 METADATA = {
     "png": {"Software": None},
@@ -57,9 +59,10 @@ def output_path(out: Path | None, runs_dir: Path, experiment: str, kind: str) ->
         return Path(runs_dir) / "plots" / f"{safe_component(f'{experiment}-{kind}')}.png"
     out = Path(out)
     fmt = out.suffix[1:].lower()
-    if fmt not in FORMATS:
+    if fmt not in FORMATS and not (fmt == "gif" and kind in ANIMATED):
         shown = out.suffix or "no extension"
-        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)})")
+        gif = f"; .gif with --kind {', '.join(ANIMATED)}" if fmt == "gif" else ""
+        raise OptbenchError(f"--out: {str(out)!r} has {shown} (accepted: {', '.join('.' + f for f in FORMATS)}{gif})")
     return out
 
 
@@ -85,8 +88,15 @@ def plot_command(paths: list[str], *, runs_dir: Path = Path("runs"), out: Path |
     path = output_path(out, runs_dir, data.experiment_title(runs), kind)
     rec = Record(opts.kind)
     with style():  # also around saving: svg.hashsalt and the dpi are read then
-        fig = make_figure(runs, opts, warn=warn, rec=rec)
-        save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
+        if path.suffix.lower() == ".gif":
+            from optbench.plots import film
+            from optbench.plots.choose import choose
+
+            view = choose(data.group_runs(runs), metric=opts.metric, top=opts.top, labels=opts.labels)
+            write_atomic(path, lambda tmp: film.write_gif(view, data.experiment_title(runs), opts, warn, rec, tmp))
+        else:
+            fig = make_figure(runs, opts, warn=warn, rec=rec)
+            save(fig, path, "--out" if out is not None else "--runs-dir")  # the default file lives in the runs dir
     if data_out is not None:
         rec.write(prepare_out(data_out, "--data"))
     return path

@@ -8,6 +8,7 @@
       activations.npz  hidden activations on up to 256 training examples, at init and at the end
       iterations.csv per-iteration batch costs, when train.log_iterations is set
       trajectory.npz the path `xy` (steps+1, 2) of a run on a 2-D problem
+      snapshots.npz  epoch (S,), theta (S, P): the flat parameters every train.snapshots_every epochs (optbench/snapshots.py)
 
 Directories appear atomically (written under a temporary name, then renamed) and are never overwritten.
 A group's directories are made in one pass (one listing of the runs directory, the owner and versions

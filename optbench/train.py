@@ -26,6 +26,7 @@ from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build
 from optbench.optim import OPTIMIZERS, build as build_optimizer, is_closure_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+from optbench.snapshots import Recorder
 
 class Stopped(Exception):
     """Raised at a step boundary once the `stop` event given to `run` is set (Ctrl-C, SIGTERM: cli.py's handler);
@@ -499,6 +500,7 @@ class Trainer:
         status = ["completed"] * R
         reason = [""] * R
         snapshots: dict[int, tuple] = {}
+        trace = Recorder(self.cfgs[0]["train"].get("snapshots_every", 0), R)  # snapshots.npz (train.snapshots_every)
         es_best = np.full(R, np.inf)
         es_wait = np.zeros(R, dtype=int)
         batch_fp = ["full"] * R
@@ -551,7 +553,7 @@ class Trainer:
                 opt=None if lstates is None else lstates[r], active=bool(active[r]), status=status[r], reason=reason[r],
                 end_epoch=int(end_epoch[r]), snapshot=snapshots.get(r), es_best=float(es_best[r]), es_wait=int(es_wait[r]),
                 cost0=float(cost0[r]), init_fp=init_fp[r], batch_fp=batch_fp[r],
-                acts0=None if acts0 is None else [a[r].copy() for a in acts0])) for r in range(R)]
+                acts0=None if acts0 is None else [a[r].copy() for a in acts0], trace=trace.state(r))) for r in range(R)]
 
         start = 0
         if resume is not None:
@@ -566,6 +568,7 @@ class Trainer:
                 es_best[r], es_wait[r], init_fp[r], batch_fp[r] = s["es_best"], s["es_wait"], s["init_fp"], s["batch_fp"]
                 if s["snapshot"] is not None:
                     snapshots[r] = (s["snapshot"][0], dict(s["snapshot"][1]))
+                trace.restore(r, s.get("trace"))
             if self.record_activations and resume[0]["acts0"] is not None:
                 acts0 = [np.stack([s["acts0"][l] for s in resume]) for l in range(len(resume[0]["acts0"]))]
 
@@ -573,6 +576,8 @@ class Trainer:
             if resume is None:
                 first = self._eval_all(theta, self.buffers)
                 cost0 = first["train_cost"].astype(np.float64)
+                if trace.due(0):
+                    trace.take(0, theta, self.buffers, range(R))
             else:
                 cost0 = np.array([s["cost0"] for s in resume], dtype=np.float64)
             lr0 = np.array([c["optimizer"]["lr"] for c in self.cfgs], dtype=np.float64)
@@ -643,6 +648,8 @@ class Trainer:
                     m.update(epoch=e, step=steps, lr=lr_e.reshape(-1), grad_norm=gnorm, update_ratio=ratio,
                              seconds=time.perf_counter() - t0)
                     alive = active.copy()
+                    if trace.due(e):
+                        trace.take(e, avg if avg is not None else theta, self.buffers, np.flatnonzero(alive))
                     ended = self._decide(e, m, cost0, active, es_best, es_wait)
                     for rule in self.rules:
                         rule.observe(m["val_cost"] if self.data.val is not None else m["train_cost"])
@@ -692,8 +699,9 @@ class Trainer:
                 for l, (a0, a1) in enumerate(zip(acts0, acts1), start=1):
                     acts[f"init_layer{l}"] = a0[r].reshape(-1)
                     acts[f"final_layer{l}"] = a1[r].reshape(-1)
+            extra = {"snapshots": trace.arrays(r, int(end_epoch[r]), th, buf)} if trace.every else {}
             results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts,
-                                     final_eval={k: float(v[r]) for k, v in ev.items()}, timing=timing[r]))
+                                     extra=extra, final_eval={k: float(v[r]) for k, v in ev.items()}, timing=timing[r]))
         return results
 
     interrupted = False

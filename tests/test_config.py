@@ -44,7 +44,8 @@ def test_expansion_variants_times_seeds_with_labels_and_defaults():
 def test_variant_with_another_optimizer_replaces_the_section():
     """Options of the base optimizer must not leak into a variant that names another optimizer."""
     runs = expand({**BASE, "optimizer": {"name": "adam", "beta1": 0.8}, "variants": {"m": {"optimizer": {"name": "momentum"}}}})
-    assert runs[0]["optimizer"] == {"name": "momentum", "lr": 0.01, "mu": 0.9, "form": "classic"}
+    assert runs[0]["optimizer"] == {"name": "momentum", "lr": 0.01, "mu": 0.9, "form": "classic", "dampening": 0.0,
+                                   "weight_decay": 0.0}
 
 
 def test_deep_merge_keeps_base_keys():

@@ -40,7 +40,8 @@ def root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def moons(root) -> Path:
     """The reference experiment, 3 labels x 2 seeds, with a validation split."""
-    return train("moons-optimizers.yaml", root / "moons", "train.epochs=30", "seeds=[0, 1]", "data.val_fraction=0.25")
+    return train("moons-optimizers.yaml", root / "moons", "train.epochs=30", "seeds=[0, 1]", "data.val_fraction=0.25",
+                 "train.snapshots_every=10")
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +432,7 @@ def sweep27(tmp_path_factory) -> Path:
     from optbench.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("sweep27")
-    run_sweep(CONFIGS / "moons-sweep.yaml", sets=["train.epochs=4", "seeds=[0, 1]", "data.n_samples=120"],
+    run_sweep(CONFIGS / "moons-sweep.yaml", sets=["train.epochs=4", "seeds=[0, 1]", "data.n_samples=120", "train.snapshots_every=2"],
               runs_dir=root, jobs=1)
     (d,) = [p for p in root.iterdir() if p.is_dir()]
     return d

@@ -271,6 +271,24 @@ def _heatmap_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
     return heatmap.heatmap_figure(view, title, opts, warn, rec)
 
 
+def _landscape_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
+    from optbench.plots import landscape
+
+    return landscape.landscape_figure(view, title, opts, warn, rec)
+
+
+def _film_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
+    from optbench.plots import film
+
+    return film.strip_figure(view, title, opts, warn, rec)
+
+
+def _layers_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
+    from optbench.plots import layers
+
+    return layers.layers_figure(view, title, opts, warn, rec)
+
+
 FIGURES = {
     "curves": _curves_figure,
     "accuracy": _accuracy_figure,
@@ -281,4 +299,7 @@ FIGURES = {
     "dashboard": _dashboard_figure,
     "heatmap": _heatmap_figure,
     "fit": _fit_figure,
+    "landscape": _landscape_figure,
+    "film": _film_figure,
+    "layers": _layers_figure,
 }
