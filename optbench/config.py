@@ -20,7 +20,7 @@ from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
-from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
+from optbench.registry import STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
 
 
@@ -117,12 +117,15 @@ class Train(_Strict):
     log_iterations: bool = False
     diverge_factor: Positive | None = 3.0
     compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
+    sharpness_every: NonNegativeInt = 0  # K: the Hessian's top eigenvalue every K epochs (optbench/sharpness.py); 0 = off
 
     @pydantic.model_serializer(mode="wrap")
     def _without_default_compat(self, handler):
-        out = handler(self)  # a config without compat resolves exactly as before the option existed
+        out = handler(self)  # a config without compat (or sharpness) resolves exactly as before the option existed
         if out.get("compat") == "none":
             out.pop("compat")
+        if out.get("sharpness_every") == 0:
+            out.pop("sharpness_every")
         return out
 
 
@@ -294,6 +297,9 @@ def _resolve_problem(out: dict) -> dict:
     m = out["model"]
     if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0:
         raise OptbenchError(f"model: a 2-D problem ({name}) has no net; its model is the point data.start (omit model)")
+    if out["train"].get("sharpness_every"):
+        raise OptbenchError(f"train.sharpness_every: {out['train']['sharpness_every']} is invalid for the 2-D problem {name}: "
+                            "sharpness is measured on nets (accepted: 0)")
     opt = out["optimizer"]["name"]
     if _optim().is_closure_optimizer(opt) and out["schedule"]["name"] != "constant":
         raise OptbenchError(f"schedule: {opt} takes no learning-rate schedule (accepted: constant)")
