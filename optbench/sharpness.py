@@ -53,12 +53,16 @@ def power_iteration(hvp: Callable[[np.ndarray], np.ndarray], v0: np.ndarray, *, 
     nearest one): the stopping rule bounds the error, where a small change between passes would not."""
     v = unit_rows(v0)
     lam = np.full(v.shape[0], np.nan)
+    done = np.zeros(v.shape[0], dtype=bool)
     for k in range(1, max_iters + 1):
         w = hvp(v) - shift * v
-        lam = (v * w).sum(axis=1)
-        res = np.sqrt(((w - lam[:, None] * v) ** 2).sum(axis=1))
-        v = unit_rows(w)
-        if not (res > tol * np.abs(lam)).any():  # NaN (a replica that blew up) compares False: it does not hold the others
+        new = (v * w).sum(axis=1)
+        res = np.sqrt(((w - new[:, None] * v) ** 2).sum(axis=1))
+        # a replica stops at its own pass, whatever its group: its result is the one it gets alone
+        lam = np.where(done, lam, new)
+        v = np.where(done[:, None], v, unit_rows(w))
+        done |= ~(res > tol * np.abs(new))  # NaN (a replica that blew up) compares False: done, it holds no one up
+        if done.all():
             return lam, v, k
     return lam, v, max_iters
 
