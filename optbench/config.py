@@ -20,7 +20,7 @@ from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
-from optbench.registry import STRICT, NonNegative, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
+from optbench.registry import STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
 
 
@@ -120,11 +120,12 @@ class Train(_Strict):
     clip_grad_norm: Positive | None = None  # torch's clip_grad_norm_ over all parameters of a run (optbench/clip.py)
     clip_grad_value: Positive | None = None  # torch's clip_grad_value_
     snapshots_every: Annotated[int, Field(ge=0)] = 0  # K > 0: the flat parameters every K epochs (and epoch 0, the last) in snapshots.npz
+    sharpness_every: NonNegativeInt = 0  # K: the Hessian's top eigenvalue every K epochs (optbench/sharpness.py); 0 = off
 
     # keys left out of a resolved config at these values: a config without them resolves exactly as before
     # the options existed (same config.yaml text, same checkpoint hashes)
     OMITTED: ClassVar[tuple] = (("compat", "none"), ("clip_grad_norm", None), ("clip_grad_value", None),
-                                ("snapshots_every", 0))
+                                ("snapshots_every", 0), ("sharpness_every", 0))
 
     @pydantic.model_serializer(mode="wrap")
     def _without_default_compat(self, handler):
@@ -342,6 +343,9 @@ def _resolve_problem(out: dict) -> dict:
     m = out["model"]
     if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0:
         raise OptbenchError(f"model: a 2-D problem ({name}) has no net; its model is the point data.start (omit model)")
+    if out["train"].get("sharpness_every"):
+        raise OptbenchError(f"train.sharpness_every: {out['train']['sharpness_every']} is invalid for the 2-D problem {name}: "
+                            "sharpness is measured on nets (accepted: 0)")
     opt = out["optimizer"]["name"]
     if _optim().is_closure_optimizer(opt) and out["schedule"]["name"] != "constant":
         raise OptbenchError(f"schedule: {opt} takes no learning-rate schedule (accepted: constant)")

@@ -14,10 +14,10 @@ from typing import Callable
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.plots.options import Options
-from optbench.runs import COLUMNS
+from optbench.runs import ALL_COLUMNS
 
 KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit", "landscape",
-         "film", "layers")
+         "film", "layers", "sharpness")
 XS = ("epoch", "step", "seconds")
 BANDS = ("std", "minmax")
 FORMATS = ("png", "svg", "pdf")
@@ -42,7 +42,7 @@ def _accepted(option: str, value: str, accepted) -> None:
 def check_options(opts: Options) -> Options:
     """Reject a bad option value with one line naming the option, the value and what is accepted."""
     _accepted("--kind", opts.kind, KINDS)
-    _accepted("--metric", opts.metric, COLUMNS)
+    _accepted("--metric", opts.metric, ALL_COLUMNS)
     _accepted("--x", opts.x, XS)
     _accepted("--band", opts.band, BANDS)
     if opts.top is not None and (isinstance(opts.top, bool) or not isinstance(opts.top, int) or opts.top < 1):

@@ -39,12 +39,20 @@ from optbench.paths import safe_component
 from optbench.model import expected_initial_cost
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
+OPTIONAL = ("sharpness",)  # written only by the runs that measure it (train.sharpness_every > 0), before `seconds`
+ALL_COLUMNS = COLUMNS[:-1] + OPTIONAL + COLUMNS[-1:]  # what a run read back has: an optional column it lacks is NaN
 _COL = {c: i for i, c in enumerate(COLUMNS)}
 # epoch and step as integers, the metrics exact (%r reads back to the same float), seconds to the microsecond
 _ROW = "%d,%d" + ",%r" * (len(COLUMNS) - 3) + ",%.6f\n"
 TRACKED = ("train_cost", "val_cost", "train_acc", "val_acc")
 STATUSES = ("running", "completed", "diverged", "stopped_early", "interrupted", "failed")  # as summary.json says
 CRASHED = "crashed"  # not written: a `running` run whose writer is gone (see effective_status)
+
+
+def columns_of(cfg: dict) -> tuple[str, ...]:
+    """metrics.csv's columns for a resolved run config: COLUMNS, with `sharpness` when it is measured; a run
+    that does not measure it writes the file it wrote before the option existed."""
+    return ALL_COLUMNS if cfg["train"].get("sharpness_every") else COLUMNS
 
 
 def effective_status(summary: dict) -> str:
@@ -213,6 +221,7 @@ class RunWriter:
         self._hash: list[str | None] = [None] * len(cfgs)  # config_hash of each run, found once
         self._slot = [0] * len(cfgs)  # the CHECKPOINTS slot each run's next checkpoint overwrites
         self.finished = [False] * len(cfgs)
+        self.columns = columns_of(cfgs[0])  # a group shares its train section
 
     def start(self) -> list[Path]:
         """Make every run directory in one pass: the runs directory listed once, each file opened once."""
@@ -220,7 +229,7 @@ class RunWriter:
             self.root.mkdir(parents=True, exist_ok=True)
             taken = set(os.listdir(self.root))
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        header = ",".join(COLUMNS) + "\n"
+        header = ",".join(self.columns) + "\n"
         for r, cfg in enumerate(self.cfgs):
             if self.reopen[r] is not None:
                 self._reopen(r, *self.reopen[r])
@@ -261,7 +270,7 @@ class RunWriter:
         with _Writing(d):
             lines = (d / "metrics.csv").read_text().splitlines(keepends=True)
             keep = [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= epoch]
-            _atomic_write(d / "metrics.csv", ",".join(COLUMNS) + "\n" + "".join(keep))
+            _atomic_write(d / "metrics.csv", ",".join(self.columns) + "\n" + "".join(keep))
             if cfg["train"]["log_iterations"]:
                 it = d / "iterations.csv"
                 old = it.read_text().splitlines(keepends=True)[1:] if it.is_file() else []
@@ -278,15 +287,15 @@ class RunWriter:
                       open(d / "iterations.csv", "a") if cfg["train"]["log_iterations"] else None)
         if keep:
             table = _read_metrics(d / "metrics.csv")
-            rows = np.stack([table[c] for c in COLUMNS], axis=-1)[:, None]  # (T, 1, columns)
+            rows = np.stack([table[c] for c in self.columns], axis=-1)[:, None]  # (T, 1, columns)
             self._tracks.reset(r)
             self._tracks.extend(rows, np.ones(rows.shape[:2], dtype=bool), runs=np.array([r]))
 
     def on_epoch(self, rec) -> None:
         """Keep this epoch's row of every run alive at it; write the kept rows when it is time (see the class).
         Metrics are (R,) arrays or shared scalars."""
-        row = np.empty((len(self.cfgs), len(COLUMNS)))
-        for j, c in enumerate(COLUMNS):
+        row = np.empty((len(self.cfgs), len(self.columns)))
+        for j, c in enumerate(self.columns):
             row[:, j] = rec.metrics[c]  # float32 widens exactly: the same text as its Python float
         costs = None if rec.iter_costs is None else np.array(rec.iter_costs)
         self._pending.append((row, np.array(rec.alive, dtype=bool), costs))  # one append: a Ctrl-C keeps it whole or not at all
@@ -358,7 +367,7 @@ class RunWriter:
         """Write a finished group's every epoch at once (a sweep replays workers' results): the files
         on_epoch writes, from columns (T, R) and alive (T, R), in one block."""
         table = np.stack([np.broadcast_to(np.asarray(metrics[c], dtype=float).reshape(len(alive), -1), alive.shape)
-                          for c in COLUMNS], axis=-1)  # (T, R, columns)
+                          for c in self.columns], axis=-1)  # (T, R, columns)
         self.flush()
         self._pending = [(table[t], alive[t], iter_costs[t]) for t in range(len(alive))]
         self.flush()
@@ -584,21 +593,23 @@ def _read_metrics(path: Path) -> dict[str, np.ndarray]:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as err:
         raise CorruptRun(f"{path}: unreadable ({err.__class__.__name__})") from None
-    if not rows or tuple(rows[0]) != COLUMNS:
+    header = tuple(rows[0]) if rows else ()
+    if header not in (COLUMNS, ALL_COLUMNS):
         raise CorruptRun(f"{path}: missing or unexpected header")
     body = rows[1:]
     if not body:
         raise CorruptRun(f"{path}: no rows")
-    cols: dict[str, list[float]] = {c: [] for c in COLUMNS}
+    cols: dict[str, list[float]] = {c: [] for c in header}
     for i, row in enumerate(body, start=2):
-        if len(row) != len(COLUMNS):
+        if len(row) != len(header):
             raise CorruptRun(f"{path} line {i}: truncated row")
-        for c, cell in zip(COLUMNS, row):
+        for c, cell in zip(header, row):
             try:
                 cols[c].append(float(cell) if cell else math.nan)
             except ValueError:
                 raise CorruptRun(f"{path} line {i}: {cell!r} is not a number") from None
-    return {c: np.array(v) for c, v in cols.items()}
+    out = {c: np.array(v) for c, v in cols.items()}
+    return {c: out[c] if c in out else np.full(len(body), math.nan) for c in ALL_COLUMNS}
 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:

@@ -27,6 +27,7 @@ from optbench.model import MLP, build
 from optbench.optim import OPTIMIZERS, build as build_optimizer, is_closure_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 from optbench.snapshots import Recorder
+from optbench.sharpness import Sharpness
 
 class Stopped(Exception):
     """Raised at a step boundary once the `stop` event given to `run` is set (Ctrl-C, SIGTERM: cli.py's handler);
@@ -260,6 +261,10 @@ class Trainer:
         self.batch_size = self.data.N if tr["batch_size"] == "full" else tr["batch_size"]
         self.augment = bool(self.noise.any() or self.mixup.any() or self.smooth.any())
         self.clip = clipper(cfgs, self.theta.shape[1], dt)  # None when no replica clips
+        self.sharp_every = tr.get("sharpness_every", 0)
+        self.sharp = None if not self.sharp_every else Sharpness(
+            c0["model"], c0["loss"], self.data.train, self.data.D, self.data.C, l2=self.l2, seeds=[c["seed"] for c in cfgs])
+        self.sharp_seconds = 0.0
 
     # ---- batches ------------------------------------------------------------------------------
 
@@ -446,6 +451,15 @@ class Trainer:
         acc = correct / N if loss.correct is not None else np.full(self.R, np.nan)
         return cost / N, acc
 
+    def _sharpness(self, e: int) -> np.ndarray:
+        """The sharpness column at epoch e (R,): measured every train.sharpness_every epochs and at the last, else NaN."""
+        if self.sharp is None or (e % self.sharp_every and e != self.epochs):
+            return np.full(self.R, np.nan)
+        t = time.perf_counter()
+        lam = self.sharp.probe(self.theta, e)
+        self.sharp_seconds += time.perf_counter() - t
+        return lam
+
     def _penalty(self, theta) -> np.ndarray | float:
         return l2_penalty(theta, self.mask, self.l2) if self.l2.any() else 0.0
 
@@ -591,7 +605,7 @@ class Trainer:
             nan = np.full(R, np.nan)
             if on_epoch is not None and resume is None:
                 rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan,
-                           seconds=np.zeros(R))
+                           seconds=np.zeros(R), sharpness=self._sharpness(0))
                 on_epoch(EpochRecord(0, rec, active.copy(), {}, state=state))
             try:
                 for e in range(start + 1, self.epochs + 1 if active.any() else start + 1):
@@ -646,7 +660,7 @@ class Trainer:
                         m["train_acc"] = (net.loss.correct(self.Zall, self.Yall) / self.n_epoch
                                           if net.loss.correct is not None else nan)
                     m.update(epoch=e, step=steps, lr=lr_e.reshape(-1), grad_norm=gnorm, update_ratio=ratio,
-                             seconds=time.perf_counter() - t0)
+                             seconds=time.perf_counter() - t0, sharpness=self._sharpness(e))
                     alive = active.copy()
                     if trace.due(e):
                         trace.take(e, avg if avg is not None else theta, self.buffers, np.flatnonzero(alive))
@@ -691,6 +705,9 @@ class Trainer:
         if self.lbfgs:  # one replica per step: its own closure-driven inner loop, line search included
             for r in range(R):
                 timing[r] = update_timing(self._lbfgs_seconds[r], steps, 1)
+        if self.sharp is not None:  # the group's time in sharpness probes, shared by its runs as update_seconds is
+            for r in range(R):
+                timing[r] = dict(timing[r], sharpness_seconds=self.sharp_seconds, sharpness_products=self.sharp.products)
         for r in range(R):
             th, buf = final[r], {k: v[r] for k, v in final_buffers.items()}
             params = {k: v[0].copy() for k, v in net.layout.named(th[None]).items()}

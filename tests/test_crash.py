@@ -178,6 +178,7 @@ def test_a_resumed_group_may_mix_runs_of_other_groups_and_still_equals_the_unint
     cases = [
         (base, 7, [7, 2, 5, 0]),
         ({**base, "train": {**base["train"], "dtype": "float32"}}, 11, [3, 1]),
+        ({**base, "train": {**base["train"], "sharpness_every": 4}}, 9, [3, 0]),  # its probes: the same numbers
         ({**base, **reg}, 6, [0, 5]),
         ({**base, "train": {"epochs": 12, "batch_size": 16, "sampling": "random", "iterations_per_epoch": 5}}, 4, [2]),
         ({**base, "data": {**base["data"], "n_samples": 3000}, "train": {"epochs": 6, "batch_size": 512}}, 3, [6, 1]),

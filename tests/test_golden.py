@@ -38,6 +38,7 @@ def _every_variant(config: str, key: str, value) -> list[str]:
 # config (relative to the repository) -> the overrides that make it short; the rest of the config as shipped
 SHORT = {
     "configs/adagrad-stall.yaml": ["train.epochs=15"],
+    "configs/batch-size-sharpness.yaml": ["train.epochs=12", "variants.full.train.epochs=30"],  # sharpness at 0 and the end
     "configs/dlai-optimizers.yaml": ["train.epochs=15"],
     "configs/init-depth.yaml": ["train.epochs=6"],
     "configs/moons-lr-decay.yaml": ["train.epochs=12", "schedule.interval=4"],

@@ -64,6 +64,13 @@ def paths(root) -> Path:
     return train("ravine-trajectories.yaml", root / "paths", "train.epochs=30")
 
 
+@pytest.fixture(scope="module")
+def sharp(root) -> Path:
+    """batch-size-sharpness shortened: three batch sizes x 2 seeds, sharpness every 4 epochs."""
+    return train("batch-size-sharpness.yaml", root / "sharp", "train.epochs=12", "variants.full.train.epochs=12",
+                 "seeds=[0, 1]", "train.sharpness_every=4", "variants.full.train.sharpness_every=4")
+
+
 def runs_in(d: Path) -> list[Run]:
     return data.select_runs([str(d)], Path("unused"), warn=pytest.fail)
 
@@ -262,7 +269,7 @@ def test_dashboard_skips_panels_that_do_not_apply(moons, sine, paths):
 
 # ---- files, options, selection -------------------------------------------------------------------------
 
-KIND_RUNS = {"lr": "sweep", "trajectory": "paths", "heatmap": "grid_sweep", "fit": "sine"}
+KIND_RUNS = {"lr": "sweep", "trajectory": "paths", "heatmap": "grid_sweep", "fit": "sine", "sharpness": "sharp"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -501,8 +508,8 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_side_over_2400_px_at_27_trials(kind, sweep27, sine, paths, tmp_path):
-    src = {"trajectory": paths, "fit": sine}.get(kind, sweep27)
+def test_no_side_over_2400_px_at_27_trials(kind, sweep27, sine, paths, sharp, tmp_path):
+    src = {"trajectory": paths, "fit": sine, "sharpness": sharp}.get(kind, sweep27)
     out = plot_command([str(src)], out=tmp_path / f"{kind}.png", kind=kind, labels="*", warn=lambda m: None)
     w, h = png_size(out)
     assert max(w, h) <= 2400 and min(w, h) >= 400, (w, h)

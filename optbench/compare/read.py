@@ -18,7 +18,7 @@ from optbench.runs import COLUMNS, CorruptRun, Run
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 # per-label metric -> +1 when lower is better, -1 when higher is better (label: alphabetical)
-SORT_METRICS = {**METRICS, "seconds": 1, "ensemble_acc": -1, "label": 0}
+SORT_METRICS = {**METRICS, "final_sharpness": 1, "seconds": 1, "ensemble_acc": -1, "label": 0}
 THRESHOLD_METRICS = tuple(c for c in COLUMNS if c != "epoch")
 
 
@@ -211,6 +211,8 @@ def _values(m: dict[str, np.ndarray], final_eval, train_cost: np.ndarray) -> dic
             x = math.inf
         out[f"final_test_{kind}"] = float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
     out["auc"] = _auc(train_cost, ep)
+    sharp = m["sharpness"][np.isfinite(m["sharpness"])]  # measured every train.sharpness_every epochs, else NaN
+    out["final_sharpness"] = float(sharp[-1]) if len(sharp) else math.nan
     return out
 
 

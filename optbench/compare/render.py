@@ -220,6 +220,7 @@ def records(c: Comparison) -> list[dict[str, Any]]:
             **{m: _json_number(r.mean(m)) for m in METRICS if m not in ("final_train_cost", "best_cost", "best_acc", "auc")},
             "metric": c.metric, "metric_mean": _json_number(r.mean(c.metric)), "metric_std": _json_number(r.std(c.metric)),
             "update_us_per_step": _json_number(r.mean("update_us")),
+            "final_sharpness": _json_number(r.mean("final_sharpness")), "final_sharpness_std": _json_number(r.std("final_sharpness")),
             "diff_metric": c.metric, "diff_reference": c.best,
             "diff": _json_number(v.diff) if v else None, "diff_ci_low": _json_number(v.lo) if v else None,
             "diff_ci_high": _json_number(v.hi) if v else None, "win_rate": _json_number(v.win_rate) if v else None,

@@ -76,6 +76,8 @@ def _shown(rows: list[Row]) -> list[str]:
     if any(f.has_test for r in rows for f in r.runs):
         out += ["final_test_cost"] + (["final_test_acc"] if any(f.config.get("loss") != "mse" for r in rows for f in r.runs)
                                       else [])
+    if any(not math.isnan(f.metric("final_sharpness")) for r in rows for f in r.runs):
+        out.append("final_sharpness")  # the Hessian's top eigenvalue at the last measured epoch (train.sharpness_every)
     return out
 
 
@@ -177,6 +179,9 @@ def footnotes(c: Comparison, marker: str) -> list[str]:
     ]
     if "final_val_cost" in _shown(c.rows):
         notes.append("final val cost: the last epoch's validation cost (the delivered model), mean ± std over seeds.")
+    if "final_sharpness" in _shown(c.rows):
+        notes.append("final sharpness: the top eigenvalue of the training cost's Hessian at the last measured epoch "
+                     "(train.sharpness_every; lower is flatter; plot --kind sharpness draws it against 2/lr), mean ± std over seeds.")
     if "final_test_cost" in _shown(c.rows):
         notes.append("final test cost/acc: the final model on the held-out test split (data.test_fraction), measured "
                      "once after training; nothing selects on it.")

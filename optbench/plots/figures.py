@@ -78,6 +78,8 @@ def _require_metric(groups, metric: str) -> None:
         hint = " (no validation split: set data.val_fraction > 0 when training)"
     elif metric.endswith("_acc"):
         hint = " (regression runs have no accuracy)"
+    elif metric == "sharpness":
+        hint = " (measured with train.sharpness_every: K > 0)"
     raise OptbenchError(f"--metric {metric}: no values in these runs{hint}")
 
 
@@ -267,6 +269,19 @@ def _dashboard_below(view: View, opts: Options, warn: Warn, rec: Record) -> list
     return below
 
 
+def _sharpness_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
+    from optbench.plots import sharpness
+
+    groups = view.groups
+    _warn_mixed_lr(groups, warn)
+    fig = _figure(9 if len(view.named()) + 3 > MANY_ENTRIES else 8, 5)
+    sharpness.draw_sharpness(fig.add_subplot(), groups, x=opts.x, band=opts.band, seeds=opts.seeds,
+                             log_y=True if opts.log_y is None else opts.log_y,
+                             title=_title(title, "sharpness", _lr_title(groups)), lr_in_legend=_legend_lr(view),
+                             others=view.others, rec=rec)
+    return fig
+
+
 def _heatmap_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
     return heatmap.heatmap_figure(view, title, opts, warn, rec)
 
@@ -302,4 +317,5 @@ FIGURES = {
     "landscape": _landscape_figure,
     "film": _film_figure,
     "layers": _layers_figure,
+    "sharpness": _sharpness_figure,
 }

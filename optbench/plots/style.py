@@ -34,6 +34,7 @@ METRIC_NAMES = {
     "val_acc": "validation accuracy",
     "grad_norm": "gradient norm",
     "update_ratio": "update / weight norm",
+    "sharpness": "sharpness (top Hessian eigenvalue)",
     "seconds": "seconds (wall clock)",
     # a sweep's selection metrics (sweep.metric), per trial
     "best_cost": "best cost (validation when split)",
