@@ -71,18 +71,19 @@ def load(run_dir: str, dims: list[int], norm: str) -> dict[str, np.ndarray]:
             got = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise OptbenchError(f"{KEY}: {path}: unreadable ({err.__class__.__name__}: {err})") from None
-    for k, shape in want.items():
+    for k, shape in want.items():  # the names first, then the shapes: another net is named as such
         if k not in got:
             raise OptbenchError(f"{KEY}: {path} has no {k} (the model expects {k} of shape {_fmt(shape)}; "
                                 f"it holds {', '.join(got) or 'nothing'})")
-        if got[k].shape != shape:
-            raise OptbenchError(f"{KEY}: {k} in {path} has shape {_fmt(got[k].shape)}, the model expects {_fmt(shape)}")
-        if not np.issubdtype(got[k].dtype, np.floating):
-            raise OptbenchError(f"{KEY}: {k} in {path} is {got[k].dtype}, not floating point")
     extra = [k for k in got if k not in want]
     if extra:
         raise OptbenchError(f"{KEY}: {path} holds {', '.join(extra)}, which the model does not have "
                             f"(its arrays: {', '.join(want)})")
+    for k, shape in want.items():
+        if got[k].shape != shape:
+            raise OptbenchError(f"{KEY}: {k} in {path} has shape {_fmt(got[k].shape)}, the model expects {_fmt(shape)}")
+        if not np.issubdtype(got[k].dtype, np.floating):
+            raise OptbenchError(f"{KEY}: {k} in {path} is {got[k].dtype}, not floating point")
     return got
 
 
