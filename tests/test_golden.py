@@ -39,6 +39,7 @@ def _every_variant(config: str, key: str, value) -> list[str]:
 SHORT = {
     "configs/adagrad-stall.yaml": ["train.epochs=15"],
     "configs/dlai-optimizers.yaml": ["train.epochs=15"],
+    "configs/finetune-moons.yaml": ["train.epochs=5", "variants.source.train.epochs=5"],
     "configs/init-depth.yaml": ["train.epochs=6"],
     "configs/moons-lr-decay.yaml": ["train.epochs=12", "schedule.interval=4"],
     "configs/moons-optimizers.yaml": ["train.epochs=15"],
