@@ -117,7 +117,7 @@ def resolve_refs(group: list[dict], trained: dict[tuple[str, int], Path]) -> Non
             continue
         label = f"{cfg['label'].rpartition('/')[0]}/{ref['variant']}"
         d = trained.get((label, cfg["seed"]))
-        if d is None:  # train --resume found it finished earlier, or --seed / a sweep left it out
+        if d is None:  # train --resume found it finished earlier
             raise OptbenchError(f"{KEY}: {cfg['label']} (seed {cfg['seed']}) starts from {label}, which this command "
                                 f"did not train (train the whole config without --resume, or give a run directory)")
         cfg["model"]["init_from"] = resolve_dir(str(d))

@@ -648,7 +648,8 @@ class Trainer:
             start_params = {k: v[0].copy() for k, v in net.layout.named(init[0][r : r + 1]).items()}
             start_params.update({k: v[r] for k, v in init[1].items()})
             results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts,
-                                     extra={"params_init": start_params}, final_eval={k: float(v[r]) for k, v in ev.items()}, timing=timing[r]))
+                                     extra={"params_init": start_params}, final_eval={k: float(v[r]) for k, v in ev.items()},
+                                     timing=timing[r]))
         return results
 
     interrupted = False
@@ -707,19 +708,19 @@ class Trainer:
             buf = {k: v[r : r + 1] for k, v in self.buffers.items()}
             g1 = np.empty((1, self.theta.shape[1]), dtype=self.dtype)
 
-            keep = None if self.frozen is None else self.frozen[r]
+            frozen = None if self.frozen is None else self.frozen[r]
 
-            def closure(th, buf=buf, l2=self.l2[r, 0], g1=g1, keep=keep):
+            def closure(th, buf=buf, l2=self.l2[r, 0], g1=g1, frozen=frozen):
                 c = net1.objective(th.reshape(1, -1), A0, Y, g1, l2=l2, buffers=buf)[0]
-                if keep is not None:
-                    g1[0][keep] = 0.0
+                if frozen is not None:
+                    g1[0][frozen] = 0.0
                 return float(c), g1[0].copy()
 
             t_u = time.perf_counter()
-            fixed = None if keep is None else self.theta[r][keep].copy()
+            fixed = None if frozen is None else self.theta[r][frozen].copy()
             loss, lstates[r] = self.opts[r].step(self.theta[r], closure, lstates[r])
             if fixed is not None:  # its direction is 0 there already; kept bit for bit (a -0.0 + 0.0 is 0.0)
-                self.theta[r][keep] = fixed
+                self.theta[r][frozen] = fixed
             self._lbfgs_seconds[r] += time.perf_counter() - t_u
             self.grad[r] = closure(self.theta[r])[1]
             costs[r] = loss

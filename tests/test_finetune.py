@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def npz(path) -> dict[str, np.ndarray]:
 
 def write_config(tmp_path, cfg: dict, name="c.yaml"):
     p = tmp_path / name
-    p.write_text(yaml.safe_dump(cfg))
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return p
 
 
@@ -231,12 +232,31 @@ def test_init_from_a_variant_names_one_written_before_it_with_the_same_net():
     assert [r["model"].get("init_from") for r in runs] == [None, None, {"variant": "a"}, {"variant": "a"}]
     with fails(r"variants.b.model.init_from.variant: 'c' is not a variant written before this one \(accepted: a\)"):
         expand(raw(variants={"a": {}, "b": {"model": {"init_from": {"variant": "c"}}}}))
-    with fails(r"variants.a.model.init_from.variant: 'b' is not a variant written before this one \(accepted: none; a run directory instead\)"):
+    none = r"\(accepted: none; a run directory instead\)"
+    with fails(rf"variants.a.model.init_from.variant: 'b' is not a variant written before this one {none}"):
         expand(raw(variants={"a": {"model": {"init_from": {"variant": "b"}}}, "b": {}}))
-    with fails(r"variants.b.model.init_from.variant: variant a's net \[2, 6, 4, 1\] \(norm none\) is not this one's \[2, 3, 1\] \(norm none\)"):
+    with fails(r"variants.b.model.init_from.variant: variant a's net \[2, 6, 4, 1\] \(norm none\) "
+               r"is not this one's \[2, 3, 1\] \(norm none\)"):
         expand(raw(variants={"a": {}, "b": {"model": {"init_from": {"variant": "a"}, "hidden": [3]}}}))
-    with fails(r"model.init_from.variant: 'a' is not a variant written before this one \(accepted: none; a run directory instead\)"):
+    with fails(rf"model.init_from.variant: 'a' is not a variant written before this one {none}"):
         expand(raw(model={"init_from": {"variant": "a"}}))
+
+
+def test_one_command_trains_the_source_first_and_resume_without_it_is_one_line(cli, tmp_path):
+    cfg = raw(variants={"src": {"train": {"epochs": 2}}, "ft": {"model": {"init_from": {"variant": "src"}}}})
+    path = write_config(tmp_path, cfg)
+    code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    (src,) = (tmp_path / "runs").glob("ft-src-s0-*")
+    (ft,) = (tmp_path / "runs").glob("ft-ft-s0-*")
+    assert yaml.safe_load((ft / "config.yaml").read_text())["model"]["init_from"] == str(src.resolve())
+    assert all(np.array_equal(v, npz(ft / "params_init.npz")[k]) for k, v in npz(src / "params.npz").items())
+    for d in (tmp_path / "runs").glob("ft-ft-*"):  # the fine-tuning run is gone; its source finished earlier
+        shutil.rmtree(d)
+    code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs", "--resume")
+    assert code == 2 and err.splitlines()[-1] == (
+        "error: model.init_from: ft/ft (seed 0) starts from ft/src, which this command did not train "
+        "(train the whole config without --resume, or give a run directory)")
 
 
 def test_a_diverged_source_is_refused(cli, tmp_path):
