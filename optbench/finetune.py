@@ -112,15 +112,22 @@ def resolve_refs(group: list[dict], trained: dict[tuple[str, int], Path]) -> Non
     """Replace each `init_from: {variant: NAME}` in the group's configs by the directory of that variant's run of
     the same seed, from `trained` ((label, seed) -> directory of the runs this command has trained so far)."""
     for cfg in group:
-        ref = cfg["model"].get("init_from")
-        if not is_ref(ref):
+        key = source_key(cfg)
+        if key is None:
             continue
-        label = f"{cfg['label'].rpartition('/')[0]}/{ref['variant']}"
-        d = trained.get((label, cfg["seed"]))
-        if d is None:  # train --resume found it finished earlier
-            raise OptbenchError(f"{KEY}: {cfg['label']} (seed {cfg['seed']}) starts from {label}, which this command "
+        d = trained.get(key)
+        if d is None:  # not trained by this command, nor found finished by train --resume
+            raise OptbenchError(f"{KEY}: {cfg['label']} (seed {cfg['seed']}) starts from {key[0]}, which this command "
                                 f"did not train (train the whole config without --resume, or give a run directory)")
         cfg["model"]["init_from"] = resolve_dir(str(d))
+
+
+def source_key(cfg: dict) -> tuple[str, int] | None:
+    """(label, seed) of the run an `init_from: {variant: NAME}` names (a variant of the same config), else None."""
+    ref = cfg["model"].get("init_from")
+    if not is_ref(ref):
+        return None
+    return f"{cfg['label'].rpartition('/')[0]}/{ref['variant']}", cfg["seed"]
 
 
 def start_from(net, theta: np.ndarray, buffers: dict[str, np.ndarray], models: list[dict]) -> None:

@@ -242,7 +242,7 @@ def test_init_from_a_variant_names_one_written_before_it_with_the_same_net():
         expand(raw(model={"init_from": {"variant": "a"}}))
 
 
-def test_one_command_trains_the_source_first_and_resume_without_it_is_one_line(cli, tmp_path):
+def test_one_command_trains_the_source_first_and_resume_finds_it(cli, tmp_path):
     cfg = raw(variants={"src": {"train": {"epochs": 2}}, "ft": {"model": {"init_from": {"variant": "src"}}}})
     path = write_config(tmp_path, cfg)
     code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs")
@@ -251,12 +251,20 @@ def test_one_command_trains_the_source_first_and_resume_without_it_is_one_line(c
     (ft,) = (tmp_path / "runs").glob("ft-ft-s0-*")
     assert yaml.safe_load((ft / "config.yaml").read_text())["model"]["init_from"] == str(src.resolve())
     assert all(np.array_equal(v, npz(ft / "params_init.npz")[k]) for k, v in npz(src / "params.npz").items())
-    for d in (tmp_path / "runs").glob("ft-ft-*"):  # the fine-tuning run is gone; its source finished earlier
-        shutil.rmtree(d)
+    params = npz(ft / "params.npz")
+    # --resume: a finished fine-tuning run is found by its config.yaml (which names its source), a lost one is
+    # trained again from the finished source, to the same bytes
     code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs", "--resume")
-    assert code == 2 and err.splitlines()[-1] == (
-        "error: model.init_from: ft/ft (seed 0) starts from ft/src, which this command did not train "
-        "(train the whole config without --resume, or give a run directory)")
+    assert code == 0 and "0 new, 2 finished already" in err, err
+    shutil.rmtree(ft)
+    code, _, err = cli("train", path, "-q", "--runs-dir", tmp_path / "runs", "--resume")
+    assert code == 0 and "1 new, 1 finished already" in err, err
+    (again,) = (tmp_path / "runs").glob("ft-ft-s0-*")
+    assert all(np.array_equal(v, npz(again / "params.npz")[k]) for k, v in params.items())
+    c = expand(cfg)[1]
+    with fails(r"model.init_from: ft/ft \(seed 0\) starts from ft/src, which this command did not train "
+               r"\(train the whole config without --resume, or give a run directory\)"):
+        finetune.resolve_refs([c], {})
 
 
 def test_a_diverged_source_is_refused(cli, tmp_path):
