@@ -20,7 +20,8 @@ from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
-from optbench.registry import STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value, pydantic_message
+from optbench.registry import (STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value,
+                               pydantic_message)
 from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
 
 
@@ -100,16 +101,33 @@ class Regularization(_Strict):
     polyak: OpenUnit | None = None  # decay of the parameter average used for evaluation
 
 
+class InitRef(_Strict):
+    """`init_from: {variant: NAME}`: the same seed's run of variant NAME of this config, trained first by the same command."""
+
+    variant: str
+
+
 class Model(_Strict):
     hidden: list[PositiveInt] = []
     activation: dict[str, Any] = {"name": "relu"}
     init: dict[str, Any] = {"name": "he"}
     norm: Literal["none", "batch", "layer"] = "none"
     drop_prob: Unit = 0.0  # probability of DROPPING a hidden unit; the keep probability is 1 - drop_prob
+    init_from: str | InitRef | None = None  # a run directory whose params.npz starts this run (optbench/finetune.py)
+    freeze: list[PositiveInt] = []  # dense layers (1-based, as W1, b1) that take no update
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_unused_finetuning(self, handler):
+        out = handler(self)  # a config that does not fine-tune resolves exactly as before the options existed
+        if out.get("init_from") is None:
+            out.pop("init_from", None)
+        if not out.get("freeze"):
+            out.pop("freeze", None)
+        return out
 
 
 class Train(_Strict):
-    epochs: PositiveInt = 100
+    epochs: NonNegativeInt = 100  # 0: evaluate the initial parameters only
     batch_size: PositiveInt | Literal["full"] = 64
     sampling: Literal["epoch", "random"] = "epoch"
     iterations_per_epoch: PositiveInt | None = None
@@ -292,6 +310,7 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
     n = sum(len(p.y) for p in (split.train, split.val, split.test) if p is not None)
     k = split.train.y.shape[1] if split.train.y.ndim == 2 else split.train.n_classes if loss == "softmax_ce" else 1
     budget.check_group([out], n, split.train.X.shape[1], k)
+    _check_finetuning(out["model"], [split.train.X.shape[1], *out["model"]["hidden"], k])
     return out, (n, split.train.X.shape[1], k)
 
 
@@ -321,6 +340,17 @@ def _check_plugin_rule(section: dict) -> None:
                             "optbench.optim.Optimizer(init, bind, lr)")
 
 
+def _check_finetuning(model: dict, dims: list[int]) -> None:
+    """model.freeze names layers of this net; a model.init_from directory holds this net's arrays (made absolute)."""
+    from optbench import finetune
+
+    finetune.check_freeze(model.get("freeze", []), len(dims) - 1)
+    src = model.get("init_from")
+    if isinstance(src, str):
+        model["init_from"] = finetune.resolve_dir(src)
+        finetune.load(model["init_from"], dims, model["norm"])
+
+
 def _problems():
     from optbench import problems
 
@@ -341,7 +371,7 @@ def _resolve_problem(out: dict) -> dict:
     if out["loss"] is not None:
         raise OptbenchError(f"loss: {out['loss']} is invalid for the 2-D problem {name}: it is its own cost (omit loss)")
     m = out["model"]
-    if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0:
+    if m["hidden"] or m["norm"] != "none" or m["drop_prob"] > 0 or "init_from" in m or "freeze" in m:
         raise OptbenchError(f"model: a 2-D problem ({name}) has no net; its model is the point data.start (omit model)")
     if out["train"].get("sharpness_every"):
         raise OptbenchError(f"train.sharpness_every: {out['train']['sharpness_every']} is invalid for the 2-D problem {name}: "
@@ -479,8 +509,33 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
                 raise (err if plain else _error_in_variant(err, vdict, vname)) from None
             runs.append(cfg)
             shapes[id(cfg)] = shape
+    _check_refs(runs, shapes, list(variants) if not plain else [])
     _check_memory(runs, shapes)
     return runs
+
+
+def _check_refs(runs: list[dict], shapes: dict, names: list[str]) -> None:
+    """Each `model.init_from: {variant: NAME}` names a variant written before its own whose net is the same."""
+    seen: dict[tuple[str, int], dict] = {}
+    for cfg in runs:
+        vname = cfg["label"].rpartition("/")[2]
+        ref = cfg["model"].get("init_from")
+        if isinstance(ref, dict):
+            path = f"variants.{vname}.model.init_from.variant" if names else "model.init_from.variant"
+            src = ref["variant"]
+            before = names[: names.index(vname)] if names else []
+            if src not in before:
+                before = ", ".join(before)
+                raise OptbenchError(f"{path}: {format_value(src)} is not a variant written before this one "
+                                    f"(accepted: {before or 'none; a run directory instead'})")
+            other = seen[src, cfg["seed"]]
+            net = lambda c: (shapes[id(c)][1:], c["model"]["hidden"], c["model"]["norm"])  # noqa: E731
+            if net(other) != net(cfg):
+                (d0, k0), (d1, k1) = shapes[id(other)][1:], shapes[id(cfg)][1:]
+                raise OptbenchError(f"{path}: variant {src}'s net {[d0, *other['model']['hidden'], k0]} "
+                                    f"(norm {other['model']['norm']}) is not this one's {[d1, *cfg['model']['hidden'], k1]} "
+                                    f"(norm {cfg['model']['norm']})")
+        seen[vname, cfg["seed"]] = cfg
 
 
 def _check_memory(runs: list[dict], shapes: dict[int, tuple[int, int, int] | None]) -> None:

@@ -108,21 +108,33 @@ def _sklearn_order(X: np.ndarray, y: np.ndarray, noise: float, random_state: int
 @DATASETS.register()
 def moons(
     *, n_samples: Samples = 300, noise: NonNegative = 0.2, random_state: NonNegativeInt | None = None,
-    rng: np.random.Generator,
+    rotate: Annotated[float, Field(ge=-360, le=360)] = 0.0, rng: np.random.Generator,
 ) -> Dataset:
     """Two interleaving half circles (sklearn's make_moons), 2 features, binary.
 
     random_state: scikit-learn's make_moons(n_samples, noise=noise, random_state=random_state) point for point
     (shuffle, then noise, from a RandomState) instead of optbench's own draw from data.seed.
+    rotate: degrees counterclockwise about the moons' centre (0.5, 0.25), after the noise: the same points,
+    turned (a shifted problem to fine-tune on).
     """
     n_out = n_samples // 2
     n_in = n_samples - n_out
     t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
     X = np.concatenate([np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]])
     if random_state is not None:
-        return _sklearn_order(X, np.repeat([0, 1], [n_out, n_in]), noise, random_state)
-    X += noise * rng.standard_normal(X.shape)
-    return _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
+        ds = _sklearn_order(X, np.repeat([0, 1], [n_out, n_in]), noise, random_state)
+    else:
+        X += noise * rng.standard_normal(X.shape)
+        ds = _shuffled(X, np.repeat([0, 1], [n_out, n_in]), "binary", 2, rng)
+    return ds if rotate == 0 else dataclasses.replace(ds, X=_rotated(ds.X, rotate, (0.5, 0.25)))
+
+
+def _rotated(X: np.ndarray, degrees: float, centre: tuple[float, float]) -> np.ndarray:
+    """Points (N, 2) turned counterclockwise by `degrees` about `centre`: (x - c) R^T + c."""
+    a = np.deg2rad(degrees)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    c = np.asarray(centre)
+    return np.ascontiguousarray((X - c) @ R.T + c)
 
 
 @DATASETS.register()
@@ -421,7 +433,10 @@ def resolved_section(section: dict) -> dict:
     sec = dict(section)
     name = sec.pop("name")
     common = CommonOptions.model_validate({k: sec.pop(k) for k in list(sec) if k in COMMON})
-    return {"name": name, **DATASETS.validate(name, sec, "data"), **common.model_dump()}
+    own = DATASETS.validate(name, sec, "data")
+    if own.get("rotate") == 0 and name == "moons":  # unrotated moons resolve exactly as before the option existed
+        del own["rotate"]
+    return {"name": name, **own, **common.model_dump()}
 
 
 def load(section: dict, *, path_prefix: str = "data", dtype=np.float64, dtype_path: str = "train.dtype") -> Split:

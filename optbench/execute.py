@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from optbench import finetune
 from optbench.runs import FLUSH_EVERY, RunWriter, RunWriteError
 from optbench.train import EpochRecord, Never, RunResult, Trainer, make_groups, make_trainer
 
@@ -68,7 +69,9 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
     outcomes: list[Outcome] = []
     by_id = {id(c): r for c, r in zip(cfgs, resume or []) if r is not None}
     groups = [sub for g in make_groups(cfgs) for sub in _subgroups(g, by_id)]
+    trained: dict[tuple[str, int], Path] = {}  # what fine-tuning runs of the same config may start from
     for gi, group in enumerate(groups):
+        finetune.resolve_refs(group, trained)
         gid = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         again = [by_id.get(id(c)) for c in group]
         writer = RunWriter(runs_dir, group, group=gid, reopen=[None if r is None else (r.path, r.epoch) for r in again],
@@ -106,6 +109,7 @@ def execute(cfgs: list[dict], runs_dir: Path, progress: Progress | None = None,
         if progress is not None:
             progress.group_done(group, results, seconds)
         outcomes.extend(Outcome(c, r, d, seconds) for c, r, d in zip(group, results, writer.dirs))
+        trained.update(((c["label"], c["seed"]), d) for c, d in zip(group, writer.dirs))
         if tr.interrupted:
             return outcomes, True
     return outcomes, False

@@ -36,7 +36,11 @@ def group_key(cfg: dict) -> str:
     each contiguous slice of replicas with one rule (gd, momentum, adam, ...) gets its own update.
     """
     k = {s: cfg[s] for s in ("data", "loss")}
-    k["model"] = {m: v for m, v in cfg["model"].items() if m != "init"}
+    # per replica like init: a run directory to start from and the frozen layers (a flat mask); a run that starts
+    # from a variant trained by the same command trains after it, apart from it (execute.py)
+    k["model"] = {m: v for m, v in cfg["model"].items() if m not in ("init", "init_from", "freeze")}
+    if isinstance(cfg["model"].get("init_from"), dict):
+        k["model"]["after"] = cfg["model"]["init_from"]
     k["model"]["drop_prob"] = cfg["model"]["drop_prob"] > 0
     reg = cfg["regularization"]
     k["regularization"] = {

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from optbench import checkpoint
+from optbench import checkpoint, finetune
 from optbench.config import dump_yaml
 from optbench.execute import Resume
 from optbench.runs import CHECKPOINTS, CRASHED, FINISHED, config_hash, effective_status, remove_stale_temps
@@ -68,10 +68,14 @@ def plan_resume(cfgs: list[dict], runs_dir: Path) -> ResumePlan:
     found = _candidates(Path(runs_dir))
     plan = ResumePlan()
     used: set[Path] = set()
+    finished: dict[tuple[str, int], Path] = {}  # (label, seed) -> its newest finished run: what fine-tuning starts from
     for cfg in cfgs:
+        if finetune.source_key(cfg) in finished:
+            finetune.resolve_refs([cfg], finished)  # its source is done: the config.yaml it wrote names that run
         runs = sorted((c for c in found.get(dump_yaml(cfg), []) if c[1] not in used), key=lambda c: (c[0], c[1].name))
         status = {d: effective_status(s) for _, d, s in runs}
         if any(status[d] in FINISHED for _, d, _ in runs):
+            finished[cfg["label"], cfg["seed"]] = [d for _, d, _ in runs if status[d] in FINISHED][-1]
             plan.done += 1
             used.update(d for _, d, _ in runs if status[d] in FINISHED)
             continue

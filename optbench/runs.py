@@ -5,6 +5,7 @@
       metrics.csv    one row per epoch (epoch 0 = before training), written at most every FLUSH_EVERY seconds
       summary.json   status, reason, final and best metrics, fingerprints, versions
       params.npz     final parameters (and batch-norm statistics) by name, no pickle
+      params_init.npz the parameters training started from, the same keys (train.epochs: 0 evaluates them only)
       activations.npz  hidden activations on up to 256 training examples, at init and at the end
       iterations.csv per-iteration batch costs, when train.log_iterations is set
       trajectory.npz the path `xy` (steps+1, 2) of a run on a 2-D problem

@@ -272,11 +272,22 @@ def _check_npz(path: Path, cfg: dict | None) -> None:
 
 def config_key(cfg: dict) -> str:
     """A short hash of the config minus the seed (and data.fold): runs of one label with other settings differ."""
-    cfg = {k: v for k, v in cfg.items() if k != "seed"}
+    cfg = per_replicate({k: v for k, v in cfg.items() if k != "seed"})
     if isinstance(cfg.get("data"), dict):
         cfg["data"] = {k: v for k, v in cfg["data"].items() if k != "fold"}  # folds aggregate as seeds do
     text = json.dumps(cfg, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+FROM_A_RUN = "a run"  # model.init_from as compared: each seed fine-tunes from its own source run, like its own init
+
+
+def per_replicate(cfg: dict) -> dict:
+    """cfg with model.init_from's directory (which differs from seed to seed) replaced by FROM_A_RUN."""
+    model = cfg.get("model")
+    if isinstance(model, dict) and model.get("init_from") is not None:
+        cfg = {**cfg, "model": {**model, "init_from": FROM_A_RUN}}
+    return cfg
 
 
 def replicate(cfg: dict) -> tuple[int, int]:
@@ -367,7 +378,7 @@ def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
     """Nested config -> {"optimizer.lr": 0.01, ...}, without what a group aggregates over (seed, data.fold) or
     names already (label)."""
     out: dict[str, Any] = {}
-    for k, v in cfg.items():
+    for k, v in (cfg if prefix else per_replicate(cfg)).items():
         if (not prefix and k in ("seed", "label")) or (prefix == "data." and k == "fold"):
             continue
         if isinstance(v, dict):

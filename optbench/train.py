@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from optbench.checkpoint import advanced, combine, rows_of
-from optbench import compat, lrmult
+from optbench import compat, finetune, lrmult
 from optbench.clip import clipper
 from optbench.datacache import DataCache
 from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
@@ -239,6 +239,8 @@ class Trainer:
         self.theta = self.net.init_params(inits, init_rngs)
         self.grad = np.zeros_like(self.theta)
         self.buffers = self.net.new_buffers()
+        finetune.start_from(self.net, self.theta, self.buffers, [c["model"] for c in cfgs])  # model.init_from
+        self.frozen = finetune.frozen_rows(self.net.layout, [c["model"] for c in cfgs])  # (R, P) or None: model.freeze
         self.record_activations = record_activations
         self.epochs = tr["epochs"]
         self.lbfgs = is_closure_optimizer(c0["optimizer"]["name"])
@@ -248,7 +250,7 @@ class Trainer:
             self.rules = []
             self._lbfgs_seconds = np.zeros(R)
         else:
-            self.rules = _rules(cfgs, self.epochs, dt, layout=self.net.layout)
+            self.rules = _rules(cfgs, max(self.epochs, 1), dt, layout=self.net.layout)  # epochs 0: epoch 0's lr is a 1-epoch run's first
         reg = [c["regularization"] for c in cfgs]
         col = lambda key: np.array([r[key] or 0.0 for r in reg], dtype=dt).reshape(R, 1)  # noqa: E731
         self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
@@ -491,6 +493,8 @@ class Trainer:
         R, dt, net = self.R, self.dtype, self.net
         theta, grad = self.theta, self.grad
         init_fp = [fingerprint(theta[r]) for r in range(R)]
+        init = theta.copy(), {k: v.copy() for k, v in self.buffers.items()}  # params_init.npz
+        frozen = self.frozen
         acts0 = self._activations(theta, self.buffers) if self.record_activations and resume is None else None
         avg = theta.copy() if self.polyak is not None else None
         lstates = [o.init(theta[r]) for r, o in enumerate(self.opts)] if self.lbfgs else None
@@ -633,6 +637,8 @@ class Trainer:
                             if l2m is not None:
                                 np.multiply(l2m, theta, out=step_buf)
                                 grad += step_buf
+                            if frozen is not None:  # frozen layers: no gradient in the optimizers' states (nor in the norm)
+                                np.copyto(grad, 0.0, where=frozen)
                             if clip is not None:  # on the cost's gradient, L2 included (torch: after backward)
                                 gnorm = clip(grad)
                             for rule, g_r, th_r, buf_r, lr_r in slices:
@@ -640,6 +646,8 @@ class Trainer:
                                 direction, rule.state = rule.update(g_r, rule.state, th_r, **rule.kw)
                                 np.multiply(direction, lr_r, out=buf_r)
                                 rule.seconds += clock() - t_u
+                            if frozen is not None:  # and no step, whatever the rule adds (decoupled weight decay, ...)
+                                np.copyto(step_buf, 0.0, where=frozen)
                             theta -= step_buf
                             if polyak is not None:
                                 avg += polyak * (theta - avg)
@@ -716,7 +724,11 @@ class Trainer:
                 for l, (a0, a1) in enumerate(zip(acts0, acts1), start=1):
                     acts[f"init_layer{l}"] = a0[r].reshape(-1)
                     acts[f"final_layer{l}"] = a1[r].reshape(-1)
-            extra = {"snapshots": trace.arrays(r, int(end_epoch[r]), th, buf)} if trace.every else {}
+            start_params = {k: v[0].copy() for k, v in net.layout.named(init[0][r : r + 1]).items()}
+            start_params.update({k: v[r] for k, v in init[1].items()})
+            extra = {"params_init": start_params}
+            if trace.every:
+                extra["snapshots"] = trace.arrays(r, int(end_epoch[r]), th, buf)
             results.append(RunResult(status[r], reason[r], int(end_epoch[r]), params, dict(buf), init_fp[r], batch_fp[r], acts,
                                      extra=extra, final_eval={k: float(v[r]) for k, v in ev.items()}, timing=timing[r]))
         return results
@@ -777,12 +789,19 @@ class Trainer:
             buf = {k: v[r : r + 1] for k, v in self.buffers.items()}
             g1 = np.empty((1, self.theta.shape[1]), dtype=self.dtype)
 
-            def closure(th, buf=buf, l2=self.l2[r, 0], g1=g1):
+            frozen = None if self.frozen is None else self.frozen[r]
+
+            def closure(th, buf=buf, l2=self.l2[r, 0], g1=g1, frozen=frozen):
                 c = net1.objective(th.reshape(1, -1), A0, Y, g1, l2=l2, buffers=buf)[0]
+                if frozen is not None:
+                    g1[0][frozen] = 0.0
                 return float(c), g1[0].copy()
 
             t_u = time.perf_counter()
+            fixed = None if frozen is None else self.theta[r][frozen].copy()
             loss, lstates[r] = self.opts[r].step(self.theta[r], closure, lstates[r])
+            if fixed is not None:  # its direction is 0 there already; kept bit for bit (a -0.0 + 0.0 is 0.0)
+                self.theta[r][frozen] = fixed
             self._lbfgs_seconds[r] += time.perf_counter() - t_u
             self.grad[r] = closure(self.theta[r])[1]
             costs[r] = loss

@@ -126,5 +126,5 @@ class ProblemTrainer:
         for r in range(R):
             p = xy[r, : end[r] + 1]
             out.append(RunResult(status[r], reason[r], int(end[r]), {"xy": p[-1].copy()}, {}, fingerprint(xy[r, 0]), "none",
-                                 extra={"trajectory": {"xy": p}}, timing=timing[r]))
+                                 extra={"trajectory": {"xy": p}, "params_init": {"xy": p[0].copy()}}, timing=timing[r]))
         return out

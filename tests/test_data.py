@@ -130,7 +130,7 @@ def test_blobs_centers_xor_signs_and_sine_curve():
         ({"name": "spiral", "classes": 1}, "data.classes: 1 is invalid"),
         ({"name": "spiral", "n_samples": 2, "classes": 3}, "data.n_samples: 2 is invalid: needs at least one example"),
         ({"name": "circles", "factor": 1.0}, "data.factor: 1.0 is invalid"),
-        ({"name": "moons", "nosie": 0.1}, "data.nosie: unknown option for moons (accepted: n_samples, noise, random_state, seed,"),
+        ({"name": "moons", "nosie": 0.1}, "data.nosie: unknown option for moons (accepted: n_samples, noise, random_state, rotate, seed,"),
         ({"name": "mooons"}, "data.name: unknown dataset 'mooons' (accepted: moons, circles"),
         ({"noise": 0.1}, "data.name: required key is missing (accepted: moons"),
         ({"name": ["moons"]}, "data.name: ['moons'] is not a dataset name"),

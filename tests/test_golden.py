@@ -40,6 +40,7 @@ SHORT = {
     "configs/adagrad-stall.yaml": ["train.epochs=15"],
     "configs/batch-size-sharpness.yaml": ["train.epochs=12", "variants.full.train.epochs=30"],  # sharpness at 0 and the end
     "configs/dlai-optimizers.yaml": ["train.epochs=15"],
+    "configs/finetune-moons.yaml": ["train.epochs=5", "variants.source.train.epochs=5"],
     "configs/init-depth.yaml": ["train.epochs=6"],
     "configs/moons-lr-decay.yaml": ["train.epochs=12", "schedule.interval=4"],
     "configs/moons-optimizers.yaml": ["train.epochs=15"],

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import CONFIGS, ROOT
 
@@ -220,6 +221,31 @@ def test_batch_size_sharpness(cli, tmp_path):
     assert all(r["final_train_cost"] < 0.1 for r in rows.values())  # each at a minimum, not on the way
     assert rows["b8"]["final_val_cost"] > rows["full"]["final_val_cost"] and rows["b8"]["verdict"] == "worse"
     assert health(rows) == {"b8": [], "b64": [], "full": []}
+
+
+def test_finetune_moons(cli, tmp_path):
+    """fine-tuning in one command (`model.init_from: {variant: source}`): a net trained on moons, then 20 epochs on moons rotated by 20°: fine-tuned at a 10x lower rate it beats training from scratch at Adam's 0.01 or 0.03, with its first layer frozen (`model.freeze: [1]`) or not; the source net as it is (`train.epochs: 0`) is worst"""
+    runs = train(cli, tmp_path, "finetune-moons")  # in full: 30 runs, under a second of training
+    # the rotated problem only (the source's own validation split is plain moons)
+    rotated = [d for d in runs.iterdir() if "-source-s" not in d.name]
+    rows = short(compare_json(cli, *rotated))
+    assert {r["metric"] for r in rows.values()} == {"final_val_cost"}
+    cost = {v: r["metric_mean"] for v, r in rows.items()}
+    assert rows["finetune"]["verdict"] == "best"
+    assert rows["scratch"]["verdict"] == rows["scratch-fast"]["verdict"] == "worse"
+    assert max(cost["finetune"], cost["finetune-frozen"]) < min(cost["scratch"], cost["scratch-fast"])
+    assert cost["source-as-is"] > 2 * max(cost[v] for v in cost if v != "source-as-is")
+    # from the files: each seed starts from its own source run; the frozen layer and the 0-epoch run keep its bytes
+    for d in runs.glob("finetune-moons-finetune-frozen-s*"):
+        src = yaml.safe_load((d / "config.yaml").read_text())["model"]["init_from"]
+        assert f"-source-s{json.loads((d / 'summary.json').read_text())['seed']}-" in src
+        with np.load(d / "params.npz") as p, np.load(d / "params_init.npz") as p0, np.load(f"{src}/params.npz") as s:
+            assert all(p0[k].tobytes() == s[k].tobytes() for k in s.files)
+            assert p["W1"].tobytes() == s["W1"].tobytes() and p["b1"].tobytes() == s["b1"].tobytes()
+            assert not np.array_equal(p["W2"], s["W2"])
+    for d in runs.glob("finetune-moons-source-as-is-s*"):
+        assert len((d / "metrics.csv").read_text().splitlines()) == 2  # the header and epoch 0
+    assert health(rows) == {v: [] for v in rows}
 
 
 def _readme_rows() -> dict[str, str]:

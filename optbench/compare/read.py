@@ -171,6 +171,8 @@ def run_facts(run: Run, thresholds: Sequence[Threshold]) -> RunFacts:
     fp = s.get("fingerprints")
     fps = (str(fp["init"]), str(fp["batches"])) if isinstance(fp, dict) and fp.get("init") and fp.get("batches") else None
     expected = (s.get("initial") or {}).get("expected_cost")
+    if (run.config.get("model") or {}).get("init_from") is not None:
+        expected = None  # fine-tuned: it starts from a trained net, not an uninformed one (no init-cost flag)
     return RunFacts(
         path=run.path, label=str(run.label), seed=run.seed, status=run.status, epochs=int(ep[-1]), config=run.config,
         created=str(s.get("created") or ""), split=split, final_train_cost=float(cost[-1]),

@@ -14,6 +14,7 @@ import numpy as np
 from optbench.compare.read import SORT_METRICS, RunFacts, Threshold, _stderr, group_runs, read_facts
 from optbench.errors import OptbenchError
 from optbench.metrics import METRICS
+from optbench.runset import per_replicate
 
 PER_SEED = tuple(METRICS)  # the metrics ranking and paired statistics can use
 DEFAULT_METRIC = "final_train_cost"  # without a validation split
@@ -362,7 +363,7 @@ def _sweeps(facts: list[RunFacts]) -> tuple[tuple, list[RunFacts]]:
 def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
     """Nested config -> {"optimizer.lr": 0.01, ...}; seed, label and name left out; null values left out (unset)."""
     out: dict[str, Any] = {}
-    for k, v in cfg.items():
+    for k, v in (cfg if prefix else per_replicate(cfg)).items():
         if not prefix and k in IGNORED_KEYS:
             continue
         if isinstance(v, dict):

@@ -123,6 +123,8 @@ def draw_curves(ax, groups: list[data.Group], *, metric: str, x: str, band: str,
             ax.fill_between(curve.x, curve.lo, curve.hi, color=g.color, alpha=BAND_ALPHA, linewidth=0)
         if more:
             width = min(width, 1.6)  # a curve drawn on top of another: thin, so the one below shows on both sides
+        if len(curve.x) == 1:  # a run of train.epochs: 0 is its epoch-0 point alone: a line would not show it
+            more.setdefault("marker", "o")
         line, = ax.plot(curve.x, curve.mean, color=g.color, linestyle=more.pop("linestyle", TRAIN_STYLE), linewidth=width,
                         alpha=0.75 if faint else 1.0, label="_other" if faint else label, zorder=1.5 if faint else 2.5,
                         **more)
