@@ -178,7 +178,10 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
     from optbench.train import Trainer
 
     runs, budgets = [], {}
-    for c in first_seeds(cfgs):
+    trained = [c for c in first_seeds(cfgs) if c["train"]["epochs"] > 0]  # train.epochs 0 evaluates, trains nothing
+    if not trained:
+        return Verdict("overfit", True, "no label trains (train.epochs: 0): nothing to overfit", [])
+    for c in trained:
         N = len(load_data(c["data"]).train.y)
         run, budgets[c["label"]] = overfit_config(c, N, min(n, N))
         runs.append(run)
@@ -228,7 +231,7 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
                            "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budgets[c["label"]],
                            "metric": "train_acc" if classify else "train_cost", "best": float(best[r]),
                            "target": float(target)})
-    order = {c["label"]: i for i, c in enumerate(first_seeds(cfgs))}
+    order = {c["label"]: i for i, c in enumerate(trained)}
     labels.sort(key=lambda r: order[r["label"]])
     stuck = [r for r in labels if not r["ok"] and not r["slow"]]
     short = [r for r in labels if r["slow"]]

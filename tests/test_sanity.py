@@ -32,6 +32,8 @@ def test_every_shipped_net_passes_every_check_but_init_depths_broken_label(path)
     assert got["init"].ok, got["init"].line
     assert got["gradcheck"].ok, got["gradcheck"].line
     stuck = {r["label"].split("/")[1] for r in got["overfit"].labels if not r["ok"] and not r["slow"]}
+    zero = {c["label"] for c in load_experiment(path) if c["train"]["epochs"] == 0}  # finetune-moons' source-as-is
+    assert zero.isdisjoint(r["label"] for r in got["overfit"].labels)  # evaluated only: nothing to overfit
     assert stuck == ({"5layer-small"} if path.stem == "init-depth" else set()), got["overfit"].line
     assert got["overfit"].ok == (not stuck)
     runs = load_experiment(path)

@@ -143,7 +143,7 @@ BAD = [
     ({"params": {}}, "sweep.params: {} is invalid: expected a mapping of config key paths"),
     ({"params": {"foo.bar": [1]}}, "sweep.params.foo.bar: 'foo' is not a config key (accepted: a key path under data, model"),
     ({"params": {"seed": [1, 2]}}, "sweep.params.seed: seeds are not searched (set sweep.seeds"),
-    ({"params": {"optimizer.lrr": [0.1]}}, "sweep.params.optimizer.lrr: unknown option for gd (accepted: lr) (trial t000 of gd)"),
+    ({"params": {"optimizer.lrr": [0.1]}}, "sweep.params.optimizer.lrr: unknown option for gd (accepted: lr, weight_decay) (trial t000 of gd)"),
     ({"params": {"optimizer.lr": [0.1, -1]}}, "sweep.params.optimizer.lr: -1 is invalid: input should be greater than 0 (trial t001 of gd)"),
     ({"method": "random"}, "sweep.trials: required for method random (or budget: N"),
     ({"method": "random", "trials": 0}, "sweep.trials: 0 is invalid: expected an integer >= 1"),
