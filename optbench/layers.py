@@ -70,7 +70,8 @@ def leaky_relu(*, slope: OpenUnit = 0.01) -> Activation:
         np.maximum(Z, slope * Z, out=Z)
 
     def backward(dA, A):
-        np.multiply(dA, np.where(A > 0, 1.0, slope), out=dA)
+        one, s = np.ones((), dtype=A.dtype), np.asarray(slope, dtype=A.dtype)  # where() of two Python floats is float64
+        np.multiply(dA, np.where(A > 0, one, s), out=dA)
 
     return Activation(forward, backward)
 

@@ -159,7 +159,7 @@ class MLP:
                 if U is None:
                     U = ws.U[l] = np.empty(H.shape, dtype=H.dtype)  # C order: each replica's block contiguous for rng.random(out=)
                 for r, g in enumerate(drop_gens):
-                    g.random(out=U[r])
+                    g.random(out=U[r], dtype=U.dtype)  # Generator.random fills only an out= of its own dtype
                 mask = ws.masks[l] = (U < keep) / keep
                 np.multiply(H, mask, out=ws.inputs[l][:, : self.dims[l], :])
             A = ws.inputs[l]

@@ -1,5 +1,7 @@
 """The training loop: epoch semantics, grouping invariance, freezing, regularizers, determinism."""
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -289,3 +291,39 @@ def test_shared_seeds_train_as_when_alone(train):
     for i in (0, 3):
         solo, _ = metrics(cfgs[i : i + 1])
         np.testing.assert_array_equal([r["train_cost"] for r in solo[0]], [r["train_cost"] for r in grouped[i]])
+
+
+@pytest.mark.parametrize("l2", [0.0, 1e-3])
+@pytest.mark.parametrize("drop_prob", [0.0, 0.2])
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_float32_trains_in_float32_with_every_norm_dropout_and_l2(tmp_path, norm, drop_prob, l2):
+    """A float32 run stays float32 end to end: dropout's uniform draws once came in float64 (a TypeError at
+    Generator.random(out=)); with the augmentations and Polyak averaging on too, and the LR range test."""
+    from optbench.execute import execute
+    from optbench.lrfind import lr_find
+
+    raw = {**BASE, "seeds": [0, 1], "data": {**BASE["data"], "n_samples": 120},
+           "model": {"hidden": [6, 4], "activation": "relu", "init": "he", "norm": norm, "drop_prob": drop_prob},
+           "train": {"epochs": 3, "batch_size": 32, "dtype": "float32"},
+           "regularization": {"l2": l2},
+           "variants": {"plain": {}, "augmented": {"regularization": {
+               "l2": l2, "input_noise": 0.05, "label_smoothing": 0.05, "mixup": 0.2, "polyak": 0.9}}}}
+    trainers = []
+    outcomes, interrupted = execute(expand(raw), tmp_path, trainer=lambda *a, **kw: trainers.append(Trainer(*a, **kw)) or trainers[-1])
+    assert not interrupted and len(outcomes) == 4
+    for tr in trainers:  # what a step computes with: no float64 array meets a float32 one, even where out= would cast
+        held = [tr.theta, tr.grad, tr.keep, tr.l2, tr.mask, *tr.buffers.values()]
+        for ws in tr.net._ws.values():
+            held += [a for a in ws.masks + ws.U if a is not None]
+            held += [a for c in ws.caches if c is not None for a in c]
+        assert {a.dtype for a in held} == {np.dtype(np.float32)}
+    for o in outcomes:
+        assert o.result.status == "completed"
+        with open(o.path / "metrics.csv") as f:
+            costs = [float(r["train_cost"]) for r in csv.DictReader(f)]
+        assert len(costs) == 4 and np.isfinite(costs).all()
+        with np.load(o.path / "params.npz") as p:
+            assert p.files and {p[k].dtype for k in p.files} == {np.dtype(np.float32)}, o.path
+            assert ("running_mean1" in p.files) == (norm == "batch")
+    for curve in lr_find(expand(raw), iters=8):  # each label's first seed
+        assert len(curve.loss) == 8 and np.isfinite(curve.loss).all()
