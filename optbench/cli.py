@@ -77,7 +77,7 @@ def train(
     from optbench.datacache import DataCache
     from optbench.execute import execute
     from optbench.report import TrainProgress, print_train_table
-    from optbench.train import make_trainer
+    from optbench.trainers import make_trainer
 
     cache = DataCache()  # validation loads each data section once, in its training dtype; the trainers reuse it
     cfgs = []

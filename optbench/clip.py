@@ -31,7 +31,7 @@ def clipper(cfgs: list[dict], P: int, dtype) -> Callable[[np.ndarray], np.ndarra
 
     def clip(g: np.ndarray) -> np.ndarray:
         np.multiply(g, g, out=sq)
-        norm = np.sqrt(sq.sum(axis=1))  # train.norms' digits (a plain row sum), in g's dtype as torch has it
+        norm = np.sqrt(sq.sum(axis=1))  # records.norms' digits (a plain row sum), in g's dtype as torch has it
         big = np.isinf(norm)
         if big.any():  # float32 squares past 3.4e38: the norm of a finite gradient again, in float64
             norm = norm.astype(np.float64)

@@ -11,8 +11,11 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from optbench import finetune
+from optbench.groups import make_groups
+from optbench.records import EpochRecord, Never, RunResult
 from optbench.runs import FLUSH_EVERY, RunWriter, RunWriteError
-from optbench.train import EpochRecord, Never, RunResult, Trainer, make_groups, make_trainer
+from optbench.train import Trainer
+from optbench.trainers import make_trainer
 
 
 class Progress(Protocol):

@@ -142,3 +142,12 @@ def l2_penalty(theta: np.ndarray, mask: np.ndarray, l2) -> np.ndarray:
     # a plain row sum reduces each row the same way whatever R is (einsum buffers long rows, and
     # vecdot calls a threaded BLAS dot): a run's numbers must not depend on its group
     return 0.5 * np.asarray(l2).reshape(-1) * (theta * theta * mask).sum(axis=1)
+
+
+def expected_initial_cost(loss: str, n_outputs: int) -> float | None:
+    """The cost of an uninformed classifier (CS231n: ln C; ln 2 for binary cross-entropy)."""
+    if loss == "bce":
+        return float(np.log(2.0))
+    if loss == "softmax_ce":
+        return float(np.log(n_outputs))
+    return None

@@ -129,7 +129,7 @@ def lr_find(cfgs: list[dict], *, start: float = START, end: float = END, iters: 
     """The range test of each label's first seed; labels that can share a Trainer run as its replicas."""
     from optbench.config import load_data
     from optbench.sanity import first_seeds, is_problem
-    from optbench.train import make_trainer
+    from optbench.trainers import make_trainer
 
     check_range(start, end, iters)
     firsts = first_seeds(cfgs)

@@ -267,15 +267,6 @@ class MLP:
         return [ws.post[l].copy() for l in range(1, self.L)]
 
 
-def expected_initial_cost(loss: str, n_outputs: int) -> float | None:
-    """The cost of an uninformed classifier (CS231n: ln C; ln 2 for binary cross-entropy)."""
-    if loss == "bce":
-        return float(np.log(2.0))
-    if loss == "softmax_ce":
-        return float(np.log(n_outputs))
-    return None
-
-
 def build(model_cfg: dict, loss_name: str, n_in: int, n_out: int, *, R: int, dtype) -> MLP:
     """An MLP from a validated `model` config section."""
     act = model_cfg["activation"]

@@ -36,8 +36,8 @@ import numpy as np
 from optbench import __version__, owner
 from optbench.config import dump_yaml, parse_yaml
 from optbench.errors import OptbenchError
+from optbench.losses import expected_initial_cost
 from optbench.paths import safe_component
-from optbench.model import expected_initial_cost
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 OPTIONAL = ("sharpness",)  # written only by the runs that measure it (train.sharpness_every > 0), before `seconds`

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from optbench.groups import make_groups
-from optbench.model import expected_initial_cost
+from optbench.losses import expected_initial_cost
 from optbench.problems import PROBLEMS
 
 SUBSET = 20  # CS231n: "take the first 20 examples"

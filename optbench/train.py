@@ -9,10 +9,8 @@ from per-run generators spawned from each run's seed, so a run's numbers do not 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -21,62 +19,17 @@ from optbench.checkpoint import advanced, combine, rows_of
 from optbench import compat, finetune, lrmult
 from optbench.clip import clipper
 from optbench.datacache import DataCache
-from optbench.groups import group_key, make_groups, rule_key, stack_section  # noqa: F401 - re-exported
 from optbench.losses import encode_targets, l2_penalty
 from optbench.model import MLP, build
-from optbench.optim import OPTIMIZERS, build as build_optimizer, is_closure_optimizer
-from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+from optbench.optim import OPTIMIZERS, is_closure_optimizer
+from optbench.records import EpochRecord, Never, RunResult, Stopped, fingerprint, norms, update_timing
+from optbench.rules import make_rules
 from optbench.snapshots import Recorder
 from optbench.sharpness import Sharpness
-
-class Stopped(Exception):
-    """Raised at a step boundary once the `stop` event given to `run` is set (Ctrl-C, SIGTERM: cli.py's handler);
-    caught by the loop, which marks the live replicas interrupted. Never leaves the trainer."""
-
-
-class Never:
-    """The stop event of a run that nothing stops."""
-
-    @staticmethod
-    def is_set() -> bool:
-        return False
 
 
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
 EVAL_CHUNK = 4096
-
-def fingerprint(arr: np.ndarray) -> str:
-    """Short hash of an array's bytes: equal fingerprints mean equal initial weights or batch orders."""
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]
-
-
-@dataclass
-class RunResult:
-    """What one replica leaves behind."""
-
-    status: str  # completed | diverged | stopped_early | interrupted
-    reason: str
-    epochs: int
-    params: dict[str, np.ndarray]
-    buffers: dict[str, np.ndarray]
-    init_fingerprint: str
-    batch_fingerprint: str
-    activations: dict[str, np.ndarray] = field(default_factory=dict)
-    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # more .npz files: name -> arrays
-    final_eval: dict[str, float] = field(default_factory=dict)  # test-mode metrics of the final parameters
-    timing: dict[str, float] = field(default_factory=dict)  # update_timing(): what its update rule cost
-
-
-@dataclass
-class EpochRecord:
-    """Per-epoch metrics of a group: every column an (R,) array; rows only for replicas in `alive`."""
-
-    epoch: int
-    metrics: dict[str, np.ndarray]
-    alive: np.ndarray  # replicas whose row this epoch is
-    ended: dict[int, tuple[str, str]]  # replica -> (status, reason) decided at this epoch
-    iter_costs: np.ndarray | None = None  # (R, steps) per-iteration batch costs, when logged
-    state: Callable[[], list[dict]] | None = None  # each replica's training state after this epoch (checkpoint.py)
 
 
 class _Data:
@@ -146,69 +99,6 @@ def _take(a: np.ndarray, idx: np.ndarray, axis: int, out: np.ndarray) -> None:
     np.take(a, idx, axis=axis, out=out, mode="clip")
 
 
-def norms(a: np.ndarray) -> np.ndarray:
-    """Euclidean norm of each replica's row: (R,)."""
-    # a plain row sum: einsum's buffering makes long rows' sums depend on R, and vecdot's BLAS dot threads
-    return np.sqrt((a * a).sum(axis=1))
-
-
-def update_timing(seconds: float, steps: int, replicas: int) -> dict[str, float]:
-    """summary.json's record of an update rule's cost: seconds spent in it over `steps` steps of a slice of
-    `replicas` replicas (the runs in one slice share it), and microseconds per step = 1e6 * seconds / steps."""
-    return {"update_seconds": float(seconds), "update_steps": int(steps), "update_replicas": int(replicas),
-            "update_us_per_step": 1e6 * seconds / steps if steps else None}
-
-
-class _Rule:
-    """One update rule (optimizer, lr schedule, momentum schedule) over a contiguous slice of a group's replicas."""
-
-    def __init__(self, cfgs: list[dict], sl: slice, epochs: int, dtype, layout=None):
-        c0 = cfgs[0]
-        self.sl = sl
-        self.name = c0["optimizer"]["name"]
-        self.opt = build_optimizer(self.name, stack_section(cfgs, "optimizer", dtype, skip=(lrmult.KEY,)), layout=layout)
-        self.lr = self.opt.lr
-        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dtype), epochs=epochs)
-        self.msched = MOMENTUM_SCHEDULES.build(
-            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dtype), epochs=epochs
-        )
-        n = sl.stop - sl.start
-        self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
-        self.seconds = 0.0  # time in this slice's optimizer update (the direction and its lr scaling)
-        self.state = self.update = None  # set by start()
-        # the update's keyword arguments: mu (n, 1) under a momentum schedule, lr (n, 1) for a rule that wants it
-        self._mu, self._lr = np.empty((n, 1), dtype=dtype), np.empty((n, 1), dtype=dtype)
-        self.kw: dict = {"lr": self._lr} if "lr" in self.opt.wants else {}
-
-    def start(self, theta: np.ndarray) -> None:
-        """The optimizer's state and bound update for this slice's rows of theta."""
-        self.state, self.update = self.opt.init(theta), self.opt.bind(theta)
-
-    def set_epoch(self, e: int, lr_e: np.ndarray) -> None:
-        """Before epoch e (1-based): this slice's learning rates into lr_e, and the momentum coefficient its update takes."""
-        mult, self.sstate = self.sched.multiplier(e - 1, self.sstate)
-        lr_e[self.sl] = self.lr * np.asarray(mult, dtype=lr_e.dtype)
-        self._lr[...] = lr_e[self.sl]  # before frozen replicas' rates are zeroed: a rule may divide by it
-        mu, self.mstate = self.msched.multiplier(e - 1, self.mstate)
-        if mu is not None:
-            self._mu[...] = mu  # cast to the training dtype, as the rule's own mu is
-            self.kw["mu"] = self._mu
-
-    def observe(self, metric: np.ndarray) -> None:
-        self.sstate = self.sched.observe(metric[self.sl], self.sstate)
-
-
-def _rules(cfgs: list[dict], epochs: int, dtype, layout=None) -> list[_Rule]:
-    """One rule per run of consecutive replicas with the same rule_key; `layout`: the blocks of theta's row."""
-    rules, start = [], 0
-    keys = [rule_key(c) for c in cfgs]
-    for i in range(1, len(cfgs) + 1):
-        if i == len(cfgs) or keys[i] != keys[start]:
-            rules.append(_Rule(cfgs[start:i], slice(start, i), epochs, dtype, layout))
-            start = i
-    return rules
-
-
 class Trainer:
     """One group's training: set up from resolved configs, then `run(on_epoch)` returns one RunResult per replica."""
 
@@ -250,7 +140,7 @@ class Trainer:
             self.rules = []
             self._lbfgs_seconds = np.zeros(R)
         else:
-            self.rules = _rules(cfgs, max(self.epochs, 1), dt, layout=self.net.layout)  # epochs 0: epoch 0's lr is a 1-epoch run's first
+            self.rules = make_rules(cfgs, max(self.epochs, 1), dt, layout=self.net.layout)  # epochs 0: epoch 0's lr is a 1-epoch run's first
         reg = [c["regularization"] for c in cfgs]
         col = lambda key: np.array([r[key] or 0.0 for r in reg], dtype=dt).reshape(R, 1)  # noqa: E731
         self.l2, self.noise, self.smooth, self.mixup = col("l2"), col("input_noise"), col("label_smoothing"), col("mixup")
@@ -838,27 +728,4 @@ class Trainer:
         return ended
 
 
-def make_trainer(cfgs: list[dict], *, cache: DataCache | None = None, **kw):
-    """The trainer for a group: the MLP engine (its data from `cache`), or the point-in-the-plane one for 2-D problems."""
-    from optbench.problems import PROBLEMS
-
-    if cfgs[0]["data"]["name"] in PROBLEMS:
-        from optbench.trajectory import ProblemTrainer
-
-        return ProblemTrainer(cfgs, **kw)
-    return Trainer(cfgs, cache=cache, **kw)
-
-
-def train_runs(cfgs: list[dict], *, cache: DataCache | None = None, **kw) -> list[RunResult]:
-    """Train resolved run configs, grouped; results in the order given (a convenience for tests and sweeps)."""
-    out: dict[int, RunResult] = {}
-    index = {id(c): i for i, c in enumerate(cfgs)}
-    cache = DataCache() if cache is None else cache  # the groups of these runs share their data
-    for group in make_groups(cfgs):
-        res = make_trainer(group, cache=cache).run(**kw)
-        for c, r in zip(group, res):
-            out[index[id(c)]] = r
-    return [out[i] for i in range(len(cfgs))]
-
-
-__all__ = ["EpochRecord", "RunResult", "Stopped", "Trainer", "group_key", "make_groups", "make_trainer", "rule_key", "train_runs"]
+__all__ = ["Trainer"]

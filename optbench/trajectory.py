@@ -10,7 +10,8 @@ import numpy as np
 from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.problems import PROBLEMS
 from optbench.clip import clipper
-from optbench.train import EpochRecord, Never, RunResult, Stopped, _rules, fingerprint, norms, update_timing
+from optbench.records import EpochRecord, Never, RunResult, Stopped, fingerprint, norms, update_timing
+from optbench.rules import make_rules
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
 
@@ -35,7 +36,7 @@ class ProblemTrainer:
                          for c in cfgs]
             self.rules = []
         else:  # one rule per slice of replicas sharing an optimizer and schedules, as in the MLP trainer
-            self.rules = _rules(cfgs, self.epochs, dt)
+            self.rules = make_rules(cfgs, self.epochs, dt)
 
     def _cost(self, theta):
         return self.problem.f(theta).astype(np.float64)

@@ -109,7 +109,7 @@ class Written:
 
 def _train(cfgs: list[dict], cache: DataCache, **kw) -> GroupTrace:
     """execute.train_group with the trainer's data from `cache`."""
-    from optbench.train import make_trainer
+    from optbench.trainers import make_trainer
 
     return train_group(cfgs, trainer=lambda c, **k: make_trainer(c, cache=cache, **k), **kw)
 

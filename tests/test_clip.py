@@ -6,7 +6,9 @@ import pytest
 from optbench.clip import clipper
 from optbench.config import expand
 from optbench.errors import OptbenchError
-from optbench.train import Trainer, make_groups, train_runs
+from optbench.groups import make_groups
+from optbench.train import Trainer
+from optbench.trainers import train_runs
 
 BASE = {
     "name": "c",

@@ -26,7 +26,8 @@ from optbench.config import expand
 from optbench.execute import execute
 from optbench.owner import me, process_start
 from optbench.runs import effective_status
-from optbench.train import Trainer, make_groups
+from optbench.groups import make_groups
+from optbench.train import Trainer
 
 TIMEOUT = 60
 

@@ -13,7 +13,8 @@ from optbench import data, standardize
 from optbench.config import expand, load_experiment
 from optbench.datacache import DataCache
 from optbench.execute import execute
-from optbench.train import Trainer, make_trainer
+from optbench.train import Trainer
+from optbench.trainers import make_trainer
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from optbench.plots import data, film, layers, snapdata
 from optbench.plots.choose import choose
 from optbench.plots.landscape import line_to_final, pca_plane
 from optbench.plots.record import Record
-from optbench.train import Trainer, fingerprint
+from optbench.records import fingerprint
+from optbench.train import Trainer
 
 EPOCHS, EVERY = 10, 4  # snapshots at 0, 4, 8 and the last, 10
 

@@ -16,7 +16,8 @@ from optbench.data import load
 from optbench.errors import OptbenchError
 from optbench.model import build
 from optbench.optim import OPTIMIZERS
-from optbench.train import STREAMS, train_runs
+from optbench.train import STREAMS
+from optbench.trainers import train_runs
 
 BASE = {
     "name": "ft",

@@ -19,7 +19,7 @@ from conftest import ROOT, run_cli
 from optbench.config import expand
 from optbench.execute import execute, train_group
 from optbench.runs import COLUMNS, RunWriter, _Tracks, effective_status
-from optbench.train import EpochRecord
+from optbench.records import EpochRecord
 
 TIMEOUT = 120
 ROW = "%d,%d" + ",%r" * (len(COLUMNS) - 3) + ",%.6f\n"  # metrics.csv's row, one epoch at a time (the unbuffered text)

@@ -15,7 +15,9 @@ import yaml
 from optbench.config import expand
 from optbench.errors import OptbenchError
 from optbench.optim import OPTIMIZERS
-from optbench.train import Trainer, make_groups, train_runs
+from optbench.groups import make_groups
+from optbench.train import Trainer
+from optbench.trainers import train_runs
 
 from conftest import ROOT
 

@@ -102,7 +102,7 @@ class _Display:
 
 def test_live_rows_are_written_while_the_group_trains(tmp_path):
     from optbench.config import load_experiment
-    from optbench.train import EpochRecord
+    from optbench.records import EpochRecord
 
     cfgs = load_experiment(CONFIGS / "moons-optimizers.yaml", seed=0)  # gd, momentum, adam at seed 0
     display = _Display()

@@ -266,7 +266,7 @@ def test_worker_processes_report_epochs_to_the_client():
 
 def test_run_epochs_counts_ended_replicas_as_done():
     from optbench.execute import _RunEpochs
-    from optbench.train import EpochRecord
+    from optbench.records import EpochRecord
 
     got = []
     count = _RunEpochs(3, 10, got.append, every=0.0)
@@ -300,7 +300,7 @@ def test_rich_train_bar_stops_where_training_stopped(monkeypatch):
     from rich.console import Console
 
     from optbench import report
-    from optbench.train import RunResult
+    from optbench.records import RunResult
 
     monkeypatch.setattr(report, "is_terminal", lambda: True)
     buf = io.StringIO()

@@ -9,7 +9,9 @@ from optbench.config import expand, load_data, load_experiment
 from optbench.losses import LOSSES
 from optbench.model import MLP
 from optbench.layers import ACTIVATIONS
-from optbench.train import Trainer, make_groups, train_runs
+from optbench.groups import make_groups
+from optbench.train import Trainer
+from optbench.trainers import train_runs
 
 from conftest import CONFIGS
 
