@@ -264,7 +264,7 @@ def plot(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: the newest experiment under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file; .png, .svg or .pdf, or .gif for --kind film (default: RUNS_DIR/plots/<experiment>-<kind>.png)."),
-    kind: str = typer.Option("curves", "--kind", "-k", help="curves, accuracy, lr, boundary, activations, trajectory, dashboard, heatmap, fit, landscape, film or layers (the last three need train.snapshots_every)."),
+    kind: str = typer.Option("curves", "--kind", "-k", help="curves, accuracy, lr, boundary, activations, trajectory, dashboard, heatmap, fit, landscape, film, layers or sharpness (landscape, film and layers need train.snapshots_every, sharpness train.sharpness_every)."),
     metric: str = typer.Option("train_cost", "--metric", "-m", help="Any metrics.csv column (curves, lr)."),
     x: str = typer.Option("epoch", "--x", help="x axis of curves: epoch, step or seconds."),
     log_y: Optional[bool] = typer.Option(None, "--log-y/--linear-y", help="y axis scale (default: log for the costs of 2-D test functions, drawn as f - f*, and of regression; else linear)."),

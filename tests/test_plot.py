@@ -651,3 +651,15 @@ def test_cli_plot_options(sweep27, tmp_path, cli):
         assert len(labels_of(list(csv.DictReader(f)), "train_cost")) == 6
     rc, out, err = cli("plot", sweep27, "--top", "0")
     assert rc == 2 and err.strip() == "error: --top: 0 is invalid (accepted: a whole number >= 1)"
+
+
+def test_the_plot_help_names_every_kind():
+    """The --kind help is written out by hand (the CLI does not import the plotting modules to start): it must
+    name every kind plot.py draws."""
+    import inspect
+
+    from optbench import cli
+
+    help_text = next(p.default.help for p in inspect.signature(cli.plot).parameters.values() if p.name == "kind")
+    named = [k.strip(" .") for k in help_text.split("(")[0].replace(" or ", ", ").split(",")]
+    assert named == list(KINDS)
