@@ -343,12 +343,13 @@ class Trainer:
         acc = correct / N if loss.correct is not None else np.full(self.R, np.nan)
         return cost / N, acc
 
-    def _sharpness(self, e: int) -> np.ndarray:
-        """The sharpness column at epoch e (R,): measured every train.sharpness_every epochs and at the last, else NaN."""
+    def _sharpness(self, e: int, theta: np.ndarray) -> np.ndarray:
+        """The sharpness column at epoch e (R,), at the evaluated point theta (Polyak's average, schedule-free's x):
+        measured every train.sharpness_every epochs and at the last, else NaN."""
         if self.sharp is None or (e % self.sharp_every and e != self.epochs):
             return np.full(self.R, np.nan)
         t = time.perf_counter()
-        lam = self.sharp.probe(self.theta, e)
+        lam = self.sharp.probe(theta, e)
         self.sharp_seconds += time.perf_counter() - t
         return lam
 
@@ -499,7 +500,7 @@ class Trainer:
             nan = np.full(R, np.nan)
             if on_epoch is not None and resume is None:
                 rec = dict(first, epoch=np.zeros(R), step=np.zeros(R), lr=lr0, grad_norm=nan, update_ratio=nan,
-                           seconds=np.zeros(R), sharpness=self._sharpness(0))
+                           seconds=np.zeros(R), sharpness=self._sharpness(0, theta))
                 on_epoch(EpochRecord(0, rec, active.copy(), {}, state=state))
             try:
                 for e in range(start + 1, self.epochs + 1 if active.any() else start + 1):
@@ -558,10 +559,10 @@ class Trainer:
                         m["train_acc"] = (net.loss.correct(self.Zall, self.Yall) / self.n_epoch
                                           if net.loss.correct is not None else nan)
                     m.update(epoch=e, step=steps, lr=lr_e.reshape(-1), grad_norm=gnorm, update_ratio=ratio,
-                             seconds=time.perf_counter() - t0, sharpness=self._sharpness(e))
+                             seconds=time.perf_counter() - t0, sharpness=self._sharpness(e, point()))
                     alive = active.copy()
                     if trace.due(e):
-                        trace.take(e, avg if avg is not None else theta, self.buffers, np.flatnonzero(alive))
+                        trace.take(e, point(), self.buffers, np.flatnonzero(alive))  # where the metrics are taken
                     ended = self._decide(e, m, cost0, active, es_best, es_wait)
                     for rule in self.rules:
                         rule.observe(m["val_cost"] if self.data.val is not None else m["train_cost"])

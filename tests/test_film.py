@@ -79,6 +79,23 @@ def test_snapshots_every_k_epochs_first_is_the_init_last_is_params_npz(moons):
         assert yaml.safe_load((d / "config.yaml").read_text())["train"]["snapshots_every"] == EVERY
 
 
+def test_snapshots_are_taken_where_the_metrics_are_schedule_frees_x_and_polyaks_average(tmp_path):
+    """A rule evaluated at another point than theta (schedule-free's x) and Polyak averaging: a snapshot is that
+    point, so the one at epoch 3 of a 6-epoch run is a 3-epoch run's params.npz (constant rates: the same steps)."""
+    sets = ("train.snapshots_every=3", "seeds=[0]", "variants.adam.optimizer={name: schedule_free_adamw, lr: 0.0025}",
+            "variants.momentum.regularization.polyak=0.9")
+    six = _train(tmp_path / "six", "moons-optimizers.yaml", "train.epochs=6", *sets)
+    three = _train(tmp_path / "three", "moons-optimizers.yaml", "train.epochs=3", *sets)
+    net = None
+    for d6, d3 in zip(dirs(six), dirs(three), strict=True):
+        s = snapshots.read(d6, "test")
+        assert s.epoch.tolist() == [0, 3, 6]
+        net = net or ls.RunNet(d6)
+        with np.load(d3 / "params.npz") as p:
+            at3 = {k: v[0] for k, v in net.layout.named(s.theta[1:2]).items()}
+            assert all(np.array_equal(at3[k], p[k]) for k in p.files), d6.name
+
+
 def test_without_the_key_no_snapshots_and_the_config_as_before(plain):
     (d,) = [p for p in dirs(plain) if "adam" in p.name]
     assert not (d / "snapshots.npz").exists()
