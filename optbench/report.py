@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from optbench.layout import console, is_terminal  # the terminal's own, beside its width
 from optbench import layout
-from optbench.layout import console, is_terminal
 
 FAMILIES = {
     "optimizers": ("optbench.optim", "OPTIMIZERS"),
