@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from optbench.layout import console, is_terminal  # the terminal's own, beside its width
+from optbench.layout import console, is_terminal  # report.is_terminal: its tables call it, tests patch it
 from optbench import layout
 
 FAMILIES = {
