@@ -22,7 +22,7 @@ from optbench.errors import OptbenchError
 ENV = "OPTBENCH_MEMORY_LIMIT"
 LIMIT_FRACTION = 0.5  # of physical memory: leaves room for the interpreter, other runs and the system
 FALLBACK = 8 * 2**30  # where os.sysconf cannot tell the physical memory
-EVAL_CHUNK = 4096  # examples evaluated at once (train.EVAL_CHUNK)
+EVAL_CHUNK = 4096  # examples evaluated at once: the training loop's evaluation chunks, and landscape's
 _STATE_SLOTS = {"gd": 0, "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adadelta": 2,
                 "adam": 2, "adamw": 2, "nadam": 2, "adamax": 2, "radam": 2, "adabelief": 2,
                 "lion": 1, "muon": 1, "prodigy": 4, "schedule_free_sgd": 1, "schedule_free_adamw": 2,

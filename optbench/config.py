@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from optbench import budget, lrmult
@@ -22,14 +21,8 @@ from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
 from optbench.registry import (STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value,
                                pydantic_message)
-from optbench.yamlio import parse_yaml, read_yaml  # noqa: F401 - parse_yaml is part of this module's interface
-
-
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, ~10x faster
-
-
-def dump_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+# parse_yaml and dump_yaml are part of this module's interface
+from optbench.yamlio import dump_yaml, parse_yaml, read_yaml  # noqa: F401
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**63)]

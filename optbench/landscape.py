@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optbench.budget import EVAL_CHUNK
 from optbench.config import load_data, parse_yaml
 from optbench.losses import encode_targets, l2_penalty
-from optbench.model import MLP, build
-from optbench.train import EVAL_CHUNK
+
+if TYPE_CHECKING:
+    from optbench.model import MLP
 
 WORK_BYTES = 32 * 2**20  # a chunk of parameter vectors evaluated at once keeps its activations under this
 DROPOUT_SEED = 0
@@ -49,6 +52,8 @@ class RunNet:
 
     def net(self, R: int) -> MLP:
         if R not in self._nets:
+            from optbench.model import build  # here: plots import this module, and only these figures rebuild a net
+
             self._nets[R] = build(self.cfg["model"], self.cfg["loss"], self.D, self.C, R=R, dtype=self.dtype)
         return self._nets[R]
 

@@ -33,6 +33,17 @@ def term_width() -> int:
     return DEFAULT_WIDTH
 
 
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def console(width: int | None = None):
+    """A rich console as wide as `width` (default: term_width(), so COLUMNS rules here too)."""
+    from rich.console import Console
+
+    return Console(width=width or term_width())
+
+
 def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
     """A note as lines of at most `width` characters, continuation lines indented."""
     return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]

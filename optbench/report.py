@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from optbench.layout import console, is_terminal  # report.is_terminal: its tables call it, tests patch it
 from optbench import layout
 
 FAMILIES = {
@@ -25,19 +26,6 @@ FAMILIES = {
     "activations": ("optbench.layers", "ACTIVATIONS"),
     "losses": ("optbench.losses", "LOSSES"),
 }
-
-
-def is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def console(width: int | None = None):
-    """A rich console as wide as `width` (default: term_width(), so COLUMNS rules here too)."""
-    from rich.console import Console
-
-    from optbench.layout import term_width
-
-    return Console(width=width or term_width())
 
 
 @dataclass(frozen=True)

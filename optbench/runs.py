@@ -34,10 +34,10 @@ from typing import Any, Callable
 import numpy as np
 
 from optbench import __version__, owner
-from optbench.config import dump_yaml, parse_yaml
 from optbench.errors import OptbenchError
 from optbench.losses import expected_initial_cost
 from optbench.paths import safe_component
+from optbench.yamlio import dump_yaml, parse_yaml
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 OPTIONAL = ("sharpness",)  # written only by the runs that measure it (train.sharpness_every > 0), before `seconds`
@@ -528,9 +528,9 @@ def _n_outputs(cfg: dict) -> int:
     writer has no final parameters whose output layer says it)."""
     if cfg["loss"] != "softmax_ce":
         return 1
-    from optbench.config import load_data
+    from optbench.datacache import DataCache  # as config.load_data: the writer's data, not the config models
 
-    return max(load_data(cfg["data"]).train.n_classes, 2)
+    return max(DataCache().get(cfg["data"], "float64").train.n_classes, 2)
 
 
 # ---- reading ----------------------------------------------------------------------------------

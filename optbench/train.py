@@ -17,6 +17,7 @@ import numpy as np
 
 from optbench.checkpoint import advanced, combine, rows_of
 from optbench import compat, finetune, lrmult
+from optbench.budget import EVAL_CHUNK
 from optbench.clip import clipper
 from optbench.datacache import DataCache
 from optbench.losses import encode_targets, l2_penalty
@@ -29,7 +30,6 @@ from optbench.sharpness import Sharpness
 
 
 STREAMS = ("init", "shuffle", "dropout", "noise", "mixup")  # one generator per purpose, in this order
-EVAL_CHUNK = 4096
 
 
 class _Data:

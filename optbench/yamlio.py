@@ -5,7 +5,8 @@ A 500-byte document of nested aliases expands to billions of nodes; PyYAML build
 objects, but every later deep copy, merge or validation pays the full expansion. So the composer counts
 the expanded size and depth of every node as it is built (an alias costs the size of what it names) and
 stops at the first node over budget, before anything is constructed: time and memory stay proportional
-to the text read.
+to the text read. Writing (`dump_yaml`) lives here too, so that run directories are read and written
+without the config models.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def _unshared(value: Any) -> Any:
     if isinstance(value, list):
         return [_unshared(v) for v in value]
     return value
+
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, ~10x faster
+
+
+def dump_yaml(data: Any) -> str:
+    """The YAML text of a config or record, keys in their order (what runs write as config.yaml)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
 def parse_yaml(text: str, source: str) -> Any:

@@ -144,7 +144,7 @@ def test_stdout_is_plain_text_in_a_pipe_and_rich_on_a_terminal(moons, capsys, mo
     assert run([moons])[0] == 0
     text = capsys.readouterr().out
     assert text.startswith("9 runs, 3 labels") and "*: best in column." in text
-    monkeypatch.setattr("optbench.report.is_terminal", lambda: True)
+    monkeypatch.setattr("optbench.layout.is_terminal", lambda: True)
     assert run([moons])[0] == 0
     assert "moons-optimizers/momentum" in capsys.readouterr().out
 

@@ -273,9 +273,7 @@ def render_rich(c: Comparison, *, width: int, wide: bool) -> None:
     """The terminal tables laid out as in plain text, best cells bold green instead of starred; the notes below."""
     from rich.text import Text
 
-    from optbench.report import console
-
-    con = console(width)
+    con = layout.console(width)
     for title, cols in terminal_tables(c, wide):
         for line in wrap(title, width):
             con.print(Text(line, style="bold"))
@@ -297,8 +295,6 @@ def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), threshol
 
     The table on stdout fits the terminal (COLUMNS, 100 in a pipe) and leaves out `wide` columns unless `wide`;
     written to a file, it has every column at full width."""
-    from optbench.report import is_terminal
-
     ths = check_options(thresholds, sort, fmt, metric)
     try:
         if out is not None:
@@ -318,7 +314,7 @@ def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), threshol
         except OptbenchError as err:
             warn(f"error: {err}")
             return 2
-    elif fmt == "table" and is_terminal():
+    elif fmt == "table" and layout.is_terminal():
         render_rich(c, width=term_width(), wide=wide)
     elif fmt == "table":
         sys.stdout.write(render_plain(c, width=term_width(), wide=wide))

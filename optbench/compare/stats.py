@@ -347,7 +347,7 @@ def default_metric(facts: Sequence[RunFacts], sweeps: tuple = (), warn: Callable
 def _sweeps(facts: list[RunFacts]) -> tuple[tuple, list[RunFacts]]:
     """Summaries of the sweeps among the runs, and the runs the tables show: every run not in a sweep, and of
     each sweep only the picked trials (each variant's best, and its defaults under a budget)."""
-    from optbench.sweep import summarize
+    from optbench.sweep.results import summarize
 
     in_sweeps = [f for f in facts if f.sweep is not None]
     if not in_sweeps:

@@ -57,7 +57,8 @@ def _facts(runs) -> list:
 
 def sweep_scores(groups: list[data.Group]) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
     """Per sweep label: its trial's selection score (sweep.results, lower is better), its role, the sweep's metric."""
-    from optbench.sweep import METRICS, summarize
+    from optbench.sweep.results import summarize
+    from optbench.sweep.spec import METRICS
 
     score, role, metric = {}, {}, {}
     by_sweep: dict[str, list[data.Group]] = {}

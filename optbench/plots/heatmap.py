@@ -65,7 +65,7 @@ class Cell:
 
 def _cells(groups: list[data.Group], x_key: str, y_key: str | None, opts) -> tuple[list[Cell], str, int]:
     """The cells, the metric's name and its direction (+1: lower is better)."""
-    from optbench.sweep import METRICS
+    from optbench.sweep.spec import METRICS
 
     score, role, metric = choose.sweep_scores(groups)
     use_sweep = bool(score) and opts.metric == "train_cost"  # the sweep's own metric unless another was asked for

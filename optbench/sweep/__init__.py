@@ -6,11 +6,12 @@ Data flows one way: the `sweep:` block -> Spec -> trials (sampled with the sweep
 skips its complete runs; a changed config has another id and so another directory.
 Modules, in that order: `spec` (the sweep block), `plan` (trials, runs, the id, sweep.json, resuming), `run`
 (`run_sweep` on a backend, the directory locked by `lock`), `results` (best trials for compare, heat-map tables).
+The runner's names are loaded on first use: compare and plot read sweeps through `spec`, `plan` and `results`
+and so never load the engine that `run` drives.
 """
 
 from optbench.sweep.plan import DEFAULT_TRIAL, FINAL, Plan, SweepRun, Trial, make_runs, make_trials, plan_sweep, sweep_id
 from optbench.sweep.results import Pick, SweepSummary, TrialResult, best_trial, heatmap_table, summarize
-from optbench.sweep.run import Outcome, Start, SweepProgress, Tally, make_units, run_sweep, unit_id
 from optbench.sweep.spec import METRICS, Param, Spec, parse_params, parse_spec
 
 __all__ = [
@@ -19,3 +20,14 @@ __all__ = [
     "Outcome", "Start", "SweepProgress", "Tally", "make_units", "run_sweep", "unit_id",
     "METRICS", "Param", "Spec", "parse_params", "parse_spec",
 ]
+
+RUNNER = ("Outcome", "Start", "SweepProgress", "Tally", "make_units", "run_sweep", "unit_id")  # from optbench.sweep.run
+
+
+def __getattr__(name: str):
+    """`optbench.sweep.run_sweep` and the runner's other names, imported on first use (PEP 562)."""
+    if name in RUNNER:
+        from optbench.sweep import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
