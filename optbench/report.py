@@ -14,17 +14,8 @@ from typing import Any
 import numpy as np
 
 from optbench import layout
+from optbench.choices import FAMILIES
 
-FAMILIES = {
-    "optimizers": ("optbench.optim", "OPTIMIZERS"),
-    "schedules": ("optbench.schedules", "SCHEDULES"),
-    "momentum_schedules": ("optbench.schedules", "MOMENTUM_SCHEDULES"),
-    "datasets": ("optbench.data", "DATASETS"),
-    "problems": ("optbench.problems", "PROBLEMS"),
-    "initializers": ("optbench.init", "INITIALIZERS"),
-    "activations": ("optbench.layers", "ACTIVATIONS"),
-    "losses": ("optbench.losses", "LOSSES"),
-}
 
 
 def is_terminal() -> bool:
