@@ -12,7 +12,12 @@ from typing import List, Optional
 import typer
 
 from optbench import __version__
+from optbench.choices import (ANIMATED, COMPARE_FORMATS, EXPORT_EXTRAS, EXPORT_FORMATS, EXPORT_PER, FAMILIES,
+                              FIGURE_FORMATS, KIND_NEEDS, PLOT_BANDS, PLOT_KINDS, PLOT_XS, SORT_METRICS, TEXT_FORMATS,
+                              say)
+from optbench.choices import check as check_choice  # `check` is also a command below
 from optbench.errors import OptbenchError
+from optbench.metrics import METRICS
 
 app = typer.Typer(
     help="Compare neural-network optimizers: train configs, compare runs, plot cost curves.",
@@ -40,6 +45,30 @@ def _root(
 def _fail(msg: str, code: int = 2):
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code)
+
+
+def _one_of(name: str, accepted):
+    """A typer callback: a value outside `accepted` is one `error:` line, exit 2, before anything is loaded or read."""
+
+    def callback(value):
+        if value is not None:
+            check_choice(name, value, accepted)
+        return value
+
+    return callback
+
+
+def _needs() -> str:
+    """`landscape, film and layers need train.snapshots_every; sharpness needs train.sharpness_every`."""
+    by_need: dict[str, list[str]] = {}
+    for kind, need in KIND_NEEDS.items():
+        by_need.setdefault(need, []).append(kind)
+    return "; ".join(f"{say(kinds, last='and')} need{'s' if len(kinds) == 1 else ''} {need}" for need, kinds in by_need.items())
+
+
+FIGURE_FILES = say("." + f for f in FIGURE_FORMATS)
+SORT_EXTRA = [k for k in SORT_METRICS if k not in METRICS]  # --sort: any --metric or these
+EXPORT_FILES = say(EXPORT_FORMATS, {f: f"pip install 'optbench[{x}]'" for f, x in EXPORT_EXTRAS.items()})
 
 
 def _stop_on_signals() -> threading.Event:
@@ -142,17 +171,15 @@ def sweep(
 @app.command("list")
 def list_(
     family: Optional[str] = typer.Argument(
-        None, help="optimizers, schedules, momentum_schedules, datasets, problems, initializers, activations or losses (default: all)."
+        None, callback=_one_of("FAMILY", FAMILIES), help=f"{say(FAMILIES)} (default: all)."
     ),
     name: Optional[str] = typer.Argument(
         None, help="One entry of FAMILY in full: its formula and options; for an optimizer also the reference form it is tested against."
     ),
 ):
     """List what a config can name, with each entry's hyperparameters and defaults."""
-    from optbench.report import FAMILIES, print_entry, print_registry
+    from optbench.report import print_entry, print_registry
 
-    if family is not None and family not in FAMILIES:
-        _fail(f"unknown family {family!r} (accepted: {', '.join(FAMILIES)})")
     if name is not None:
         print_entry(family, name)
         return
@@ -184,7 +211,7 @@ def gradcheck(
 def check(
     config: Path = typer.Argument(..., help="An experiment YAML file."),
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a key: KEY.PATH=VALUE; repeatable."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: str = typer.Option("table", "--format", "-f", callback=_one_of("--format", TEXT_FORMATS), help=f"{say(TEXT_FORMATS)}."),
 ):
     """CS231n's sanity checks: loss at init vs ln C, overfit 20 examples, gradient check; exit 1 on FAIL."""
     import json
@@ -192,8 +219,6 @@ def check(
     from optbench.config import load_experiment
     from optbench.sanity import as_json, lines, sanity_checks
 
-    if fmt not in ("table", "json"):
-        _fail(f"--format: {fmt!r} is invalid (accepted: table, json)")
     verdicts, skipped = sanity_checks(load_experiment(config, sets=set_))
     if fmt == "json":
         typer.echo(json.dumps(as_json(verdicts, skipped), indent=1))
@@ -211,8 +236,8 @@ def lr_find(
     start: float = typer.Option(1e-7, "--start", help="Learning rate of the first iteration."),
     end: float = typer.Option(10.0, "--end", help="Learning rate of the last iteration."),
     iters: int = typer.Option(100, "--iters", help="Iterations (one mini-batch each); the rate grows exponentially."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw smoothed loss vs lr to this .png, .svg or .pdf."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=f"Also draw smoothed loss vs lr to this {FIGURE_FILES}."),
+    fmt: str = typer.Option("table", "--format", "-f", callback=_one_of("--format", TEXT_FORMATS), help=f"{say(TEXT_FORMATS)}."),
 ):
     """The LR range test (Smith 2017, fastai lr_find): suggested lr and a sweep range per label."""
     import json
@@ -220,8 +245,6 @@ def lr_find(
     from optbench.config import load_experiment
     from optbench.lrfind import as_json, check_range, lines, lr_find as find
 
-    if fmt not in ("table", "json"):
-        _fail(f"--format: {fmt!r} is invalid (accepted: table, json)")
     check_range(start, end, iters)
     if out is not None:
         from optbench.plot import output_path
@@ -246,9 +269,9 @@ def compare(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: all under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
     threshold: List[str] = typer.Option([], "--threshold", "-t", help="METRIC=VALUE: first epoch METRIC <= VALUE (>= for accuracies); repeatable."),
-    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Rank and pair on {final|best}_{train|val}_{cost|acc}, final_test_{cost|acc} or auc (default: final_val_cost with a validation split, else final_train_cost; a sweep's own metric)."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: any --metric, seconds, ensemble_acc or label (a metric also ranks when --metric is not given)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help=f"Rank and pair on {say(METRICS)} (default: final_val_cost with a validation split, else final_train_cost; a sweep's own metric)."),
+    sort: Optional[str] = typer.Option(None, "--sort", callback=_one_of("--sort", SORT_METRICS), help=f"Row order: any --metric, {say(SORT_EXTRA)} (a metric also ranks when --metric is not given)."),
+    fmt: str = typer.Option("table", "--format", "-f", callback=_one_of("--format", COMPARE_FORMATS), help=f"{say(COMPARE_FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout."),
     wide: bool = typer.Option(False, "--wide", "-w", help="Every column on the terminal (seeds, AUC, group s, ...), continued below when too wide."),
 ):
@@ -263,13 +286,13 @@ def compare(
 def plot(
     runs: List[str] = typer.Argument(None, help="Run directories or directories holding runs (default: the newest experiment under --runs-dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file; .png, .svg or .pdf, or .gif for --kind film (default: RUNS_DIR/plots/<experiment>-<kind>.png)."),
-    kind: str = typer.Option("curves", "--kind", "-k", help="curves, accuracy, lr, boundary, activations, trajectory, dashboard, heatmap, fit, landscape, film, layers or sharpness (landscape, film and layers need train.snapshots_every, sharpness train.sharpness_every)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=f"Output file; {FIGURE_FILES}, or .gif for --kind {say(ANIMATED)} (default: RUNS_DIR/plots/<experiment>-<kind>.png)."),
+    kind: str = typer.Option("curves", "--kind", "-k", callback=_one_of("--kind", PLOT_KINDS), help=f"{say(PLOT_KINDS)} ({_needs()})."),
     metric: str = typer.Option("train_cost", "--metric", "-m", help="Any metrics.csv column (curves, lr)."),
-    x: str = typer.Option("epoch", "--x", help="x axis of curves: epoch, step or seconds."),
+    x: str = typer.Option("epoch", "--x", callback=_one_of("--x", PLOT_XS), help=f"x axis of curves: {say(PLOT_XS)}."),
     log_y: Optional[bool] = typer.Option(None, "--log-y/--linear-y", help="y axis scale (default: log for the costs of 2-D test functions, drawn as f - f*, and of regression; else linear)."),
     seeds: bool = typer.Option(False, "--seeds", help="Also draw every seed's curve, faintly."),
-    band: str = typer.Option("std", "--band", help="Spread around the mean over seeds: std or minmax."),
+    band: str = typer.Option("std", "--band", callback=_one_of("--band", PLOT_BANDS), help=f"Spread around the mean over seeds: {say(PLOT_BANDS)}."),
     keys: str = typer.Option("", "--keys", help="heatmap: one or two config keys X[,Y] (default: the keys the sweep varied)."),
     top: Optional[int] = typer.Option(None, "--top", help="Only the K best labels (in a sweep: the K best trials of each variant, beside its default)."),
     labels: str = typer.Option("", "--labels", help="Only labels matching these globs, comma-separated (e.g. '*adam*'); in a sweep '*' draws every trial."),
@@ -288,8 +311,8 @@ def plot(
 def export(
     runs: List[str] = typer.Argument(None, help="Run directories, directories holding runs or sweep directories (default: the newest experiment under --runs-dir)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (a directory for --format tensorboard: one event file per run below it)."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv, jsonl, parquet (pip install 'optbench[parquet]') or tensorboard (pip install 'optbench[tensorboard]')."),
-    per: str = typer.Option("epoch", "--per", help="epoch: a row per run x epoch with every logged metric; run: a row per run (final, best and test metrics)."),
+    fmt: str = typer.Option("csv", "--format", "-f", callback=_one_of("--format", EXPORT_FORMATS), help=f"{EXPORT_FILES}."),
+    per: str = typer.Option("epoch", "--per", callback=_one_of("--per", EXPORT_PER), help="; ".join(f"{k}: {v}" for k, v in EXPORT_PER.items()) + "."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look when no RUN_DIR is given."),
 ):
     """Export runs as one tidy table (label, seed, status, sweep trial, varied config keys as columns) or TensorBoard files."""

@@ -11,17 +11,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+# the accepted values, defined with the CLI's help in a module that imports nothing heavy
+from optbench.choices import ANIMATED, FIGURE_FORMATS as FORMATS, PLOT_BANDS as BANDS, PLOT_KINDS as KINDS, PLOT_XS as XS, check
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.plots.options import Options
 from optbench.runs import ALL_COLUMNS
 
-KINDS = ("curves", "accuracy", "lr", "boundary", "activations", "trajectory", "dashboard", "heatmap", "fit", "landscape",
-         "film", "layers", "sharpness")
-XS = ("epoch", "step", "seconds")
-BANDS = ("std", "minmax")
-FORMATS = ("png", "svg", "pdf")
-ANIMATED = ("film",)  # kinds that can also be saved as an animated .gif
 # no software versions or dates in the files: the same runs give the same bytes
 METADATA = {
     "png": {"Software": None},
@@ -34,17 +30,12 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _accepted(option: str, value: str, accepted) -> None:
-    if value not in accepted:
-        raise OptbenchError(f"{option}: {value!r} is not accepted (accepted: {', '.join(accepted)})")
-
-
 def check_options(opts: Options) -> Options:
     """Reject a bad option value with one line naming the option, the value and what is accepted."""
-    _accepted("--kind", opts.kind, KINDS)
-    _accepted("--metric", opts.metric, ALL_COLUMNS)
-    _accepted("--x", opts.x, XS)
-    _accepted("--band", opts.band, BANDS)
+    check("--kind", opts.kind, KINDS)
+    check("--metric", opts.metric, ALL_COLUMNS)
+    check("--x", opts.x, XS)
+    check("--band", opts.band, BANDS)
     if opts.top is not None and (isinstance(opts.top, bool) or not isinstance(opts.top, int) or opts.top < 1):
         raise OptbenchError(f"--top: {opts.top!r} is invalid (accepted: a whole number >= 1)")
     return opts

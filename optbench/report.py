@@ -15,17 +15,8 @@ import numpy as np
 
 from optbench.layout import console, is_terminal  # report.is_terminal: its tables call it, tests patch it
 from optbench import layout
+from optbench.choices import FAMILIES
 
-FAMILIES = {
-    "optimizers": ("optbench.optim", "OPTIMIZERS"),
-    "schedules": ("optbench.schedules", "SCHEDULES"),
-    "momentum_schedules": ("optbench.schedules", "MOMENTUM_SCHEDULES"),
-    "datasets": ("optbench.data", "DATASETS"),
-    "problems": ("optbench.problems", "PROBLEMS"),
-    "initializers": ("optbench.init", "INITIALIZERS"),
-    "activations": ("optbench.layers", "ACTIVATIONS"),
-    "losses": ("optbench.losses", "LOSSES"),
-}
 
 
 @dataclass(frozen=True)

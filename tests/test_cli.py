@@ -122,7 +122,7 @@ def test_bad_files(tmp_path, cli):
         assert code == 2 and pattern in e and len(e.strip().splitlines()) == 1, e
     assert run_dirs(tmp_path / "runs") == []
     code, _, e = cli("list", "optimisers")
-    assert code == 2 and "unknown family" in e
+    assert code == 2 and e.startswith("error: FAMILY: 'optimisers' is invalid (accepted: optimizers, ")
 
 
 def test_sigterm_flushes_and_marks_runs_interrupted(tmp_path):

@@ -98,8 +98,8 @@ def test_sweep_export_has_trials_and_the_searched_key(tmp_path):
 
 def test_bad_options_and_missing_pyarrow(ref, tmp_path, monkeypatch):
     rc, _, err = run_cli("export", ref / "runs", "--format", "xlsx", "-o", tmp_path / "x.xlsx")
-    assert rc == 2 and err.strip().splitlines() == ["error: --format: 'xlsx' is not a format (accepted: csv, jsonl, parquet, tensorboard)"]
-    with pytest.raises(OptbenchError, match=r"^--per: 'seed' is not accepted \(accepted: epoch, run\)$"):
+    assert rc == 2 and err.strip().splitlines() == ["error: --format: 'xlsx' is invalid (accepted: csv, jsonl, parquet, tensorboard)"]
+    with pytest.raises(OptbenchError, match=r"^--per: 'seed' is invalid \(accepted: epoch, run\)$"):
         export_command([str(ref / "runs")], out=tmp_path / "x.csv", per="seed", warn=pytest.fail)
     with pytest.raises(OptbenchError, match="no readable runs"):
         export_command([str(tmp_path / "nothing-here")], out=tmp_path / "x.csv", warn=lambda m: None)

@@ -16,9 +16,8 @@ from optbench.metrics import METRICS
 from optbench.problems import PROBLEMS
 from optbench.runs import COLUMNS, CorruptRun, Run
 
-FORMATS = ("table", "markdown", "csv", "json", "latex")
-# per-label metric -> +1 when lower is better, -1 when higher is better (label: alphabetical)
-SORT_METRICS = {**METRICS, "final_sharpness": 1, "seconds": 1, "ensemble_acc": -1, "label": 0}
+from optbench.choices import COMPARE_FORMATS as FORMATS  # defined with the CLI's help (a module without NumPy)
+from optbench.choices import SORT_METRICS  # per-label metric -> +1 lower is better, -1 higher (label: alphabetical)
 THRESHOLD_METRICS = tuple(c for c in COLUMNS if c != "epoch")
 
 

@@ -14,21 +14,19 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from optbench.choices import EXPORT_FORMATS as FORMATS, check, say
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, write_atomic
 from optbench.share.table import PER, Table, build
 
-FORMATS = ("csv", "jsonl", "parquet", "tensorboard")
 Warn = Callable[[str], None]
 
 
 def check_options(fmt: str, per: str) -> None:
-    if fmt not in FORMATS:
-        raise OptbenchError(f"--format: {fmt!r} is not a format (accepted: {', '.join(FORMATS)})")
-    if per not in PER:
-        raise OptbenchError(f"--per: {per!r} is not accepted (accepted: {', '.join(PER)})")
+    check("--format", fmt, FORMATS)
+    check("--per", per, PER)
     if fmt == "tensorboard" and per != "epoch":
-        raise OptbenchError("--per: 'run' applies to csv, jsonl and parquet (tensorboard gets every epoch)")
+        raise OptbenchError(f"--per: 'run' applies to {say(f for f in FORMATS if f != 'tensorboard')} (tensorboard gets every epoch)")
 
 
 def _csv_text(v: Any) -> str:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from optbench import runset
+from optbench.choices import EXPORT_PER as PER
 from optbench.runs import COLUMNS, CorruptRun, Run
 
 Warn = Callable[[str], None]
-PER = ("epoch", "run")
 MISSING = object()
 
 
