@@ -202,8 +202,9 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
         def on_epoch(rec, reached=reached, best=best, cost=cost, ended=ended, classify=classify, target=target):
             c = np.where(rec.alive, rec.metrics["train_cost"], np.inf)
             c[~np.isfinite(c)] = np.inf
+            step = np.broadcast_to(rec.metrics["step"], (R,))
             np.minimum(cost[2], c, out=cost[2])
-            np.minimum(cost[1], c, out=cost[1], where=np.broadcast_to(rec.metrics["step"], (R,)) <= quarter)
+            np.minimum(cost[1], c, out=cost[1], where=step <= quarter)
             if rec.epoch == 0:
                 cost[0] = c
                 return
@@ -212,7 +213,7 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
             for r in np.flatnonzero(rec.alive):
                 best[r] = value[r] if np.isnan(best[r]) else (max if classify else min)(best[r], value[r])
                 if hit[r] and reached[r] < 0:
-                    reached[r] = int(np.broadcast_to(rec.metrics["step"], (R,))[r])
+                    reached[r] = int(step[r])
             for r in rec.ended:
                 ended[r] = True
             if ((reached >= 0) | ended).all():
@@ -238,21 +239,21 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
     k = labels[0]["examples"]
     goal = "100% accuracy" if labels[0]["metric"] == "train_acc" else f"cost <= {labels[0]['target']:.3g}"
 
-    def best(w):
+    def shown(w):
         return f"{100 * w['best']:.0f}%" if w["metric"] == "train_acc" else f"{w['best']:.3g}"
 
     if stuck:
         w = stuck[0]
-        line = _fit(f"{len(stuck)}/{len(labels)} stuck below {goal} on {k} examples; {{}}: best {best(w)}, "
+        line = _fit(f"{len(stuck)}/{len(labels)} stuck below {goal} on {k} examples; {{}}: best {shown(w)}, "
                     "cost flat", w["label"])
     elif short:
         w = short[0]
         line = _fit(f"{len(short)}/{len(labels)} slow, short of {goal} on {k} examples in {w['budget']} steps; "
-                    f"{{}}: best {best(w)}", w["label"])
+                    f"{{}}: best {shown(w)}", w["label"])
     else:
-        slow = max(labels, key=lambda r: r["step"] / r["budget"])
+        slowest = max(labels, key=lambda r: r["step"] / r["budget"])
         line = _fit(f"{len(labels)}/{len(labels)} labels fit {k} examples ({goal}); slowest {{}}: step "
-                    f"{slow['step']}/{slow['budget']}", slow["label"])
+                    f"{slowest['step']}/{slowest['budget']}", slowest["label"])
     return Verdict("overfit", not stuck, line, labels, warn=bool(short))
 
 
