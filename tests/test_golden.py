@@ -4,6 +4,11 @@ tests/golden/digests.json was written: metrics.csv without its clock column and 
 A refactor of the engine must leave these equal. After a change that is meant to alter the numbers, rewrite
 the file from the worktree and say why in the commit:
     OPTBENCH_WRITE_GOLDEN=1 python -m pytest -q -p no:cacheprovider tests/test_golden.py
+
+The last bits of a float depend on the machine: NumPy picks its SIMD loops (AVX2 or AVX-512 exp, tanh, sums)
+and OpenBLAS its kernel by CPU at run time. So the table is kept per platform, `platform()` below, and a new
+platform's table is recorded from a commit whose results are trusted (main before a refactor), never from the
+change under test.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from threadpoolctl import threadpool_info
 
 from conftest import CONFIGS, ROOT
 from optbench.config import load_experiment
@@ -57,6 +64,16 @@ SHORT = {
 NO_DATA = {
     "configs/examples/cs231n-cifar10-optimizers.yaml": "CIFAR-10's python batches (163 MB download), not shipped",
 }
+def platform() -> str:
+    """What decides the last bits: NumPy's version and SIMD extensions in use, the BLAS and its kernel."""
+    from numpy._core._multiarray_umath import __cpu_features__ as feats  # what NumPy's dispatch found
+
+    simd = "AVX512_SKX" if feats.get("AVX512_SKX") else "AVX2" if feats.get("AVX2") else "baseline"
+    blas = next((f"{i['internal_api']} {i['version']} {i.get('architecture')}" for i in threadpool_info()
+                 if i["user_api"] == "blas" and "numpy" in i["filepath"]), "unknown BLAS")
+    return f"numpy {np.__version__} {simd}, {blas}"
+
+
 def digests(config: str, runs_dir: Path) -> dict[str, dict[str, str]]:
     """Train one config shortened; run key (label/s<seed>) -> its status and the sha256 of its metrics.csv
     without the clock column (`seconds`) and its params.npz arrays (bench/golden.py's run_digest)."""
@@ -81,12 +98,14 @@ def test_every_shipped_config_is_covered():
 
 @pytest.mark.parametrize("config", sorted(SHORT))
 def test_golden_digests(config, tmp_path):
-    got = digests(config, tmp_path)
+    got, here = digests(config, tmp_path), platform()
+    tables = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
     if os.environ.get("OPTBENCH_WRITE_GOLDEN"):
-        table = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
-        table[config] = got
-        DIGESTS.write_text(json.dumps(dict(sorted(table.items())), indent=1, sort_keys=True) + "\n")
-    expected = json.loads(DIGESTS.read_text())[config]
+        tables.setdefault(here, {})[config] = got
+        DIGESTS.write_text(json.dumps(tables, indent=1, sort_keys=True) + "\n")
+    assert here in tables, (f"no golden digests for this platform ({here}; known: {sorted(tables)}): record them "
+                            f"from a trusted commit with OPTBENCH_WRITE_GOLDEN=1 (see this file's docstring)")
+    expected = tables[here][config]
     assert set(got) == set(expected)
     changed = sorted(k for k in got if got[k] != expected[k])
     assert not changed, f"{config}: {len(changed)} of {len(got)} runs changed, e.g. {changed[:3]}"
