@@ -105,24 +105,24 @@ def optbench_loop(spec: Spec) -> Run:
     tr.run(on_epoch=on_epoch)
     steps = int(max(last["step"])) if hasattr(last["step"], "__len__") else int(last["step"])
     return Run("optbench", marks[-1] - marks[spec.warmup], steps, tr.R, tuple(_dims(spec, tr.data.D, tr.data.C)),
-               tuple(b - a for a, b in tr.bounds), _timed_steps(spec, steps))
+               tuple(b - a for a, b in tr.loader.bounds), _timed_steps(spec, steps))
 
 
 def optbench_steps(spec: Spec):
     """(run, the Run it returns): spec.epochs passes over the trainer's compiled steps plus Adam's update, data
-    gathered once (no shuffles, no metrics). Uses Trainer internals (_plan, _gather, rules)."""
+    gathered once (no shuffles, no metrics). Uses Trainer internals (steps, loader, rules)."""
     import numpy as np
 
     from optbench.train import Trainer
 
     tr = Trainer(spec.configs())
-    steps = tr._plan()
-    tr._gather(1)
+    steps = tr.steps
+    tr.loader.gather(1)
     opt = tr.rules[0].opt
     state, update = [opt.init(tr.theta)], opt.bind(tr.theta)
     lr_col = np.full((tr.R, 1), spec.lr, dtype=tr.dtype)
     buf = np.empty_like(tr.theta)
-    shapes, batches = tuple(_dims(spec, tr.data.D, tr.data.C)), tuple(b - a for a, b in tr.bounds)
+    shapes, batches = tuple(_dims(spec, tr.data.D, tr.data.C)), tuple(b - a for a, b in tr.loader.bounds)
 
     def run() -> Run:
         n = 0

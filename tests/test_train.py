@@ -10,6 +10,7 @@ from optbench.losses import LOSSES
 from optbench.model import MLP
 from optbench.layers import ACTIVATIONS
 from optbench.groups import make_groups
+from optbench.batches import Batches, DataMatrix
 from optbench.train import Trainer
 from optbench.trainers import train_runs
 
@@ -247,14 +248,12 @@ def test_batch_by_batch_gathering_equals_epoch_gathering(monkeypatch):
     """Large data is gathered one batch at a time instead of a whole epoch at once: same numbers."""
     cfgs = runs_of(seeds=[0, 1], regularization={"label_smoothing": 0.1})
     epoch_mode, _ = metrics(cfgs)
-    monkeypatch.setattr(Trainer, "EPOCH_GATHER_BYTES", 0)
+    monkeypatch.setattr(Batches, "EPOCH_GATHER_BYTES", 0)
     batch_mode, _ = metrics(cfgs)
     strip = lambda runs: [[{k: v for k, v in row.items() if k != "seconds"} for row in rows] for rows in runs]  # noqa: E731
     np.testing.assert_equal(strip(batch_mode), strip(epoch_mode))
     # and with the data stored examples-major, gathered by rows
-    from optbench.train import _Data
-
-    monkeypatch.setattr(_Data, "ROWS_MAJOR_BYTES", 0)
+    monkeypatch.setattr(DataMatrix, "ROWS_MAJOR_BYTES", 0)
     rows_mode, _ = metrics(cfgs)
     np.testing.assert_equal(strip(rows_mode), strip(epoch_mode))
 
@@ -264,23 +263,21 @@ def test_epoch_orders_are_each_replicas_own_uniform_permutations(monkeypatch, pa
     """Epoch e's order of replica r is the argsort of the e-th N uniforms of r's shuffle stream,
     whatever the group size, the keys drawn ahead, or whether positions ride in the keys' low bits."""
     if not packed:
-        monkeypatch.setattr(Trainer, "PACK_MAX_N", 0)
-    monkeypatch.setattr(Trainer, "PERM_KEY_BYTES", 3 * 8 * 3 * 300)  # 3 epochs ahead at R = 3: blocks refill
+        monkeypatch.setattr(Batches, "PACK_MAX_N", 0)
+    monkeypatch.setattr(Batches, "PERM_KEY_BYTES", 3 * 8 * 3 * 300)  # 3 epochs ahead at R = 3: blocks refill
     cfgs = runs_of(seeds=[4, 5, 6], variants={"a": {}, "b": {"optimizer": {"name": "sgd", "lr": 0.1}}})
     assert [c["seed"] for c in cfgs] == [4, 5, 6] * 2  # equal seeds share one drawn order
     tr = Trainer(cfgs)
-    tr._plan()
     N = tr.data.N
-    orders = [tr._gather(e).copy() for e in range(1, 8)]
+    orders = [tr.loader.gather(e).copy() for e in range(1, 8)]
     for r, c in enumerate(cfgs):
         stream = np.random.default_rng(np.random.SeedSequence(c["seed"]).spawn(5)[1]).random(7 * N)
         for e, order in enumerate(orders):
             np.testing.assert_array_equal(order[r], np.argsort(stream[e * N : (e + 1) * N], kind="stable"))
     solo = Trainer(cfgs[1:2])
-    solo._plan()
-    np.testing.assert_array_equal(solo._gather(1)[0], orders[0][1])
+    np.testing.assert_array_equal(solo.loader.gather(1)[0], orders[0][1])
     # the gathered examples follow the order
-    np.testing.assert_array_equal(tr.G[:, 5, :], tr.data.train[:, orders[-1][5]])
+    np.testing.assert_array_equal(tr.loader.G[:, 5, :], tr.data.train[:, orders[-1][5]])
 
 
 @pytest.mark.parametrize("train", [{"sampling": "random", "iterations_per_epoch": 3, "batch_size": 32},
