@@ -116,12 +116,12 @@ class Batches:
     PERM_KEY_BYTES = 16 * 2**20  # shuffle keys drawn ahead, at most 32 epochs' worth
     PACK_MAX_N = 2**16  # up to this many examples the index rides in the keys' low bits (see _permutation)
 
-    def __init__(self, data: DataMatrix, train: dict, seeds: list[int], gens: list[dict], augment: Augmentation, dtype):
+    def __init__(self, data: DataMatrix, train, seeds: list[int], gens: list[dict], augment: Augmentation, dtype):
         R, N = len(seeds), data.N
         self.data, self.R, self.dtype, self.gens, self.seeds, self.augment = data, R, np.dtype(dtype), gens, seeds, augment
-        self.sampling, self.compat = train["sampling"], train.get("compat", "none")
-        self.B = B = N if train["batch_size"] == "full" else train["batch_size"]
-        self.n_epoch = n_e = (train["iterations_per_epoch"] or math.ceil(N / B)) * B if self.sampling == "random" else N
+        self.sampling, self.compat = train.sampling, train.compat  # train: sections.Train
+        self.B = B = N if train.batch_size == "full" else train.batch_size
+        self.n_epoch = n_e = (train.iterations_per_epoch or math.ceil(N / B)) * B if self.sampling == "random" else N
         self.bounds = [(s, min(s + B, n_e)) for s in range(0, n_e, B)]
         self.Zall = np.empty((data.C, R, n_e), dtype=self.dtype).transpose(1, 0, 2)  # (R, C, N_e) logits
         self.Yall = None  # (R, C, N_e) targets as each batch saw them: set by plan

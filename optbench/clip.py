@@ -13,17 +13,20 @@ from typing import Callable
 
 import numpy as np
 
+from optbench.sections import Train
+
 EPS = 1e-6  # torch's: clip_coef = max_norm / (total_norm + 1e-6)
 
 
-def clipper(cfgs: list[dict], P: int, dtype) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The in-place clip of a group's gradient (R, P) -> its pre-clip norms (R,), or None when no replica clips."""
-    max_norm = np.array([c["train"].get("clip_grad_norm") or np.inf for c in cfgs]).reshape(-1, 1)
-    max_value = np.array([c["train"].get("clip_grad_value") or np.inf for c in cfgs]).reshape(-1, 1)
+def clipper(trains: list[Train], P: int, dtype) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The in-place clip of a group's gradient (R, P) -> its pre-clip norms (R,), or None when no replica clips;
+    trains: each replica's train section (clip_grad_norm, clip_grad_value)."""
+    max_norm = np.array([t.clip_grad_norm or np.inf for t in trains]).reshape(-1, 1)
+    max_value = np.array([t.clip_grad_value or np.inf for t in trains]).reshape(-1, 1)
     by_norm, by_value = bool(np.isfinite(max_norm).any()), bool(np.isfinite(max_value).any())
     if not (by_norm or by_value):
         return None
-    R = len(cfgs)
+    R = len(trains)
     sq = np.empty((R, P), dtype=dtype)
     coef, coef_dt = np.empty((R, 1)), np.empty((R, 1), dtype=dtype)
     hi = max_value.astype(dtype)

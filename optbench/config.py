@@ -9,23 +9,21 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
 
 from optbench import budget, lrmult
 from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
-from optbench.registry import (STRICT, NonNegative, NonNegativeInt, OpenUnit, Positive, PositiveInt, Unit, format_value,
-                               pydantic_message)
+from optbench.registry import format_value, pydantic_message
+from optbench.sections import _Sections
 # parse_yaml and dump_yaml are part of this module's interface
 from optbench.yamlio import dump_yaml, parse_yaml, read_yaml  # noqa: F401
 
 
-Seed = Annotated[int, Field(ge=0, lt=2**63)]
 MAX_COMPONENT = 64  # a name or a variant name; with a seed and a time stamp a run directory name stays < 255 bytes
 MAX_LABEL = 200  # label/variant (/trial in a sweep)
 _COMPONENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
@@ -73,94 +71,6 @@ def check_label(value: Any, path: str, *, single: bool) -> None:
         if why is not None:
             raise OptbenchError(f"{path}: {format_value(value)} is invalid: {why} "
                                 f"({_ACCEPTED}, parts joined by '/')")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(**STRICT, frozen=True)
-
-
-class EarlyStopping(_Strict):
-    metric: Literal["val_cost", "train_cost", "val_acc", "train_acc"] = "val_cost"
-    patience: PositiveInt = 20
-    min_delta: NonNegative = 0.0
-
-
-class Regularization(_Strict):
-    l2: NonNegative = 0.0  # 0.5 * l2 * sum(W^2), weights only
-    early_stopping: EarlyStopping | None = None
-    input_noise: NonNegative = 0.0  # std of Gaussian noise added to training inputs
-    label_smoothing: Unit = 0.0
-    mixup: NonNegative = 0.0  # alpha of Beta(alpha, alpha); 0 is off
-    polyak: OpenUnit | None = None  # decay of the parameter average used for evaluation
-
-
-class InitRef(_Strict):
-    """`init_from: {variant: NAME}`: the same seed's run of variant NAME of this config, trained first by the same command."""
-
-    variant: str
-
-
-class Model(_Strict):
-    hidden: list[PositiveInt] = []
-    activation: dict[str, Any] = {"name": "relu"}
-    init: dict[str, Any] = {"name": "he"}
-    norm: Literal["none", "batch", "layer"] = "none"
-    drop_prob: Unit = 0.0  # probability of DROPPING a hidden unit; the keep probability is 1 - drop_prob
-    init_from: str | InitRef | None = None  # a run directory whose params.npz starts this run (optbench/finetune.py)
-    freeze: list[PositiveInt] = []  # dense layers (1-based, as W1, b1) that take no update
-
-    @pydantic.model_serializer(mode="wrap")
-    def _without_unused_finetuning(self, handler):
-        out = handler(self)  # a config that does not fine-tune resolves exactly as before the options existed
-        if out.get("init_from") is None:
-            out.pop("init_from", None)
-        if not out.get("freeze"):
-            out.pop("freeze", None)
-        return out
-
-
-class Train(_Strict):
-    epochs: NonNegativeInt = 100  # 0: evaluate the initial parameters only
-    batch_size: PositiveInt | Literal["full"] = 64
-    sampling: Literal["epoch", "random"] = "epoch"
-    iterations_per_epoch: PositiveInt | None = None
-    dtype: Literal["float64", "float32"] = "float64"
-    log_iterations: bool = False
-    diverge_factor: Positive | None = 3.0
-    compat: Literal["none", "dlai"] = "none"  # dlai: the deeplearning.ai notebook's data, init and batch streams (optbench/compat.py)
-    clip_grad_norm: Positive | None = None  # torch's clip_grad_norm_ over all parameters of a run (optbench/clip.py)
-    clip_grad_value: Positive | None = None  # torch's clip_grad_value_
-    snapshots_every: Annotated[int, Field(ge=0)] = 0  # K > 0: the flat parameters every K epochs (and epoch 0, the last) in snapshots.npz
-    sharpness_every: NonNegativeInt = 0  # K: the Hessian's top eigenvalue every K epochs (optbench/sharpness.py); 0 = off
-
-    # keys left out of a resolved config at these values: a config without them resolves exactly as before
-    # the options existed (same config.yaml text, same checkpoint hashes)
-    OMITTED: ClassVar[tuple] = (("compat", "none"), ("clip_grad_norm", None), ("clip_grad_value", None),
-                                ("snapshots_every", 0), ("sharpness_every", 0))
-
-    @pydantic.model_serializer(mode="wrap")
-    def _without_default_compat(self, handler):
-        out = handler(self)
-        for key, off in self.OMITTED:
-            if key in out and out[key] == off:
-                out.pop(key)
-        return out
-
-
-class _Sections(_Strict):
-    """Top-level keys of a run config whose contents are checked by pydantic models or registries."""
-
-    name: str
-    label: str | None = None
-    seed: Seed = 0
-    data: dict[str, Any]
-    model: Model = Model()
-    loss: Literal["bce", "softmax_ce", "mse"] | None = None
-    regularization: Regularization = Regularization()
-    optimizer: dict[str, Any]
-    schedule: dict[str, Any] = {"name": "constant"}
-    momentum_schedule: dict[str, Any] = {"name": "constant"}
-    train: Train = Train()
 
 
 RUN_KEYS = list(_Sections.model_fields)

@@ -17,6 +17,7 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 from optbench.params import Layout
+from optbench.sections import Model
 
 KEY = "model.init_from"
 SOURCE_STATUSES = ("completed", "stopped_early")  # a run whose params.npz is a finished model
@@ -130,13 +131,13 @@ def source_key(cfg: dict) -> tuple[str, int] | None:
     return f"{cfg['label'].rpartition('/')[0]}/{ref['variant']}", cfg["seed"]
 
 
-def start_from(net, theta: np.ndarray, buffers: dict[str, np.ndarray], models: list[dict]) -> None:
+def start_from(net, theta: np.ndarray, buffers: dict[str, np.ndarray], models: list[Model]) -> None:
     """Rows of theta (R, P) and of the buffers from each replica's `init_from` directory, in the training dtype.
 
     A `{variant: NAME}` not resolved yet (check, lr-find and gradcheck look at a config before anything trains)
     leaves the replica at its own initializer's draw."""
     for r, m in enumerate(models):
-        src = m.get("init_from")
+        src = m.init_from
         if isinstance(src, str):
             arrays = load(src, net.dims, net.norm)
             for name, view in net.layout.named(theta[r : r + 1]).items():
@@ -145,8 +146,8 @@ def start_from(net, theta: np.ndarray, buffers: dict[str, np.ndarray], models: l
                 v[r] = arrays[k]
 
 
-def frozen_rows(layout: Layout, models: list[dict]) -> np.ndarray | None:
+def frozen_rows(layout: Layout, models: list[Model]) -> np.ndarray | None:
     """(R, P) True where a replica's parameter is frozen (model.freeze), or None when nothing is."""
-    if not any(m.get("freeze") for m in models):
+    if not any(m.freeze for m in models):
         return None
-    return np.stack([frozen_mask(layout, m.get("freeze", [])) for m in models])
+    return np.stack([frozen_mask(layout, m.freeze) for m in models])

@@ -16,7 +16,7 @@ import numpy as np
 from optbench.optim import is_closure_optimizer
 
 # Hyperparameters that may differ inside a group (numbers only; their structure must match).
-_VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
+VARYING_SECTIONS = ("optimizer", "schedule", "momentum_schedule")
 
 
 def _structure(section: dict) -> dict:
@@ -25,8 +25,9 @@ def _structure(section: dict) -> dict:
 
 
 def rule_key(cfg: dict) -> str:
-    """What must be equal for replicas to share one optimizer rule and schedule (their numbers may differ)."""
-    return _key({s: _structure(cfg[s]) for s in _VARYING_SECTIONS})
+    """What must be equal for replicas to share one optimizer rule and schedule (their numbers may differ): the
+    VARYING_SECTIONS of a resolved config (or a mapping of just them)."""
+    return _key({s: _structure(cfg[s]) for s in VARYING_SECTIONS})
 
 
 def group_key(cfg: dict) -> str:
@@ -87,9 +88,9 @@ def stack(values: list, dtype=np.float64):
     return np.array([np.nan if v is None else v for v in values], dtype=dtype).reshape(-1, 1)
 
 
-def stack_section(cfgs: list[dict], section: str, dtype, skip: tuple[str, ...] = ()) -> dict:
-    """A registry section (minus its name and `skip`) with each option stacked over replicas."""
-    keys = [k for k in cfgs[0][section] if k != "name" and k not in skip]
-    return {k: stack([c[section][k] for c in cfgs], dtype) for k in keys}
+def stack_section(sections: list, dtype, skip: tuple[str, ...] = ()) -> dict:
+    """One registry section's options (sections.Section, one per replica, minus `skip`), each stacked over replicas."""
+    keys = [k for k in sections[0].options if k not in skip]
+    return {k: stack([s.options[k] for s in sections], dtype) for k in keys}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from optbench.budget import EVAL_CHUNK
 from optbench.config import load_data, parse_yaml
+from optbench.sections import RunConfig
 from optbench.losses import encode_targets, l2_penalty
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class RunNet:
         if R not in self._nets:
             from optbench.model import build  # here: plots import this module, and only these figures rebuild a net
 
-            self._nets[R] = build(self.cfg["model"], self.cfg["loss"], self.D, self.C, R=R, dtype=self.dtype)
+            self._nets[R] = build(RunConfig.of(self.cfg).model, self.cfg["loss"], self.D, self.C, R=R, dtype=self.dtype)
         return self._nets[R]
 
     def _chunk(self, B: int) -> int:

@@ -15,6 +15,7 @@ from optbench.init import INITIALIZERS
 from optbench.layers import ACTIVATIONS, BN_MOMENTUM, Activation, dense_backward, dense_forward, norm_backward, norm_forward
 from optbench.losses import LOSSES, Loss, l2_penalty
 from optbench.params import Layout
+from optbench.sections import Model
 
 NORM_AXIS = {"batch": -1, "layer": -2}  # batch norm: statistics over examples; layer norm: over features
 
@@ -267,15 +268,15 @@ class MLP:
         return [ws.post[l].copy() for l in range(1, self.L)]
 
 
-def build(model_cfg: dict, loss_name: str, n_in: int, n_out: int, *, R: int, dtype) -> MLP:
+def build(model_cfg: Model, loss_name: str, n_in: int, n_out: int, *, R: int, dtype) -> MLP:
     """An MLP from a validated `model` config section."""
-    act = model_cfg["activation"]
+    act = model_cfg.activation
     return MLP(
-        [n_in, *model_cfg["hidden"], n_out],
+        [n_in, *model_cfg.hidden, n_out],
         ACTIVATIONS.build(act["name"], {k: v for k, v in act.items() if k != "name"}),
         LOSSES.build(loss_name, {}),
-        norm=model_cfg["norm"],
-        dropout=model_cfg["drop_prob"] > 0,
+        norm=model_cfg.norm,
+        dropout=model_cfg.drop_prob > 0,
         R=R,
         dtype=dtype,
     )

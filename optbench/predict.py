@@ -9,6 +9,7 @@ import numpy as np
 
 from optbench.config import load_data, parse_yaml
 from optbench.model import build
+from optbench.sections import RunConfig
 
 
 def load_predictor(run_dir: str | Path, *, cache=None) -> Callable[[np.ndarray], np.ndarray]:
@@ -23,7 +24,7 @@ def load_predictor(run_dir: str | Path, *, cache=None) -> Callable[[np.ndarray],
     with np.load(d / "params.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     n_out = arrays[f"W{len(cfg['model']['hidden']) + 1}"].shape[0]
-    net = build(cfg["model"], cfg["loss"], split.train.X.shape[1], n_out, R=1, dtype=np.float64)
+    net = build(RunConfig.of(cfg).model, cfg["loss"], split.train.X.shape[1], n_out, R=1, dtype=np.float64)
     params = {k: v[None] for k, v in arrays.items() if not k.startswith("running_")}
     theta = net.layout.from_named(params)
     buffers = {k: v[None] for k, v in arrays.items() if k.startswith("running_")}

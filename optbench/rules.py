@@ -5,23 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 from optbench import lrmult
-from optbench.groups import rule_key, stack_section
+from optbench.groups import VARYING_SECTIONS, rule_key, stack_section
 from optbench.optim import build as build_optimizer
 from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+from optbench.sections import RunConfig
 
 
 class Rule:
     """One update rule (optimizer, lr schedule, momentum schedule) over a contiguous slice of a group's replicas."""
 
-    def __init__(self, cfgs: list[dict], sl: slice, epochs: int, dtype, layout=None):
+    def __init__(self, cfgs: list[RunConfig], sl: slice, epochs: int, dtype, layout=None):
         c0 = cfgs[0]
         self.sl = sl
-        self.name = c0["optimizer"]["name"]
-        self.opt = build_optimizer(self.name, stack_section(cfgs, "optimizer", dtype, skip=(lrmult.KEY,)), layout=layout)
+        self.name = c0.optimizer.name
+        self.opt = build_optimizer(self.name, stack_section([c.optimizer for c in cfgs], dtype, skip=(lrmult.KEY,)), layout=layout)
         self.lr = self.opt.lr
-        self.sched = SCHEDULES.build(c0["schedule"]["name"], stack_section(cfgs, "schedule", dtype), epochs=epochs)
+        self.sched = SCHEDULES.build(c0.schedule.name, stack_section([c.schedule for c in cfgs], dtype), epochs=epochs)
         self.msched = MOMENTUM_SCHEDULES.build(
-            c0["momentum_schedule"]["name"], stack_section(cfgs, "momentum_schedule", dtype), epochs=epochs
+            c0.momentum_schedule.name, stack_section([c.momentum_schedule for c in cfgs], dtype), epochs=epochs
         )
         n = sl.stop - sl.start
         self.sstate, self.mstate = self.sched.init(n), self.msched.init(n)
@@ -49,10 +50,10 @@ class Rule:
         self.sstate = self.sched.observe(metric[self.sl], self.sstate)
 
 
-def make_rules(cfgs: list[dict], epochs: int, dtype, layout=None) -> list[Rule]:
+def make_rules(cfgs: list[RunConfig], epochs: int, dtype, layout=None) -> list[Rule]:
     """One rule per run of consecutive replicas with the same rule_key; `layout`: the blocks of theta's row."""
     rules, start = [], 0
-    keys = [rule_key(c) for c in cfgs]
+    keys = [rule_key({s: getattr(c, s).plain() for s in VARYING_SECTIONS}) for c in cfgs]
     for i in range(1, len(cfgs) + 1):
         if i == len(cfgs) or keys[i] != keys[start]:
             rules.append(Rule(cfgs[start:i], slice(start, i), epochs, dtype, layout))

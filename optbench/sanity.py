@@ -68,7 +68,7 @@ def is_problem(cfg: dict) -> bool:
 
 def expected_cost(tr) -> tuple[float, str]:
     """The initial cost of an uninformed net on a Trainer's training data, and how it is named."""
-    loss, C = tr.cfgs[0]["loss"], tr.data.C
+    loss, C = tr.cfgs[0].loss, tr.data.C
     value = expected_initial_cost(loss, C)
     if value is not None:
         return value, "ln 2" if loss == "bce" else f"ln {C}"

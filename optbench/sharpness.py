@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from optbench.model import build
+from optbench.sections import Model
 
 EPS = 1e-5  # the step along v, relative to max(1, |theta|)
 TOL = 1e-3  # power iteration stops when every replica's residual is below TOL * |lambda|
@@ -123,19 +124,19 @@ class Sharpness:
     `probe(theta, epoch)` -> lambda_max (R,) of the Hessian of the full-batch training cost at theta (R, P).
     """
 
-    def __init__(self, model_cfg: dict, loss: str, train: np.ndarray, D: int, C: int, *, l2: np.ndarray,
+    def __init__(self, model_cfg: Model, loss: str, train: np.ndarray, D: int, C: int, *, l2: np.ndarray,
                  seeds: list[int]):
         """train: the training matrix [X^T; 1; Y^T] (D+1+C, N); l2 (R, 1); seeds: each replica's run seed."""
         R = len(seeds)
-        self.net = build(dict(model_cfg, drop_prob=0.0), loss, D, C, R=R, dtype=np.float64)
+        self.net = build(model_cfg.model_copy(update={"drop_prob": 0.0}), loss, D, C, R=R, dtype=np.float64)
         M = np.array(train[:, :MAX_EXAMPLES], dtype=np.float64)
         self.A0, self.Y = M[None, : D + 1], M[None, D + 1 :]
         self.l2 = np.asarray(l2, dtype=np.float64).reshape(R, 1)
         self.seeds = list(seeds)
         self.products = 0  # Hessian-vector products so far (each about two gradients' work)
         self._g = np.empty((R, self.net.layout.P))
-        self.exact = model_cfg["norm"] == "none"
-        self._f2 = _second(model_cfg["activation"])
+        self.exact = model_cfg.norm == "none"
+        self._f2 = _second(model_cfg.activation)
         self._l2 = _loss_second(loss)
         self.mask = self.net.layout.weight_mask()
 

@@ -18,9 +18,10 @@ def diverged(e: int, tc: np.ndarray, cost0: np.ndarray, factor: np.ndarray, acti
 
 
 class EarlyStopping:
-    """Per replica: stop once `metric` has not improved by min_delta for `patience` epochs (None: never)."""
+    """Per replica: stop once `metric` has not improved by min_delta for `patience` epochs (sections.EarlyStopping;
+    None: never)."""
 
-    def __init__(self, specs: list[dict | None]):
+    def __init__(self, specs: list):
         self.specs = specs
         self.on = any(s is not None for s in specs)
         self.best = np.full(len(specs), np.inf)  # the best score so far (accuracies negated: lower is better)
@@ -33,12 +34,12 @@ class EarlyStopping:
             es = self.specs[r]
             if es is None:
                 continue
-            val = m[es["metric"]][r]
-            score = -val if es["metric"].endswith("acc") else val
-            if score < self.best[r] - es["min_delta"]:
+            val = m[es.metric][r]
+            score = -val if es.metric.endswith("acc") else val
+            if score < self.best[r] - es.min_delta:
                 self.best[r], self.wait[r] = score, 0
             else:
                 self.wait[r] += 1
-                if self.wait[r] >= es["patience"]:
-                    ended[r] = ("stopped_early", f"{es['metric']} did not improve for {es['patience']} epochs")
+                if self.wait[r] >= es.patience:
+                    ended[r] = ("stopped_early", f"{es.metric} did not improve for {es.patience} epochs")
         return ended

@@ -27,6 +27,7 @@ from optbench.model import MLP, build
 from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.records import EpochRecord, Never, RunResult, fingerprint, norms
 from optbench.rules import make_rules
+from optbench.sections import RunConfig
 from optbench.sharpness import Sharpness
 from optbench.snapshots import Recorder
 from optbench.stopping import EarlyStopping, diverged
@@ -49,72 +50,74 @@ class Trainer:
 
     resumable = True  # EpochRecord.state() gives each replica's checkpoint
 
-    def __init__(self, cfgs: list[dict], *, record_activations: bool = False, cache: DataCache | None = None,
+    def __init__(self, cfgs: list[dict | RunConfig], *, record_activations: bool = False, cache: DataCache | None = None,
                  split=None):
-        """`split` (a data.Split): train on these parts instead of loading cfgs[0]["data"] (sanity.py's tiny subset)."""
-        self.cfgs, c0, tr = cfgs, cfgs[0], cfgs[0]["train"]
+        """cfgs: resolved configs (config.expand's dicts, read here as RunConfig); `split` (a data.Split): train on
+        these parts instead of loading the configs' data (sanity.py's tiny subset)."""
+        self.cfgs = cfgs = [RunConfig.of(c) for c in cfgs]
+        c0, tr = cfgs[0], cfgs[0].train
         self.R = R = len(cfgs)
-        self.dtype = dt = np.dtype(tr["dtype"])
+        self.dtype = dt = np.dtype(tr.dtype)
         if split is None:
             cache = DataCache() if cache is None else cache  # validation's entry: loaded once, in dt
-            self.data = cache.derived(c0["data"], dt, ("layout", c0["loss"]), lambda s: DataMatrix.shared(s, c0["loss"], dt))
-            self.split = cache.get(c0["data"], dt)  # its features are views of self.data's matrices
+            self.data = cache.derived(c0.data.plain(), dt, ("layout", c0.loss), lambda s: DataMatrix.shared(s, c0.loss, dt))
+            self.split = cache.get(c0.data.plain(), dt)  # its features are views of self.data's matrices
         else:
-            self.split, self.data = split, DataMatrix(split, c0["loss"], dt)
+            self.split, self.data = split, DataMatrix(split, c0.loss, dt)
         D, C = self.data.D, self.data.C
-        self.net: MLP = build(c0["model"], c0["loss"], D, C, R=R, dtype=dt)
-        self.gens = [_gens(c["seed"]) for c in cfgs]
-        inits = [(c["model"]["init"]["name"], {k: v for k, v in c["model"]["init"].items() if k != "name"}) for c in cfgs]
-        init_rngs = [compat.init_rng(c["seed"]) if tr.get("compat", "none") == "dlai" else g["init"] for c, g in zip(cfgs, self.gens)]
+        self.net: MLP = build(c0.model, c0.loss, D, C, R=R, dtype=dt)
+        self.gens = [_gens(c.seed) for c in cfgs]
+        inits = [(c.model.init["name"], {k: v for k, v in c.model.init.items() if k != "name"}) for c in cfgs]
+        init_rngs = [compat.init_rng(c.seed) if tr.compat == "dlai" else g["init"] for c, g in zip(cfgs, self.gens)]
         self.theta = self.net.init_params(inits, init_rngs)
         self.grad = np.zeros_like(self.theta)
         self.buffers = self.net.new_buffers()
-        finetune.start_from(self.net, self.theta, self.buffers, [c["model"] for c in cfgs])  # model.init_from
-        self.frozen = finetune.frozen_rows(self.net.layout, [c["model"] for c in cfgs])  # (R, P) or None: model.freeze
+        finetune.start_from(self.net, self.theta, self.buffers, [c.model for c in cfgs])  # model.init_from
+        self.frozen = finetune.frozen_rows(self.net.layout, [c.model for c in cfgs])  # (R, P) or None: model.freeze
         self.init = self.theta.copy(), {k: v.copy() for k, v in self.buffers.items()}  # params_init.npz
         self.init_fp = [fingerprint(self.theta[r]) for r in range(R)]
         self.batch_fp = ["full"] * R  # the first epoch's batch order, once drawn
-        self.record_activations, self.epochs = record_activations, tr["epochs"]
-        reg = [c["regularization"] for c in cfgs]
-        self.l2, noise, smooth, mixup = (_column([r[k] for r in reg], dt) for k in ("l2", "input_noise", "label_smoothing", "mixup"))
+        self.record_activations, self.epochs = record_activations, tr.epochs
+        reg = [c.regularization for c in cfgs]
+        self.l2, noise, smooth, mixup = (_column([getattr(r, k) for r in reg], dt) for k in ("l2", "input_noise", "label_smoothing", "mixup"))
         self.l2m = self.l2 * self.net.layout.weight_mask().astype(dt) if self.l2.any() else None  # d(L2)/dtheta = l2m * theta
         self.mask = self.net.layout.weight_mask().astype(dt)
-        self.keep = (1.0 - np.array([c["model"]["drop_prob"] for c in cfgs], dtype=dt)).reshape(R, 1, 1)
-        self.diverge = np.array([c["train"]["diverge_factor"] or np.inf for c in cfgs], dtype=np.float64)
-        self.early = EarlyStopping([r["early_stopping"] for r in reg])
-        self.loader = Batches(self.data, tr, [c["seed"] for c in cfgs], self.gens,
-                              Augmentation(smooth, mixup, noise, D=D, C=C, loss=c0["loss"], gens=self.gens), dt)
+        self.keep = (1.0 - np.array([c.model.drop_prob for c in cfgs], dtype=dt)).reshape(R, 1, 1)
+        self.diverge = np.array([c.train.diverge_factor or np.inf for c in cfgs], dtype=np.float64)
+        self.early = EarlyStopping([r.early_stopping for r in reg])
+        self.loader = Batches(self.data, tr, [c.seed for c in cfgs], self.gens,
+                              Augmentation(smooth, mixup, noise, D=D, C=C, loss=c0.loss, gens=self.gens), dt)
         self._setup_update(cfgs, reg)
         self.steps = [] if self.closure is not None else self.loader.plan(self._compile)
         self.current = 0  # the index of the batch being stepped (SAM's regrad repeats it)
-        self.sharp_every, self.sharp_seconds = tr.get("sharpness_every", 0), 0.0
+        self.sharp_every, self.sharp_seconds = tr.sharpness_every, 0.0
         self.sharp = None if not self.sharp_every else Sharpness(
-            c0["model"], c0["loss"], self.data.train, D, C, l2=self.l2, seeds=[c["seed"] for c in cfgs])
-        self.trace = Recorder(tr.get("snapshots_every", 0), R)  # snapshots.npz (train.snapshots_every)
+            c0.model, c0.loss, self.data.train, D, C, l2=self.l2, seeds=[c.seed for c in cfgs])
+        self.trace = Recorder(tr.snapshots_every, R)  # snapshots.npz (train.snapshots_every)
         self.snapshots: dict[int, tuple] = {}  # replica -> (theta, buffers) where it ended
         self.cost0 = np.full(R, np.nan)  # the initial train cost (divergence is relative to it)
         self.acts0 = None  # the hidden activations at initialization (record_activations)
         self.interrupted = False
 
-    def _setup_update(self, cfgs: list[dict], reg: list[dict]) -> None:
+    def _setup_update(self, cfgs: list[RunConfig], reg: list) -> None:
         """The rules and their Updater, or one closure optimizer per replica (groups.group_key gives each its own group)."""
         dt, c0 = self.dtype, cfgs[0]
         self.net1 = self.closure = None
-        if is_closure_optimizer(c0["optimizer"]["name"]):
+        if is_closure_optimizer(c0.optimizer.name):
             self.rules = []
-            opts = [OPTIMIZERS.build(c["optimizer"]["name"], {k: v for k, v in c["optimizer"].items() if k != "name"}) for c in cfgs]
+            opts = [OPTIMIZERS.build(c.optimizer.name, c.optimizer.options) for c in cfgs]
             self.closure = ClosureSteps(opts, self.theta, self.frozen)
-            self.net1 = build(c0["model"], c0["loss"], self.data.D, self.data.C, R=1, dtype=dt)
+            self.net1 = build(c0.model, c0.loss, self.data.D, self.data.C, R=1, dtype=dt)
         else:  # epochs 0: epoch 0's lr is a 1-epoch run's first
             self.rules = make_rules(cfgs, max(self.epochs, 1), dt, layout=self.net.layout)
             for rule in self.rules:
                 if "regrad" in rule.opt.wants:
                     rule.kw["regrad"] = lambda sl=rule.sl: self._regrad(sl)
-        mults = [lrmult.multiplier(self.net.layout, [c["optimizer"].get(lrmult.KEY) for c in cfgs[rule.sl]], dt)
+        mults = [lrmult.multiplier(self.net.layout, [c.optimizer.options.get(lrmult.KEY) for c in cfgs[rule.sl]], dt)
                  for rule in self.rules]
-        polyak = None if reg[0]["polyak"] is None else _column([r["polyak"] for r in reg], dt)
-        lr0 = np.array([c["optimizer"]["lr"] for c in cfgs], dtype=np.float64)
-        self.update = Updater(self.rules, self.theta, self.grad, lr0, mults=mults, clip=clipper(cfgs, self.theta.shape[1], dt),
+        polyak = None if reg[0].polyak is None else _column([r.polyak for r in reg], dt)
+        lr0 = np.array([c.optimizer.options["lr"] for c in cfgs], dtype=np.float64)
+        self.update = Updater(self.rules, self.theta, self.grad, lr0, mults=mults, clip=clipper([c.train for c in cfgs], self.theta.shape[1], dt),
                               frozen=self.frozen, polyak=polyak)
 
     # ---- steps --------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ class Trainer:
             ratio = nan
             m = self._eval_all(theta, self.buffers)
         else:  # the mean cost and accuracy over the epoch's batches, as each was seen
-            if self.cfgs[0]["train"]["log_iterations"]:
+            if self.cfgs[0].train.log_iterations:
                 spans = [L.span(i) for i in range(len(self.steps))]
                 iter_costs = np.stack([net.loss.value(L.Zall[:, :, a:b], L.Yall[:, :, a:b]) / (b - a) for a, b in spans], axis=1)
             ratio = norms(up.step) / norms(theta)

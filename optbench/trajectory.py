@@ -12,6 +12,7 @@ from optbench.optim import OPTIMIZERS, is_closure_optimizer
 from optbench.problems import PROBLEMS
 from optbench.records import EpochRecord, Never, RunResult, fingerprint, norms
 from optbench.rules import make_rules
+from optbench.sections import RunConfig
 from optbench.update import ClosureSteps, Updater
 
 ESCAPE = 1e8  # |theta| beyond this counts as diverged (a saddle's cost is unbounded below, so no cost rule)
@@ -23,24 +24,24 @@ class ProblemTrainer:
     resumable = False  # a path of a few hundred points: rerun, not checkpointed
     has_val = False
 
-    def __init__(self, cfgs: list[dict], *, record_activations: bool = False):
-        self.cfgs, c0 = cfgs, cfgs[0]
+    def __init__(self, cfgs: list[dict | RunConfig], *, record_activations: bool = False):
+        self.cfgs = cfgs = [RunConfig.of(c) for c in cfgs]
+        c0 = cfgs[0]
         self.R = R = len(cfgs)
-        self.dtype = dt = np.dtype(c0["train"]["dtype"])
-        self.problem = PROBLEMS.build(c0["data"]["name"], {k: v for k, v in c0["data"].items() if k != "name"})
-        self.epochs = c0["train"]["epochs"]
+        self.dtype = dt = np.dtype(c0.train.dtype)
+        self.problem = PROBLEMS.build(c0.data.name, c0.data.options)
+        self.epochs = c0.train.epochs
         self.theta = np.tile(np.asarray(self.problem.start, dtype=dt), (R, 1))
         self.grad = np.empty_like(self.theta)
         self.closure = None
-        if is_closure_optimizer(c0["optimizer"]["name"]):  # its own group (groups.group_key): one per replica
+        if is_closure_optimizer(c0.optimizer.name):  # its own group (groups.group_key): one per replica
             self.rules = []
-            opts = [OPTIMIZERS.build(c["optimizer"]["name"], {k: v for k, v in c["optimizer"].items() if k != "name"})
-                    for c in cfgs]
+            opts = [OPTIMIZERS.build(c.optimizer.name, c.optimizer.options) for c in cfgs]
             self.closure = ClosureSteps(opts, self.theta)
         else:  # one rule per slice of replicas sharing an optimizer and schedules, as in the MLP trainer
             self.rules = make_rules(cfgs, self.epochs, dt)
-        self.lr0 = np.array([c["optimizer"]["lr"] for c in cfgs], dtype=np.float64)
-        self.update = Updater(self.rules, self.theta, self.grad, self.lr0, clip=clipper(cfgs, 2, dt))
+        self.lr0 = np.array([c.optimizer.options["lr"] for c in cfgs], dtype=np.float64)
+        self.update = Updater(self.rules, self.theta, self.grad, self.lr0, clip=clipper([c.train for c in cfgs], 2, dt))
         for rule in self.rules:
             if "regrad" in rule.opt.wants:  # SAM's second gradient, at theta's current contents
                 rule.kw["regrad"] = lambda sl=rule.sl: self.grad.__setitem__(sl, self.problem.grad(self.theta)[sl])

@@ -6,6 +6,7 @@ import pytest
 from optbench.clip import clipper
 from optbench.config import expand
 from optbench.errors import OptbenchError
+from optbench.sections import Train
 from optbench.groups import make_groups
 from optbench.train import Trainer
 from optbench.trainers import train_runs
@@ -30,8 +31,9 @@ def torch1():
     torch.set_num_threads(old)
 
 
-def _cfgs(clips: list[dict]) -> list[dict]:
-    return [{"train": c} for c in clips]
+def _cfgs(clips: list[dict]) -> list[Train]:
+    """The train sections of one replica each, with these clip options."""
+    return [Train(**c) for c in clips]
 
 
 def _torch_grads(torch, row: np.ndarray, cuts=(7, 20)) -> list:

@@ -15,6 +15,7 @@ from optbench.config import expand, load_data
 from optbench.data import load
 from optbench.errors import OptbenchError
 from optbench.model import build
+from optbench.sections import Model
 from optbench.optim import OPTIMIZERS
 from optbench.train import STREAMS
 from optbench.trainers import train_runs
@@ -73,7 +74,7 @@ def test_params_init_is_the_initializers_draw_for_the_seed_and_epochs_0_evaluate
     assert set(init) == set(final) == set(finetune.expected_arrays([2, 6, 4, 1], "batch"))
     assert all(np.array_equal(init[k], final[k]) for k in init)  # nothing trained
     # the model's own init from the seed's "init" stream (train.STREAMS), independent of the trainer
-    net = build({**BASE["model"], "activation": {"name": "relu"}, "norm": "batch", "drop_prob": 0.0}, "bce", 2, 1,
+    net = build(Model.model_construct(**{**BASE["model"], "activation": {"name": "relu"}, "norm": "batch", "drop_prob": 0.0}), "bce", 2, 1,
                 R=1, dtype=np.float64)
     rng = np.random.default_rng(np.random.SeedSequence(7).spawn(len(STREAMS))[STREAMS.index("init")])
     theta = net.init_params([("he", {})], [rng])

@@ -14,6 +14,7 @@ from optbench.errors import OptbenchError
 from optbench.execute import execute
 from optbench.runs import ALL_COLUMNS, COLUMNS, read_run
 from optbench.sharpness import TOL, Sharpness, hvp_fd, top_eigenvalue
+from optbench.sections import Model
 from optbench.train import Trainer
 
 rng0 = np.random.default_rng(0)
@@ -29,7 +30,7 @@ def probe_for(loss: str, model: dict, l2=(0.0, 0.3), seeds=(0, 1)) -> tuple[Shar
     C, Y = TARGETS[loss]
     M = np.vstack([X.T, np.ones(N), Y])
     R = len(seeds)
-    s = Sharpness({"norm": "none", **model}, loss, M, D, C, l2=np.array(l2[:R]).reshape(R, 1), seeds=list(seeds))
+    s = Sharpness(Model.model_construct(**{"norm": "none", "drop_prob": 0.0, **model}), loss, M, D, C, l2=np.array(l2[:R]).reshape(R, 1), seeds=list(seeds))
     th = s.net.init_params([("xavier", {})] * R, [np.random.default_rng(i) for i in seeds])
     th += 0.2 * np.random.default_rng(9).standard_normal(th.shape)
     return s, th
