@@ -7,70 +7,21 @@ absolute); written to its run directory, that config reruns the run exactly.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 import pydantic
 
-from optbench import budget, lrmult
+from optbench import budget, crosschecks, lrmult
 from optbench.compat import notebook_defaults
 from optbench.datacache import DataCache
 from optbench.datasets import PATH_KEYS
 from optbench.errors import OptbenchError
+from optbench.names import check_label, check_name, is_seed
 from optbench.registry import format_value, pydantic_message
 from optbench.sections import _Sections
 # parse_yaml and dump_yaml are part of this module's interface
 from optbench.yamlio import dump_yaml, parse_yaml, read_yaml  # noqa: F401
-
-
-MAX_COMPONENT = 64  # a name or a variant name; with a seed and a time stamp a run directory name stays < 255 bytes
-MAX_LABEL = 200  # label/variant (/trial in a sweep)
-_COMPONENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-_ACCEPTED = f"accepted: 1 to {MAX_COMPONENT} letters, digits, '.', '_' or '-', not starting with '.'"
-
-
-def _is_seed(s: Any) -> bool:
-    return isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63
-
-
-def _component_problem(text: str) -> str | None:
-    """Why `text` is not one safe path component (no separators, control or bidi characters, no leading '.')."""
-    if not text:
-        return "it is empty"
-    if text.startswith("."):
-        return "it must not start with '.' (the run directories would be hidden)"
-    if len(text) > MAX_COMPONENT:
-        return f"it is {len(text)} characters long (at most {MAX_COMPONENT})"
-    if not _COMPONENT.fullmatch(text):
-        bad = next(c for c in text if not re.fullmatch(r"[A-Za-z0-9_.\-]", c))
-        return f"it contains {bad!r}"
-    return None
-
-
-def check_name(value: Any, path: str, hint: str = "", *, what: str = "a name") -> None:
-    """`name` and variant names become file names: one safe path component each."""
-    why = f"{what} is a string" if not isinstance(value, str) else _component_problem(value)
-    if why is not None:
-        raise OptbenchError(f"{path}: {format_value(value)} is invalid: {why} ({_ACCEPTED}){hint}")
-
-
-def check_label(value: Any, path: str, *, single: bool) -> None:
-    """A written label: safe components joined by '/' (the form a resolved run's label has); one component when
-    variants are appended to it."""
-    if not isinstance(value, str):
-        raise OptbenchError(f"{path}: {format_value(value)} is invalid: a label is a string ({_ACCEPTED})")
-    if single and "/" in value:
-        raise OptbenchError(f"{path}: {format_value(value)} is invalid: with variants the label is one name, "
-                            f"each run's label is label/variant ({_ACCEPTED})")
-    if len(value) > MAX_LABEL:
-        raise OptbenchError(f"{path}: {format_value(value)} is invalid: it is {len(value)} characters long "
-                            f"(at most {MAX_LABEL})")
-    for part in value.split("/"):
-        why = _component_problem(part)
-        if why is not None:
-            raise OptbenchError(f"{path}: {format_value(value)} is invalid: {why} "
-                                f"({_ACCEPTED}, parts joined by '/')")
 
 
 RUN_KEYS = list(_Sections.model_fields)
@@ -147,10 +98,6 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
 
     The data is loaded through `cache` in the training dtype: the trainer reads the same entry."""
     from optbench import data as data_mod
-    from optbench.init import INITIALIZERS
-    from optbench.layers import ACTIVATIONS
-    from optbench.optim import OPTIMIZERS
-    from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
 
     if not isinstance(raw, dict):
         raise OptbenchError(f"config: expected a mapping of keys, got {format_value(raw)}")
@@ -160,6 +107,41 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
     for key in ("data", "optimizer"):
         if raw.get(key) is None:
             raise OptbenchError(f"{key}: required key is missing")
+    raw, lr_mult = _named_sections(raw, base_dir)
+    try:
+        sec = _Sections.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise OptbenchError(pydantic_message(err, "")) from None
+    out = sec.model_dump()
+    out["label"] = out["label"] or out["name"]
+    crosschecks.check_clips(out)
+    if lr_mult is not None:
+        crosschecks.set_lr_mult(out, lr_mult)
+
+    if out["data"]["name"] in _problems().PROBLEMS:
+        return _resolve_problem(out), None
+    split = cache.get(out["data"], out["train"]["dtype"])
+    data_mod.check_dtype(split, out["train"]["dtype"])
+    out["data"] = resolved_data(out["data"])
+    loss = out["loss"] or data_mod.expected_loss(split.train.task)
+    data_mod.check_labels(split.train, loss, "loss")
+    out["loss"] = loss
+    crosschecks.check_combination(out, n_train=len(split.train.X), has_val=split.val is not None)
+    n = sum(len(p.y) for p in (split.train, split.val, split.test) if p is not None)
+    k = split.train.y.shape[1] if split.train.y.ndim == 2 else split.train.n_classes if loss == "softmax_ce" else 1
+    budget.check_group([out], n, split.train.X.shape[1], k)
+    crosschecks.check_finetuning(out["model"], [split.train.X.shape[1], *out["model"]["hidden"], k])
+    return out, (n, split.train.X.shape[1], k)
+
+
+def _named_sections(raw: dict, base_dir: Path) -> tuple[dict, Any]:
+    """raw with its registry sections validated by their factories (model.activation/init, optimizer, schedules)
+    and its data paths made absolute; and the optimizer's lr_mult, taken out (checked against the model later)."""
+    from optbench.init import INITIALIZERS
+    from optbench.layers import ACTIVATIONS
+    from optbench.optim import OPTIMIZERS
+    from optbench.schedules import MOMENTUM_SCHEDULES, SCHEDULES
+
     raw = dict(raw)
     if isinstance(raw.get("train"), dict) and raw["train"].get("compat") == "dlai":
         raw = notebook_defaults(raw)
@@ -174,7 +156,7 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
     lr_mult = opt_sec.pop(lrmult.KEY, None)  # the loop's, not the factory's: checked against the model below
     raw["optimizer"] = _validate_named(OPTIMIZERS, opt_sec, "optimizer")
     if OPTIMIZERS.is_plugin(raw["optimizer"]["name"]):
-        _check_plugin_rule(raw["optimizer"])
+        crosschecks.check_plugin_rule(raw["optimizer"])
     raw["schedule"] = _validate_named(SCHEDULES, raw.get("schedule"), "schedule", "constant")
     raw["momentum_schedule"] = _validate_named(MOMENTUM_SCHEDULES, raw.get("momentum_schedule"), "momentum_schedule", "constant")
     data_sec = _named(raw["data"], "data")
@@ -185,85 +167,19 @@ def _resolve(raw: dict, *, base_dir: Path, cache: DataCache) -> tuple[dict, tupl
             except (RuntimeError, OSError):  # a symlink loop: kept as written, the data reader says so in one line
                 data_sec[key] = str((base_dir / data_sec[key]).absolute())
     raw["data"] = data_sec
-    try:
-        sec = _Sections.model_validate(raw)
-    except pydantic.ValidationError as err:
-        raise OptbenchError(pydantic_message(err, "")) from None
-    out = sec.model_dump()
-    out["label"] = out["label"] or out["name"]
-    clips = [k for k in ("clip_grad_norm", "clip_grad_value") if k in out["train"]]
-    if len(clips) == 2:
-        raise OptbenchError("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both "
-                            "(the order of two clips would matter)")
-    if clips and _optim().is_closure_optimizer(out["optimizer"]["name"]):
-        raise OptbenchError(f"train.{clips[0]}: {out['optimizer']['name']} evaluates its own gradients "
-                            f"inside a step; clipping is not supported with it (omit train.{clips[0]})")
-    if lr_mult is not None:
-        _set_lr_mult(out, lr_mult)
-
-    if out["data"]["name"] in _problems().PROBLEMS:
-        return _resolve_problem(out), None
-    split = cache.get(out["data"], out["train"]["dtype"])
-    data_mod.check_dtype(split, out["train"]["dtype"])
-    out["data"] = resolved_data(out["data"])
-    loss = out["loss"] or data_mod.expected_loss(split.train.task)
-    data_mod.check_labels(split.train, loss, "loss")
-    out["loss"] = loss
-    _check_combination(out, n_train=len(split.train.X), has_val=split.val is not None)
-    n = sum(len(p.y) for p in (split.train, split.val, split.test) if p is not None)
-    k = split.train.y.shape[1] if split.train.y.ndim == 2 else split.train.n_classes if loss == "softmax_ce" else 1
-    budget.check_group([out], n, split.train.X.shape[1], k)
-    _check_finetuning(out["model"], [split.train.X.shape[1], *out["model"]["hidden"], k])
-    return out, (n, split.train.X.shape[1], k)
-
-
-def _set_lr_mult(out: dict, spec: Any) -> None:
-    """optimizer.lr_mult resolved to parameter names (omitted when empty), where a rule takes steps of lr_t."""
-    opt, path = out["optimizer"]["name"], f"optimizer.{lrmult.KEY}"
-    if out["data"]["name"] in _problems().PROBLEMS:
-        raise OptbenchError(f"{path}: a 2-D problem ({out['data']['name']}) has no layers (omit {lrmult.KEY})")
-    if _optim().is_closure_optimizer(opt):
-        raise OptbenchError(f"{path}: {opt} chooses its own step on all parameters at once (omit {lrmult.KEY})")
-    resolved = lrmult.resolve(spec, out["model"], path)
-    if resolved:
-        out["optimizer"][lrmult.KEY] = resolved
-
-
-def _check_plugin_rule(section: dict) -> None:
-    """A rule of the user's own builds, with its validated options, what the loop drives (optim.Optimizer)."""
-    optim = _optim()
-    name = section["name"]
-    where = f"optimizer.name: {format_value(name)} is invalid"
-    try:
-        rule = optim.OPTIMIZERS.build(name, {k: v for k, v in section.items() if k != "name"})
-    except Exception as err:  # the plugin's own code
-        raise OptbenchError(f"{where}: its factory failed: {type(err).__name__}: {err}") from None
-    if not (isinstance(rule, optim.Optimizer) or optim.is_closure_optimizer(name)):
-        raise OptbenchError(f"{where}: its factory returned {type(rule).__name__}, not an "
-                            "optbench.optim.Optimizer(init, bind, lr)")
-
-
-def _check_finetuning(model: dict, dims: list[int]) -> None:
-    """model.freeze names layers of this net; a model.init_from directory holds this net's arrays (made absolute)."""
-    from optbench import finetune
-
-    finetune.check_freeze(model.get("freeze", []), len(dims) - 1)
-    src = model.get("init_from")
-    if isinstance(src, str):
-        model["init_from"] = finetune.resolve_dir(src)
-        finetune.load(model["init_from"], dims, model["norm"])
-
-
-def _problems():
-    from optbench import problems
-
-    return problems
+    return raw, lr_mult
 
 
 def _optim():
     from optbench import optim
 
     return optim
+
+
+def _problems():
+    from optbench import problems
+
+    return problems
 
 
 def _resolve_problem(out: dict) -> dict:
@@ -295,39 +211,6 @@ def resolved_data(section: dict) -> dict:
     from optbench import data as data_mod
 
     return data_mod.resolved_section(section)
-
-
-def _check_combination(cfg: dict, *, n_train: int, has_val: bool) -> None:
-    """Rules that involve more than one key."""
-    tr = cfg["train"]
-    bs = tr["batch_size"]
-    if bs != "full" and bs > n_train:
-        raise OptbenchError(
-            f"train.batch_size: {bs} is larger than the {n_train} training examples (accepted: 1..{n_train} or full)"
-        )
-    if tr["iterations_per_epoch"] is not None and tr["sampling"] != "random":
-        raise OptbenchError("train.iterations_per_epoch: only used with sampling: random (set train.sampling: random)")
-    opt = cfg["optimizer"]["name"]
-    optim = _optim()
-    if optim.is_closure_optimizer(opt):  # it re-evaluates the cost inside a step
-        if bs != "full":
-            raise OptbenchError(f"train.batch_size: {bs} is invalid for {opt}: it takes full batches (accepted: full)")
-        if cfg["schedule"]["name"] != "constant":
-            raise OptbenchError(f"schedule: {opt} takes no learning-rate schedule (accepted: constant)")
-        if cfg["model"]["drop_prob"] > 0:
-            raise OptbenchError(f"model.drop_prob: {opt} needs a deterministic cost; dropout is not supported with it (accepted: 0)")
-    if cfg["momentum_schedule"]["name"] != "constant" and not optim.takes_mu(opt):
-        accepted = ", ".join(n for n in optim.OPTIMIZERS.names() if optim.takes_mu(n))
-        raise OptbenchError(
-            f"momentum_schedule: {cfg['momentum_schedule']['name']} needs a momentum optimizer (accepted: {accepted}), not {opt}"
-        )
-    es = cfg["regularization"]["early_stopping"]
-    if es is not None and es["metric"].startswith("val") and not has_val:
-        raise OptbenchError(
-            f"regularization.early_stopping.metric: {es['metric']} needs a validation split (set data.val_fraction > 0)"
-        )
-    if cfg["loss"] == "mse" and cfg["regularization"]["label_smoothing"] > 0:
-        raise OptbenchError("regularization.label_smoothing: only for classification losses (bce, softmax_ce)")
 
 
 def read_config(path: str | Path) -> dict:
@@ -367,19 +250,7 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
     named = "name" in raw
     raw.setdefault("name", Path(source).stem)
     check_name(raw["name"], "name", "" if named else f" (the name comes from the file name: set name: in {source})")
-    seeds, where = raw.pop("seeds", None), "seeds"
-    if seed is not None:
-        seeds, where = [seed], "--seed"
-    elif seeds is None:
-        seeds, where = [raw.get("seed", 0)], "seed"
-    if not isinstance(seeds, list) or not seeds or not all(_is_seed(s) for s in seeds):
-        shown = seeds[0] if where != "seeds" else seeds
-        raise OptbenchError(f"{where}: {format_value(shown)} is invalid: expected "
-                            f"{'a non-empty list of integers' if where == 'seeds' else 'an integer'} "
-                            f"0 <= seed < 2**63")
-    if len(set(seeds)) != len(seeds):
-        raise OptbenchError(f"seeds: {format_value(seeds)} has duplicates")
-    raw.pop("seed", None)
+    seeds = _seeds(raw, seed)
     raw.pop("sweep", None)  # read by optbench.sweep, which calls expand once per trial; train runs the config as written
     variants = raw.pop("variants", None)
     plain = variants is None  # no variants: one run per seed, labelled as the experiment
@@ -394,15 +265,7 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
     runs: list[dict] = []
     shapes: dict[int, tuple[int, int, int] | None] = {}
     for vname, vdict in variants.items():
-        if not plain:
-            check_name(vname, "variants", what="a variant name")
-        if vdict is None:
-            vdict = {}
-        if not isinstance(vdict, dict):
-            raise OptbenchError(f"variants.{vname}: {format_value(vdict)} is invalid: expected a mapping")
-        for key in vdict:
-            if key not in RUN_KEYS or key in ("name", "seed", "label"):
-                raise OptbenchError(f"variants.{vname}.{key}: unknown key for a variant")
+        vdict = _variant(vname, vdict, plain)
         merged = deep_merge(raw, vdict)
         merged["label"] = label if plain else f"{label}/{vname}"
         for s in seeds:
@@ -412,43 +275,41 @@ def expand(raw: dict, *, source: str = "config", base_dir: Path = Path("."), set
                 raise (err if plain else _error_in_variant(err, vdict, vname)) from None
             runs.append(cfg)
             shapes[id(cfg)] = shape
-    _check_refs(runs, shapes, list(variants) if not plain else [])
-    _check_memory(runs, shapes)
+    crosschecks.check_refs(runs, shapes, list(variants) if not plain else [])
+    crosschecks.check_memory(runs, shapes)
     return runs
 
 
-def _check_refs(runs: list[dict], shapes: dict, names: list[str]) -> None:
-    """Each `model.init_from: {variant: NAME}` names a variant written before its own whose net is the same."""
-    seen: dict[tuple[str, int], dict] = {}
-    for cfg in runs:
-        vname = cfg["label"].rpartition("/")[2]
-        ref = cfg["model"].get("init_from")
-        if isinstance(ref, dict):
-            path = f"variants.{vname}.model.init_from.variant" if names else "model.init_from.variant"
-            src = ref["variant"]
-            before = names[: names.index(vname)] if names else []
-            if src not in before:
-                before = ", ".join(before)
-                raise OptbenchError(f"{path}: {format_value(src)} is not a variant written before this one "
-                                    f"(accepted: {before or 'none; a run directory instead'})")
-            other = seen[src, cfg["seed"]]
-            net = lambda c: (shapes[id(c)][1:], c["model"]["hidden"], c["model"]["norm"])  # noqa: E731
-            if net(other) != net(cfg):
-                (d0, k0), (d1, k1) = shapes[id(other)][1:], shapes[id(cfg)][1:]
-                raise OptbenchError(f"{path}: variant {src}'s net {[d0, *other['model']['hidden'], k0]} "
-                                    f"(norm {other['model']['norm']}) is not this one's {[d1, *cfg['model']['hidden'], k1]} "
-                                    f"(norm {cfg['model']['norm']})")
-        seen[vname, cfg["seed"]] = cfg
+def _seeds(raw: dict, seed: int | None) -> list[int]:
+    """The seeds to run (--seed, else seeds:, else seed:), checked; pops seeds and seed from raw."""
+    seeds, where = raw.pop("seeds", None), "seeds"
+    if seed is not None:
+        seeds, where = [seed], "--seed"
+    elif seeds is None:
+        seeds, where = [raw.get("seed", 0)], "seed"
+    if not isinstance(seeds, list) or not seeds or not all(is_seed(s) for s in seeds):
+        shown = seeds[0] if where != "seeds" else seeds
+        raise OptbenchError(f"{where}: {format_value(shown)} is invalid: expected "
+                            f"{'a non-empty list of integers' if where == 'seeds' else 'an integer'} "
+                            f"0 <= seed < 2**63")
+    if len(set(seeds)) != len(seeds):
+        raise OptbenchError(f"seeds: {format_value(seeds)} has duplicates")
+    raw.pop("seed", None)
+    return seeds
 
 
-def _check_memory(runs: list[dict], shapes: dict[int, tuple[int, int, int] | None]) -> None:
-    """Each group the engine will form (groups.make_groups) fits the memory budget, before anything is allocated."""
-    from optbench.groups import make_groups
-
-    for g in make_groups(runs):
-        shape = shapes[id(g[0])]
-        if shape is not None and len(g) > 1:  # one run alone was checked as it was resolved
-            budget.check_group(g, *shape)
+def _variant(vname: Any, vdict: Any, plain: bool) -> dict:
+    """One variant's partial config, checked: a safe name, a mapping of run keys other than name, seed, label."""
+    if not plain:
+        check_name(vname, "variants", what="a variant name")
+    if vdict is None:
+        vdict = {}
+    if not isinstance(vdict, dict):
+        raise OptbenchError(f"variants.{vname}: {format_value(vdict)} is invalid: expected a mapping")
+    for key in vdict:
+        if key not in RUN_KEYS or key in ("name", "seed", "label"):
+            raise OptbenchError(f"variants.{vname}.{key}: unknown key for a variant")
+    return vdict
 
 
 def load_experiment(path: str | Path, *, sets=(), seed: int | None = None, cache: DataCache | None = None) -> list[dict]:

@@ -14,7 +14,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from optbench.config import MAX_LABEL, expand, read_config
+from optbench.config import expand, read_config
+from optbench.names import MAX_LABEL
 from optbench.errors import OptbenchError
 
 from conftest import ROOT
