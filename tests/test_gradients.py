@@ -176,7 +176,7 @@ def test_replicas_are_independent_in_the_model():
 
 @pytest.mark.parametrize("dims,act,loss", [([2, 5, 2, 1], "relu", "bce"), ([2, 4, 1, 3], "tanh", "softmax_ce"),
                                             ([3, 1], "relu", "mse")])
-def test_compiled_step_matches_loss_grad(dims, act, loss):
+def test_fused_step_matches_its_oracle_the_general_loss_grad(dims, act, loss):
     """The training hot path (outer products for single outputs) gives loss_grad's gradient bit for bit."""
     rng = np.random.default_rng(7)
     net = MLP(dims, ACTIVATIONS.build(act, {}), LOSSES.build(loss, {}), R=3)
