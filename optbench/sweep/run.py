@@ -72,10 +72,10 @@ class Outcome:
 def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
                cache: DataCache | None = None) -> list[list[SweepRun]]:
     """Runs that share structure in one unit (a vectorized group), large groups split so every worker has
-    work; workers but the first starting `late` (see workers.split_units); data sizes read from `cache`."""
+    work; workers but the first starting `late` (see workers.units.split_units); data sizes read from `cache`."""
     from optbench.problems import PROBLEMS
     from optbench.groups import make_groups
-    from optbench.workers import split_units, unit_cost
+    from optbench.workers.units import split_units, unit_cost
 
     by_id = {id(r.cfg): r for r in todo}
     groups = [[by_id[id(c)] for c in g] for g in make_groups([r.cfg for r in todo])]
@@ -91,7 +91,7 @@ def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
 def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int, cache: DataCache, stop=None):
     """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots;
     its worker processes hold the sweep lock `hold` too; this process reads data through `cache`."""
-    from optbench.workers import open_backend
+    from optbench.workers.backend import open_backend
 
     backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold, cache=cache, stop=stop)
     try:
@@ -109,7 +109,7 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     The sweep directory is locked for the whole pass (another client there is an error); what dead
     clients left (runs still `running`, hidden temporary directories) is set aside or removed first.
     """
-    from optbench.workers import check_backend
+    from optbench.workers.backend import check_backend
 
     cache = DataCache()  # planning validates on it, and this process's trainer reads the same arrays
     plan = plan_sweep(config, sets=sets, cache=cache)
@@ -126,7 +126,8 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
 def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, scheduler: str | None,
                  progress: SweepProgress | None, cache: DataCache | None = None, stop=None) -> Outcome:
     """One pass, with the sweep directory locked (`hold`: the lock's file descriptor)."""
-    from optbench.workers import Job, drive
+    from optbench.workers.driving import drive
+    from optbench.workers.jobs import Job
 
     old = read_sweep_json(root, plan)
     remove_leftovers(root)
