@@ -1,4 +1,4 @@
-"""What labels mean: the task read from a file's labels (class labels remapped to 0..C-1), and the losses that fit it."""
+"""What labels mean: the task read from a file's labels (classes remapped to 0..C-1), and the losses that fit it."""
 
 from __future__ import annotations
 

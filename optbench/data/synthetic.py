@@ -1,4 +1,4 @@
-"""Generated datasets: 2-D toy problems (moons, circles, spiral, blobs, xor) and 1-D sine regression, from an explicit rng.
+"""Generated datasets: 2-D toy problems (moons, circles, spiral, blobs, xor) and 1-D sine regression, from an rng.
 
 Each generator's keyword-only signature is its config schema (DATASETS in optbench.data.registry); X (N, D)
 float64 examples as rows, shuffled, y (N,) int64 labels (sine: (N, 1) float64 targets).
