@@ -18,5 +18,5 @@ from optbench.data.pipeline import load, resolved_section
 from optbench.data.registry import DATASETS
 from optbench.data.splitting import check_dtype, split
 
-__all__ = ["DATASETS", "Dataset", "Split", "check_dtype", "check_labels", "expected_loss", "load",
-           "resolved_section", "split"]
+__all__ = ("DATASETS", "Dataset", "Split", "check_dtype", "check_labels", "expected_loss", "load",
+           "resolved_section", "split")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,8 @@ def _labelled(X: np.ndarray, y: np.ndarray, task: str, source: str) -> Dataset:
 
 # ---------------------------------------------------------------- labels vs. loss
 
-_LOSS_TASKS = {"bce": ("binary",), "softmax_ce": ("binary", "multiclass"), "mse": ("regression",)}
-_EXPECTED_LOSS = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
+_LOSS_TASKS = MappingProxyType({"bce": ("binary",), "softmax_ce": ("binary", "multiclass"), "mse": ("regression",)})
+_EXPECTED_LOSS = MappingProxyType({"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"})
 
 
 def expected_loss(task: str) -> str:
