@@ -174,68 +174,97 @@ class _Reached(Exception):
 
 def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
     """Train each label's first seed on the first n training examples; pass when all reach the target in budget."""
-    from optbench.config import load_data
-    from optbench.train import Trainer
-
-    runs, budgets = [], {}
     trained = [c for c in first_seeds(cfgs) if c["train"]["epochs"] > 0]  # train.epochs 0 evaluates, trains nothing
     if not trained:
         return Verdict("overfit", True, "no label trains (train.epochs: 0): nothing to overfit", [])
-    for c in trained:
-        N = len(load_data(c["data"]).train.y)
-        run, budgets[c["label"]] = overfit_config(c, N, min(n, N))
-        runs.append(run)
-    labels = []
-    for group in make_groups(runs):  # the tiny runs' own groups: a schedule may have changed a run's sampling
-        split = load_data(group[0]["data"])
-        k = min(n, len(split.train.y))
-        tr = Trainer(group, split=subset(split, k))
-        classify = tr.net.loss.correct is not None
-        target = 1.0 if classify else REG_TARGET * expected_cost(tr)[0]
-        R = len(group)
-        reached = np.full(R, -1)
-        best = np.full(R, np.nan)
-        cost = np.full((3, R), np.inf)  # the initial cost, the lowest up to 3/4 of the budget, the lowest of all
-        quarter = 0.75 * np.array([budgets[c["label"]] for c in group])
-        ended = np.zeros(R, dtype=bool)
-
-        def on_epoch(rec, reached=reached, best=best, cost=cost, ended=ended, classify=classify, target=target):
-            c = np.where(rec.alive, rec.metrics["train_cost"], np.inf)
-            c[~np.isfinite(c)] = np.inf
-            step = np.broadcast_to(rec.metrics["step"], (R,))
-            np.minimum(cost[2], c, out=cost[2])
-            np.minimum(cost[1], c, out=cost[1], where=step <= quarter)
-            if rec.epoch == 0:
-                cost[0] = c
-                return
-            value = rec.metrics["train_acc" if classify else "train_cost"]
-            hit = (value >= target) if classify else (value <= target)
-            for r in np.flatnonzero(rec.alive):
-                best[r] = value[r] if np.isnan(best[r]) else (max if classify else min)(best[r], value[r])
-                if hit[r] and reached[r] < 0:
-                    reached[r] = int(step[r])
-            for r in rec.ended:
-                ended[r] = True
-            if ((reached >= 0) | ended).all():
-                raise _Reached
-
-        try:
-            tr.run(on_epoch)
-        except _Reached:
-            pass
-        for r, c in enumerate(group):
-            fall = (1 - cost[2, r] / cost[:2, r]) if np.isfinite(cost[:, r]).all() and cost[2, r] > 0 else np.zeros(2)
-            learning = fall[1] >= STILL or fall[0] >= LEARNED
-            labels.append({"label": c["label"], "seed": c["seed"], "examples": k, "ok": bool(reached[r] >= 0),
-                           "slow": bool(reached[r] < 0 and learning), "fall": float(fall[0]),
-                           "last_quarter_fall": float(fall[1]),
-                           "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budgets[c["label"]],
-                           "metric": "train_acc" if classify else "train_cost", "best": float(best[r]),
-                           "target": float(target)})
+    runs, budgets = _overfit_runs(trained, n)
+    # the tiny runs' own groups: a schedule may have changed a run's sampling
+    labels = [row for group in make_groups(runs) for row in _overfit_group(group, budgets, n)]
     order = {c["label"]: i for i, c in enumerate(trained)}
     labels.sort(key=lambda r: order[r["label"]])
     stuck = [r for r in labels if not r["ok"] and not r["slow"]]
     short = [r for r in labels if r["slow"]]
+    return Verdict("overfit", not stuck, _overfit_line(labels, stuck, short), labels, warn=bool(short))
+
+
+def _overfit_runs(trained: list[dict], n: int) -> tuple[list[dict], dict[str, int]]:
+    """The tiny-subset run of each label (overfit_config) and its step budget by label."""
+    from optbench.config import load_data
+
+    runs, budgets = [], {}
+    for c in trained:
+        N = len(load_data(c["data"]).train.y)
+        run, budgets[c["label"]] = overfit_config(c, N, min(n, N))
+        runs.append(run)
+    return runs, budgets
+
+
+def _overfit_group(group: list[dict], budgets: dict[str, int], n: int) -> list[dict]:
+    """Train one group of tiny runs until every replica has overfit or ended; a row per run."""
+    from optbench.config import load_data
+    from optbench.train import Trainer
+
+    split = load_data(group[0]["data"])
+    k = min(n, len(split.train.y))
+    tr = Trainer(group, split=subset(split, k))
+    classify = tr.net.loss.correct is not None
+    target = 1.0 if classify else REG_TARGET * expected_cost(tr)[0]
+    watch = _Watch(len(group), 0.75 * np.array([budgets[c["label"]] for c in group]), classify, target)
+    try:
+        tr.run(watch.on_epoch)
+    except _Reached:
+        pass
+    return [watch.row(r, c, k, budgets[c["label"]]) for r, c in enumerate(group)]
+
+
+class _Watch:
+    """Per replica, from the epoch records: the step it reached the target (-1: not yet), its best value, and its
+    cost at the start, lowest up to `quarter` (3/4 of its budget, in steps) and lowest of all."""
+
+    def __init__(self, R: int, quarter: np.ndarray, classify: bool, target: float):
+        self.R, self.quarter, self.classify, self.target = R, quarter, classify, target
+        self.reached = np.full(R, -1)
+        self.best = np.full(R, np.nan)
+        self.cost = np.full((3, R), np.inf)  # the initial cost, the lowest up to 3/4 of the budget, the lowest of all
+        self.ended = np.zeros(R, dtype=bool)
+
+    def on_epoch(self, rec) -> None:
+        """Trainer.run's on_epoch; raises _Reached once every replica has reached the target or ended."""
+        reached, best, cost = self.reached, self.best, self.cost
+        c = np.where(rec.alive, rec.metrics["train_cost"], np.inf)
+        c[~np.isfinite(c)] = np.inf
+        step = np.broadcast_to(rec.metrics["step"], (self.R,))
+        np.minimum(cost[2], c, out=cost[2])
+        np.minimum(cost[1], c, out=cost[1], where=step <= self.quarter)
+        if rec.epoch == 0:
+            cost[0] = c
+            return
+        value = rec.metrics["train_acc" if self.classify else "train_cost"]
+        hit = (value >= self.target) if self.classify else (value <= self.target)
+        for r in np.flatnonzero(rec.alive):
+            best[r] = value[r] if np.isnan(best[r]) else (max if self.classify else min)(best[r], value[r])
+            if hit[r] and reached[r] < 0:
+                reached[r] = int(step[r])
+        for r in rec.ended:
+            self.ended[r] = True
+        if ((reached >= 0) | self.ended).all():
+            raise _Reached
+
+    def row(self, r: int, cfg: dict, k: int, budget: int) -> dict:
+        """Replica r's result: reached (ok), or short of the target while still learning (slow), or stuck."""
+        cost, reached = self.cost, self.reached
+        fall = (1 - cost[2, r] / cost[:2, r]) if np.isfinite(cost[:, r]).all() and cost[2, r] > 0 else np.zeros(2)
+        learning = fall[1] >= STILL or fall[0] >= LEARNED
+        return {"label": cfg["label"], "seed": cfg["seed"], "examples": k, "ok": bool(reached[r] >= 0),
+                "slow": bool(reached[r] < 0 and learning), "fall": float(fall[0]),
+                "last_quarter_fall": float(fall[1]),
+                "step": int(reached[r]) if reached[r] >= 0 else None, "budget": budget,
+                "metric": "train_acc" if self.classify else "train_cost", "best": float(self.best[r]),
+                "target": float(self.target)}
+
+
+def _overfit_line(labels: list[dict], stuck: list[dict], short: list[dict]) -> str:
+    """The overfit check's one-line summary: the first stuck label, else the first slow one, else the slowest."""
     k = labels[0]["examples"]
     goal = "100% accuracy" if labels[0]["metric"] == "train_acc" else f"cost <= {labels[0]['target']:.3g}"
 
@@ -244,17 +273,15 @@ def overfit(cfgs: list[dict], n: int = SUBSET) -> Verdict:
 
     if stuck:
         w = stuck[0]
-        line = _fit(f"{len(stuck)}/{len(labels)} stuck below {goal} on {k} examples; {{}}: best {shown(w)}, "
+        return _fit(f"{len(stuck)}/{len(labels)} stuck below {goal} on {k} examples; {{}}: best {shown(w)}, "
                     "cost flat", w["label"])
-    elif short:
+    if short:
         w = short[0]
-        line = _fit(f"{len(short)}/{len(labels)} slow, short of {goal} on {k} examples in {w['budget']} steps; "
+        return _fit(f"{len(short)}/{len(labels)} slow, short of {goal} on {k} examples in {w['budget']} steps; "
                     f"{{}}: best {shown(w)}", w["label"])
-    else:
-        slowest = max(labels, key=lambda r: r["step"] / r["budget"])
-        line = _fit(f"{len(labels)}/{len(labels)} labels fit {k} examples ({goal}); slowest {{}}: step "
-                    f"{slowest['step']}/{slowest['budget']}", slowest["label"])
-    return Verdict("overfit", not stuck, line, labels, warn=bool(short))
+    slowest = max(labels, key=lambda r: r["step"] / r["budget"])
+    return _fit(f"{len(labels)}/{len(labels)} labels fit {k} examples ({goal}); slowest {{}}: step "
+                f"{slowest['step']}/{slowest['budget']}", slowest["label"])
 
 
 # ---- 3. the gradient check ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import yaml
 from conftest import ROOT, by_key, run_cli, run_dirs
 from optbench.errors import OptbenchError
 from optbench.sweep import run_sweep
-from optbench.workers import MAX_LOSSES, Job, Lost, Written, drive
+from optbench.workers.driving import MAX_LOSSES, drive
+from optbench.workers.jobs import Job, Lost, Written
 
 # six groups of two runs, a fraction of a second each on an idle machine: a sweep long enough to kill in the middle
 SWEEP = {

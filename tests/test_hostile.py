@@ -18,7 +18,7 @@ import pytest
 
 from optbench import budget, data, files
 from optbench.config import expand
-from optbench.data import load
+from optbench.data import csvfile, load, splitting
 from optbench.errors import OptbenchError
 from optbench.execute import execute
 from optbench.runset import read
@@ -95,7 +95,7 @@ def test_a_relative_symlink_loop_in_a_config_is_one_error(tmp_path):
 
 def test_a_csv_over_the_size_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
     path = one_feature_csv(tmp_path, np.linspace(-1, 1, 200))
-    monkeypatch.setattr(data, "MAX_CSV_BYTES", 1000)
+    monkeypatch.setattr(csvfile, "MAX_CSV_BYTES", 1000)
     with fails(r"^data\.path: '.*d\.csv' is too large: [\d,]+ bytes \(accepted: at most 1,000; store large data as \.npz\)"):
         load({"name": "csv", "path": path})
 
@@ -103,10 +103,10 @@ def test_a_csv_over_the_size_cap_is_refused_before_it_is_read(tmp_path, monkeypa
 def test_a_csv_line_or_field_over_the_cap_is_one_error(tmp_path, monkeypatch):
     p = tmp_path / "long.csv"
     p.write_text("1,0\n" + "2," * 5000 + "1\n")
-    monkeypatch.setattr(data, "MAX_CSV_LINE", 4096)
+    monkeypatch.setattr(csvfile, "MAX_CSV_LINE", 4096)
     with fails(r"^data\.path: .*long\.csv line 2: 10,002 characters long \(accepted: at most 4,096 per line\)"):
         load({"name": "csv", "path": str(p)})
-    monkeypatch.setattr(data, "MAX_CSV_LINE", 2**20)
+    monkeypatch.setattr(csvfile, "MAX_CSV_LINE", 2**20)
     p.write_text('1,0\n"' + "9" * 200_000 + '",1\n')
     with fails(r"^data\.path: cannot read .*long\.csv.* as CSV: field larger than field limit"):
         load({"name": "csv", "path": str(p)})
@@ -216,9 +216,9 @@ def test_1e308_in_an_npz_is_a_data_error_naming_the_column(tmp_path):
 def test_a_value_beyond_the_training_spread_that_overflows_once_standardized_is_a_data_error():
     X = np.c_[np.r_[np.linspace(0, 1e-3, 10), 1e308]]
     ds = data.Dataset(X, np.arange(11) % 2, "binary", 2, ("column 1 of v.csv",))
-    train, val = data._take(ds, np.arange(10)), data._take(ds, np.array([10]))
+    train, val = splitting._take(ds, np.arange(10)), splitting._take(ds, np.array([10]))
     with fails(r"^data: column 1 of v\.csv: the value 1e\+308 is not finite once standardized"):
-        data._standardized(train, val, True)
+        splitting._standardized(train, val, True)
 
 
 def test_a_csv_value_that_overflows_float32_is_a_config_error_not_a_divergence(tmp_path):

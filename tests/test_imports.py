@@ -23,7 +23,8 @@ READERS = ("optbench.runs", "optbench.plot", "optbench.compare", "optbench.plots
 # imports there), and readers reach config (sweep.spec's RUN_KEYS, predict's load_data) and budget (files'
 # size limits) without validating anything; the subprocess tests below hold that optim is never loaded.
 TRAINING = {"optbench.train", "optbench.trajectory", "optbench.trainers", "optbench.rules", "optbench.workers",
-            "optbench.execute", "optbench.sweep.run"}
+            "optbench.execute", "optbench.sweep.run"} | {
+    f"optbench.workers.{m}" for m in ("backend", "cluster", "driving", "inprocess", "jobs", "local", "process", "units")}
 
 
 def _module_name(path: Path, root: Path) -> str:

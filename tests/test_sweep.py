@@ -22,7 +22,7 @@ from optbench.errors import OptbenchError
 from optbench.runs import read_run
 from optbench.sweep import heatmap_table, make_units, plan_sweep, run_sweep
 from optbench.groups import make_groups
-from optbench.workers import makespan, split_units
+from optbench.workers.units import makespan, split_units
 
 BASE = {
     "name": "tiny",

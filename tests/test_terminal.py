@@ -239,7 +239,8 @@ def test_sweep_progress_moves_by_epochs_before_a_group_finishes(tmp_path):
 
 def test_worker_processes_report_epochs_to_the_client():
     """LocalPool's second job trains in a worker process: its run-epochs reach the client through the queue."""
-    from optbench.workers import Job, LocalPool
+    from optbench.workers.jobs import Job
+    from optbench.workers.local import LocalPool
 
     cfgs = expand({k: v for k, v in TINY.items() if k != "variants"})
     pool = LocalPool(2)

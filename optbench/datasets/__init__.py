@@ -1,7 +1,7 @@
 """File formats users already have on disk, and scikit-learn's bundled sets: one small module per format.
 
 `LOADERS` maps dataset names to factories that return a `Loaded` (their own test split, if any);
-`optbench.data` registers them beside its generators. `PATH_KEYS` are options holding file paths,
+`optbench.data.registry` registers them beside the generators. `PATH_KEYS` are options holding file paths,
 resolved against the config file's folder.
 """
 

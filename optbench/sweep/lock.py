@@ -2,7 +2,7 @@
 
 `<sweep>/.lock` holds an flock and the client's PID. The kernel releases an flock when the last process
 holding its open file ends, however it ends (kill -9 too), so a dead client never blocks the next one.
-Local worker processes inherit the open file (workers.LocalPool), so the directory stays locked until
+Local worker processes inherit the open file (workers.local.LocalPool), so the directory stays locked until
 the last of them is gone: no process of an earlier pass can still write a run when the next pass scans.
 """
 

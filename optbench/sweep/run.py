@@ -72,10 +72,10 @@ class Outcome:
 def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
                cache: DataCache | None = None) -> list[list[SweepRun]]:
     """Runs that share structure in one unit (a vectorized group), large groups split so every worker has
-    work; workers but the first starting `late` (see workers.split_units); data sizes read from `cache`."""
+    work; workers but the first starting `late` (see workers.units.split_units); data sizes read from `cache`."""
     from optbench.problems import PROBLEMS
     from optbench.groups import make_groups
-    from optbench.workers import split_units, unit_cost
+    from optbench.workers.units import split_units, unit_cost
 
     by_id = {id(r.cfg): r for r in todo}
     groups = [[by_id[id(c)] for c in g] for g in make_groups([r.cfg for r in todo])]
@@ -91,7 +91,7 @@ def make_units(todo: list[SweepRun], workers: int, late: float = 0.0,
 def _open(jobs: int | None, scheduler: str | None, todo: list[SweepRun], hold: int, cache: DataCache, stop=None):
     """The backend (started first: local workers spawn while the runs are grouped) and the units for its slots;
     its worker processes hold the sweep lock `hold` too; this process reads data through `cache`."""
-    from optbench.workers import open_backend
+    from optbench.workers.backend import open_backend
 
     backend = open_backend(jobs=jobs, scheduler=scheduler, runs=len(todo), hold=hold, cache=cache, stop=stop)
     try:
@@ -109,7 +109,7 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
     The sweep directory is locked for the whole pass (another client there is an error); what dead
     clients left (runs still `running`, hidden temporary directories) is set aside or removed first.
     """
-    from optbench.workers import check_backend
+    from optbench.workers.backend import check_backend
 
     cache = DataCache()  # planning validates on it, and this process's trainer reads the same arrays
     plan = plan_sweep(config, sets=sets, cache=cache)
@@ -123,11 +123,81 @@ def run_sweep(config: str | Path, *, sets=(), runs_dir: Path = Path("runs"), job
         lock.release()
 
 
+class _PassTally:
+    """What a pass has done so far, kept up as its jobs start, progress, finish or are lost, shown to `progress`."""
+
+    def __init__(self, plan: Plan, root: Path, done: dict, out: Outcome, progress: SweepProgress | None):
+        self.plan, self.root, self.out, self.progress = plan, root, out, progress
+        self.earlier = Counter(done.values())  # statuses of the runs complete from an earlier pass
+        self.resumed = len(done)
+        self.running = 0  # runs of the jobs training now
+        # job group -> run-epochs done
+        self.epochs = {"resumed": _planned([r.cfg for r in plan.runs if r.key in done])}
+        self.epochs_total = _planned([r.cfg for r in plan.runs])
+        self.started: set[str] = set()  # groups of the jobs begun
+
+    def tally(self) -> Tally:
+        st = self.earlier + self.out.statuses
+        return Tally(len(self.plan.runs), sum(st[s] for s in FINAL), self.running, st["diverged"], st["interrupted"],
+                     self.resumed, sum(self.epochs.values()), self.epochs_total)
+
+    def _show(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self.tally())
+
+    def on_start(self, job) -> None:
+        self.running += len(job.cfgs)
+        self.started.add(job.group)
+        self._show()
+
+    def on_progress(self, group: str, n: int) -> None:
+        self.epochs[group] = n
+        self._show()
+
+    def on_done(self, job, written) -> None:
+        self.running -= len(job.cfgs)
+        self.out.statuses.update(written.statuses)
+        self.out.stopped += [(c, d) for c, d, s in zip(job.cfgs, written.dirs, written.statuses) if s == "interrupted"]
+        if not written.interrupted:
+            self.epochs[job.group] = _planned(job.cfgs)
+        self._show()
+
+    def on_lost(self, job):
+        """A job lost with its worker: keep the runs it finished, set aside its partial ones, retry the rest."""
+        from optbench.workers.jobs import Job
+
+        self.running -= len(job.cfgs)
+        keys = [t["sweep"]["key"] for t in job.tags]
+        finished, partial = scan(self.root, self.plan, only=set(keys))
+        set_aside(self.root, partial)
+        self.out.statuses.update(finished.values())
+        self._show()
+        left = [i for i, k in enumerate(keys) if k not in finished]
+        if not left:
+            return None
+        return Job([job.cfgs[i] for i in left], self.root, job.group, [job.tags[i] for i in left])
+
+
+def _planned(cfgs: list[dict]) -> int:
+    """The run-epochs these runs train when they finish."""
+    return sum(c["train"]["epochs"] for c in cfgs)
+
+
+def _train_units(units: list[list[SweepRun]], backend, track: _PassTally, stop) -> None:
+    """Every unit as a job through `backend`; the outcome says if the pass was interrupted and what never began."""
+    from optbench.workers.driving import drive
+    from optbench.workers.jobs import Job
+
+    plan, root, out = track.plan, track.root, track.out
+    work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
+    out.interrupted = drive(work, backend, track.on_start, track.on_done, on_progress=track.on_progress,
+                            on_lost=track.on_lost, should_stop=(lambda: False) if stop is None else stop.is_set)
+    out.not_started = [c for job in work if job.group not in track.started for c in job.cfgs]
+
+
 def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, scheduler: str | None,
                  progress: SweepProgress | None, cache: DataCache | None = None, stop=None) -> Outcome:
     """One pass, with the sweep directory locked (`hold`: the lock's file descriptor)."""
-    from optbench.workers import Job, drive
-
     old = read_sweep_json(root, plan)
     remove_leftovers(root)
     done, stale = scan(root, plan)
@@ -142,60 +212,13 @@ def _locked_pass(plan: Plan, root: Path, hold: int, *, jobs: int | None, schedul
         info = {"pass": uuid.uuid4().hex[:8], "started": started, "backend": backend.name if backend else None,
                 "resumed": len(done), "todo": len(todo)}
         _write_json(root / "sweep.json", sweep_record(plan, old, info))
-        earlier = Counter(done.values())
-        running = [0]
-        planned = lambda cfgs: sum(c["train"]["epochs"] for c in cfgs)  # noqa: E731
-        epochs = {"resumed": planned([r.cfg for r in plan.runs if r.key in done])}  # job group -> run-epochs done
-        started: set[str] = set()
-
-        def tally() -> Tally:
-            st = earlier + out.statuses
-            return Tally(len(plan.runs), sum(st[s] for s in FINAL), running[0], st["diverged"], st["interrupted"], len(done),
-                         sum(epochs.values()), planned([r.cfg for r in plan.runs]))
-
-        def on_start(job):
-            running[0] += len(job.cfgs)
-            started.add(job.group)
-            if progress is not None:
-                progress.update(tally())
-
-        def on_progress(group, n):
-            epochs[group] = n
-            if progress is not None:
-                progress.update(tally())
-
-        def on_done(job, written):
-            running[0] -= len(job.cfgs)
-            out.statuses.update(written.statuses)
-            out.stopped += [(c, d) for c, d, s in zip(job.cfgs, written.dirs, written.statuses) if s == "interrupted"]
-            if not written.interrupted:
-                epochs[job.group] = planned(job.cfgs)
-            if progress is not None:
-                progress.update(tally())
-
-        def on_lost(job):
-            """A job lost with its worker: keep the runs it finished, set aside its partial ones, retry the rest."""
-            running[0] -= len(job.cfgs)
-            keys = [t["sweep"]["key"] for t in job.tags]
-            finished, partial = scan(root, plan, only=set(keys))
-            set_aside(root, partial)
-            out.statuses.update(finished.values())
-            if progress is not None:
-                progress.update(tally())
-            left = [i for i, k in enumerate(keys) if k not in finished]
-            if not left:
-                return None
-            return Job([job.cfgs[i] for i in left], root, job.group, [job.tags[i] for i in left])
-
+        track = _PassTally(plan, root, done, out, progress)
         if progress is not None:
             progress.started(Start(plan, root, len(plan.runs), len(done), len(todo), len(units),
                                    backend.name if backend else "nothing to train"))
-            progress.update(tally())
+            progress.update(track.tally())
         if backend is not None:
-            work = [Job([r.cfg for r in u], root, f"{plan.id}-{unit_id(u)}", [plan.tag(r) for r in u]) for u in units]
-            out.interrupted = drive(work, backend, on_start, on_done, on_progress=on_progress, on_lost=on_lost,
-                                    should_stop=(lambda: False) if stop is None else stop.is_set)
-            out.not_started = [c for job in work if job.group not in started for c in job.cfgs]
+            _train_units(units, backend, track, stop)
         out.seconds = time.perf_counter() - t0
         info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(out.seconds, 3),
                     trained=dict(out.statuses), interrupted=out.interrupted)
