@@ -3,8 +3,8 @@
     state = opt.init(theta)                       # theta: (P,), updated in place
     loss, state = opt.step(theta, closure, state) # closure(theta) -> (loss, grad), called with theta itself
 
-It re-evaluates the function inside a step, so it takes another protocol than the first-order rules of
-optim.py: the registry entry says so (`needs_closure = True` on the factory, read by
+It re-evaluates the function inside a step, so it takes another protocol than the first-order rules
+(optimizer.py): the registry entry says so (`needs_closure = True` on the factory, read by
 optim.is_closure_optimizer), and the engine, the config checks and the grouping ask that, never the name.
 """
 
@@ -15,6 +15,7 @@ from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
+from optbench.optim import OPTIMIZERS
 from optbench.registry import NonNegative, Positive, PositiveInt
 
 
@@ -160,6 +161,7 @@ def _two_loop(g: np.ndarray, s_hist: list, y_hist: list, rho: list, h_diag: floa
     return q
 
 
+@OPTIMIZERS.register()
 def lbfgs(
     *,
     lr: Positive = 1.0,

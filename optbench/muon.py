@@ -17,7 +17,9 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from optbench import modern_reference
-from optbench.optim import OPTIMIZERS, AdamState, Optimizer, _adam, _coef, _ema, _rest
+from optbench.adam import AdamState, _adam
+from optbench.optim import OPTIMIZERS
+from optbench.optimizer import Optimizer, _coef, _ema, _rest
 from optbench.params import Layout
 from optbench.registry import NonNegative, Positive, PositiveInt, Unit
 

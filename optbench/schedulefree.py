@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from optbench import modern_reference
-from optbench.optim import OPTIMIZERS, Optimizer, _coef
+from optbench.optim import OPTIMIZERS
+from optbench.optimizer import Optimizer, _coef
 from optbench.registry import NonNegative, NonNegativeInt, OpenUnit, Positive, Unit
 
 

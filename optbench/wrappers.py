@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal, NamedTuple
 import numpy as np
 
 from optbench import modern_reference
-from optbench.optim import OPTIMIZERS, Optimizer, _coef, build, is_closure_optimizer
+from optbench.optim import OPTIMIZERS, build, is_closure_optimizer
+from optbench.optimizer import Optimizer, _coef
 from optbench.params import Layout
 from optbench.registry import NonNegative, Nested, Positive, PositiveInt, Unit
 

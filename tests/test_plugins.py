@@ -27,7 +27,7 @@ broken = mypkg.missing:rule
 """
 
 BAD = '''
-from optbench.optim import sgd
+from optbench.sgd import sgd
 
 NOT_CALLABLE = 3
 
