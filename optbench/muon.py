@@ -81,6 +81,13 @@ def adjusted_ratio(rows: int, cols: int, adjust_lr_fn: str | None) -> float:
     return 0.2 * max(rows, cols) ** 0.5
 
 
+def _lerp(g: np.ndarray, B: np.ndarray, mu, out: np.ndarray) -> np.ndarray:
+    """U = g + mu*(B - g) into out: torch's g.lerp(B, mu), the Nesterov point between the gradient and the momentum."""
+    np.subtract(B, g, out=out)
+    np.multiply(out, mu, out=out)
+    return np.add(out, g, out=out)
+
+
 @OPTIMIZERS.register()
 def muon(
     *,
@@ -125,13 +132,7 @@ def muon(
         def update(g, state, theta):
             B = state.B
             _ema(B, g, back, buf)
-            if nesterov:  # g.lerp(B, mu) = g + mu*(B - g)
-                np.subtract(B, g, out=buf)
-                np.multiply(buf, mu, out=buf)
-                np.add(buf, g, out=buf)
-                U = buf
-            else:
-                U = B
+            U = _lerp(g, B, mu, buf) if nesterov else B
             for m, ratio in zip(mats, ratios):
                 O = newton_schulz(_view(U, *m), ns_coefficients, ns_steps, eps_)
                 Wd = _view(d, *m)

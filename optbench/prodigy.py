@@ -13,7 +13,7 @@ import numpy as np
 
 from optbench import modern_reference
 from optbench.optim import OPTIMIZERS
-from optbench.optimizer import Optimizer, _coef
+from optbench.optimizer import Optimizer, _coef, _on, _rest
 from optbench.registry import NonNegative, Positive, Unit
 
 
@@ -26,6 +26,32 @@ class ProdigyState(NamedTuple):
     s: np.ndarray  # (R, P) beta3-discounted sum of (d/d0) dlr g
     m: np.ndarray  # (R, P) EMA of d*g
     v: np.ndarray  # (R, P) EMA of d^2 g^2
+
+
+def _start(theta: np.ndarray, d0: float) -> ProdigyState:
+    """k = 0, d = d_max = d0, numerator 0, x0 = theta, s = m = v = 0."""
+    col = lambda v: np.full((theta.shape[0], 1), v, dtype=theta.dtype)  # noqa: E731
+    z = np.zeros_like
+    return ProdigyState(col(0.0), col(d0), col(d0), col(0.0), theta.copy(), z(theta), z(theta), z(theta))
+
+
+def _estimate_d(state: ProdigyState, delta, b3, d0, coef, growth):
+    """d_hat = coef*(b3*num + delta)/|s|_1; d_max = max(d_max, d_hat); d = min(d_max, growth*d), d = max(d, d_hat) first at d0.
+
+    state holds this step's s; delta, this step's (d/d0) dlr <g, x0 - x>. Returns (moved, d, d_max, num), each
+    (R, 1): a replica whose s is still 0 (every gradient so far zero) keeps them and does not move (prodigyopt
+    returns before stepping then).
+    """
+    _, d, d_max, num, _, s, _, _ = state
+    denom = np.abs(s).sum(axis=1, keepdims=True)
+    moved = denom != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = num * b3 + delta
+        d_hat = coef * total / denom
+    new_d = np.where(d == d0, np.maximum(d, d_hat), d)
+    new_max = np.maximum(d_max, d_hat)
+    new_d = np.minimum(new_max, new_d * growth)
+    return moved, np.where(moved, new_d, d), np.where(moved, new_max, d_max), np.where(moved, total, num)
 
 
 @OPTIMIZERS.register()
@@ -52,20 +78,13 @@ def prodigy(
     (None: unbounded, prodigyopt's inf). weight_decay: decoupled (decouple) or added to g.
     """
 
-    def init(theta):
-        col = lambda v: np.full((theta.shape[0], 1), v, dtype=theta.dtype)  # noqa: E731
-        z = np.zeros_like
-        return ProdigyState(col(0.0), col(d0), col(d0), col(0.0), theta.copy(),
-                            z(theta), z(theta), z(theta))
-
     def bind(theta):
         b1, b2, wd, eps_, d0_, coef = (_coef(x, theta) for x in (beta1, beta2, weight_decay, eps, d0, d_coef))
         b3 = _coef(np.sqrt(np.asarray(beta2, dtype=np.float64)) if beta3 is None else beta3, theta)
         growth = np.inf if growth_rate is None else _coef(growth_rate, theta)
-        r1, r2 = _coef(1.0 - np.asarray(beta1, dtype=np.float64), theta), _coef(1.0 - np.asarray(beta2, dtype=np.float64), theta)
+        r1, r2 = _rest(beta1, theta), _rest(beta2, theta)  # 1 - beta, computed in float64
         buf, out = np.empty_like(theta), np.empty_like(theta)
-        coupled = not decouple and (np.ndim(weight_decay) > 0 or weight_decay != 0.0)
-        decoupled = decouple and (np.ndim(weight_decay) > 0 or weight_decay != 0.0)
+        coupled, decoupled = _on(weight_decay) and not decouple, _on(weight_decay) and decouple
 
         def update(g, state, theta, lr):
             k, d, d_max, num, x0, s, m, v = state
@@ -82,15 +101,7 @@ def prodigy(
             v += (d * d * r2) * buf
             s *= b3
             s += ((d / d0_) * (d if safeguard_warmup else dlr)) * g
-            denom = np.abs(s).sum(axis=1, keepdims=True)
-            moved = denom != 0  # prodigyopt returns before stepping while every gradient so far was zero
-            with np.errstate(divide="ignore", invalid="ignore"):
-                total = num * b3 + delta
-                d_hat = coef * total / denom
-            new_d = np.where(d == d0_, np.maximum(d, d_hat), d)
-            new_max = np.maximum(d_max, d_hat)
-            new_d = np.minimum(new_max, new_d * growth)
-            new_d, new_max, total = np.where(moved, new_d, d), np.where(moved, new_max, d_max), np.where(moved, total, num)
+            moved, new_d, new_max, total = _estimate_d(state, delta, b3, d0_, coef, growth)
             np.sqrt(v, out=out)
             np.add(out, new_d * eps_, out=out)
             np.divide(m, out, out=out)
@@ -102,7 +113,7 @@ def prodigy(
 
         return update
 
-    return Optimizer(init, bind, lr, wants=("lr",))
+    return Optimizer(lambda theta: _start(theta, d0), bind, lr, wants=("lr",))
 
 
 prodigy.reference_forms = (modern_reference.prodigy,)  # what `optbench list optimizers prodigy` shows

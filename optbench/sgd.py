@@ -8,7 +8,7 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 from optbench.optim import OPTIMIZERS
-from optbench.optimizer import Optimizer, _coef, _ema, _on, _replica_column, _rest, _with_decay
+from optbench.optimizer import Hyper, Optimizer, Update, _coef, _ema, _on, _replica_column, _rest, _with_decay
 from optbench.registry import NonNegative, Positive, Unit, format_value
 
 
@@ -50,6 +50,31 @@ def sgd(*, lr: Positive = 0.01, weight_decay: NonNegative = 0.0) -> Optimizer:
     return Optimizer(lambda theta: Nothing(), bind, lr)
 
 
+def _damped(theta: np.ndarray, mu_cfg: np.ndarray, dampening: Hyper, decayed: bool, wd: Hyper,
+            g_wd: np.ndarray | None) -> Update:
+    """torch's damped momentum: v = g at the first update, then v = mu*v + (1-dampening)*g (undamped where mu = 0)."""
+    rest, buf = np.empty_like(mu_cfg), np.empty_like(theta)
+    rest_damped = _rest(dampening, theta)
+    # torch keeps no buffer where mu = 0: its step is g, undamped, there
+    rest_cfg = np.where(mu_cfg == 0, np.ones_like(mu_cfg), rest_damped).astype(theta.dtype)
+
+    def update_damped(g, state, theta, mu=None):
+        g = _with_decay(g, theta, wd, g_wd) if decayed else g
+        t, v = state
+        mu_ = mu_cfg if mu is None else mu
+        if t == 0:
+            np.copyto(v, g)  # torch's buffer starts at g, undamped
+        else:
+            if mu is not None:  # a momentum schedule's mu: where it is 0, no dampening, as for rest_cfg
+                np.copyto(rest, rest_damped)
+                np.copyto(rest, 1.0, where=mu == 0)
+            np.multiply(v, mu_, out=v)
+            np.add(v, np.multiply(g, rest_cfg if mu is None else rest, out=buf), out=v)
+        return v, DampedVelocity(t + 1, v)
+
+    return update_damped
+
+
 @OPTIMIZERS.register()
 def momentum(
     *,
@@ -76,6 +101,8 @@ def momentum(
         mu_cfg = _replica_column(mu, theta)
         decayed, wd = _on(weight_decay), _coef(weight_decay, theta)
         g_wd = np.empty_like(theta) if decayed else None  # g + wd*theta
+        if form == "classic" and _on(dampening):
+            return _damped(theta, mu_cfg, dampening, decayed, wd, g_wd)
 
         def update_classic(g, state, theta, mu=None):
             g = _with_decay(g, theta, wd, g_wd) if decayed else g
@@ -85,23 +112,6 @@ def momentum(
             return v, state
 
         rest, buf = np.empty_like(mu_cfg), np.empty_like(theta)
-        rest_damped = _rest(dampening, theta)
-        # torch keeps no buffer where mu = 0: its step is g, undamped, there
-        rest_cfg = np.where(mu_cfg == 0, np.ones_like(mu_cfg), rest_damped).astype(theta.dtype)
-
-        def update_damped(g, state, theta, mu=None):
-            g = _with_decay(g, theta, wd, g_wd) if decayed else g
-            t, v = state
-            mu_ = mu_cfg if mu is None else mu
-            if t == 0:
-                np.copyto(v, g)  # torch's buffer starts at g, undamped
-            else:
-                if mu is not None:  # a momentum schedule's mu: where it is 0, no dampening, as for rest_cfg
-                    np.copyto(rest, rest_damped)
-                    np.copyto(rest, 1.0, where=mu == 0)
-                np.multiply(v, mu_, out=v)
-                np.add(v, np.multiply(g, rest_cfg if mu is None else rest, out=buf), out=v)
-            return v, DampedVelocity(t + 1, v)
 
         def update_ema(g, state, theta, mu=None):
             g = _with_decay(g, theta, wd, g_wd) if decayed else g
@@ -109,9 +119,7 @@ def momentum(
             _ema(state.v, g, rest, buf)
             return state.v, state
 
-        if form == "ema":
-            return update_ema
-        return update_damped if _on(dampening) else update_classic
+        return update_ema if form == "ema" else update_classic
 
     def init(theta):
         return DampedVelocity(0, np.zeros_like(theta)) if form == "classic" and _on(dampening) else Velocity(np.zeros_like(theta))
