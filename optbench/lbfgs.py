@@ -81,37 +81,48 @@ def _strong_wolfe(phi, t, d, f, g, gtd, max_ls, c1=1e-4, c2=0.9, tolerance_chang
     (after minFunc) does, within max_ls evaluations.
       sufficient decrease: f(t) <= f + c1*t*gtd;   curvature: |g(t).d| <= c2*|gtd|
     """
-    d_norm = float(np.abs(d).max())
+    bracket, done, ls_iter = _bracket(phi, t, d, f, g, gtd, max_ls, c1, c2)
+    lo, ls_iter = (0, ls_iter) if done else _zoom(phi, bracket, ls_iter, d, f, gtd, max_ls, c1, c2, tolerance_change)
+    t, f_new, g_new, _ = bracket[lo]
+    return f_new, g_new, t, ls_iter + 1  # one evaluation before the first iteration, one in each
+
+
+def _bracket(phi, t, d, f, g, gtd, max_ls, c1, c2):
+    """Extrapolate t until [t_prev, t] brackets a strong-Wolfe step; returns (bracket, done, iterations).
+
+    A point is [t, f, g, g.d]; done: the bracket is the one acceptable point found. Out of evaluations: the
+    bracket from 0 to the last trial, without slopes.
+    """
     f_new, g_new = phi(t)
     gtd_new = float(g_new @ d)
-    evals, ls_iter = 1, 0
-    # a point is [t, f, g, g.d]; points are replaced, never mutated, so two slots may share one
+    ls_iter = 0
+    # points are replaced, never mutated, so two slots may share one
     prev = [0.0, f, g, gtd]
-    done = False
-    bracket = None
     while ls_iter < max_ls:
         new = [t, f_new, g_new, gtd_new]
         if f_new > f + c1 * t * gtd or (ls_iter > 1 and f_new >= prev[1]):
-            bracket = [prev, new]  # too far: the acceptable step lies between
-            break
+            return [prev, new], False, ls_iter  # too far: the acceptable step lies between
         if abs(gtd_new) <= -c2 * gtd:
-            bracket, done = [new], True
-            break
+            return [new], True, ls_iter
         if gtd_new >= 0:
-            bracket = [prev, new]  # went past a minimum along d
-            break
+            return [prev, new], False, ls_iter  # went past a minimum along d
         # still descending: extrapolate, at least 1% beyond t and at most 10 t
         t = _cubic_min(prev[0], prev[1], prev[3], t, f_new, gtd_new, bounds=(t + 0.01 * (t - prev[0]), 10.0 * t))
         prev = new
         f_new, g_new = phi(t)
         gtd_new = float(g_new @ d)
-        evals += 1
         ls_iter += 1
-    if ls_iter == max_ls:  # out of evaluations while extrapolating
-        bracket = [[0.0, f, g, None], [t, f_new, g_new, None]]
+    return [[0.0, f, g, None], [t, f_new, g_new, None]], False, ls_iter  # out of evaluations while extrapolating
 
+
+def _zoom(phi, bracket, ls_iter, d, f, gtd, max_ls, c1, c2, tolerance_change):
+    """Shrink the bracket [a, b] by cubic interpolation until a point meets the strong Wolfe conditions; (lo, iterations).
+
+    bracket (two points) is updated in place; bracket[lo] is its lower end, the step the search returns.
+    """
+    d_norm = float(np.abs(d).max())
     lo, hi = (0, 1) if bracket[0][1] <= bracket[-1][1] else (1, 0)
-    insufficient = False
+    insufficient = done = False
     while not done and ls_iter < max_ls:
         a, b = bracket
         if abs(b[0] - a[0]) * d_norm < tolerance_change:
@@ -131,7 +142,6 @@ def _strong_wolfe(phi, t, d, f, g, gtd, max_ls, c1=1e-4, c2=0.9, tolerance_chang
             insufficient = False
         f_new, g_new = phi(t)
         gtd_new = float(g_new @ d)
-        evals += 1
         ls_iter += 1
         new = [t, f_new, g_new, gtd_new]
         if f_new > f + c1 * t * gtd or f_new >= bracket[lo][1]:
@@ -143,8 +153,7 @@ def _strong_wolfe(phi, t, d, f, g, gtd, max_ls, c1=1e-4, c2=0.9, tolerance_chang
             elif gtd_new * (bracket[hi][0] - bracket[lo][0]) >= 0:
                 bracket[hi] = bracket[lo]  # the minimum lies on the other side of the new point
             bracket[lo] = new
-    t, f_new, g_new, _ = bracket[lo]
-    return f_new, g_new, t, evals
+    return lo, ls_iter
 
 
 def _two_loop(g: np.ndarray, s_hist: list, y_hist: list, rho: list, h_diag: float) -> np.ndarray:
@@ -159,6 +168,98 @@ def _two_loop(g: np.ndarray, s_hist: list, y_hist: list, rho: list, h_diag: floa
         beta = float(y_hist[i] @ q) * rho[i]
         q += (alpha[i] - beta) * s_hist[i]
     return q
+
+
+def _direction(g, prev_grad, d, t, state: LBFGSState, h_diag: float, history_size: int, first: bool):
+    """d = -H g after keeping the pair (s, y) = (t*d, g - prev_grad) when y.s > 1e-10; returns (d, h_diag = y.s / y.y).
+
+    The first iteration ever starts the history afresh: d = -g. state's history lists change in place.
+    """
+    s_hist, y_hist, rho = state.s, state.y, state.rho
+    if first:
+        s_hist.clear()
+        y_hist.clear()
+        rho.clear()
+        return np.negative(g), 1.0
+    y = g - prev_grad
+    s = d * t
+    ys = float(y @ s)
+    if ys > 1e-10:  # keep only pairs with positive curvature: H stays positive definite
+        if len(s_hist) == history_size:
+            del s_hist[0], y_hist[0], rho[0]
+        s_hist.append(s)
+        y_hist.append(y)
+        rho.append(1.0 / ys)
+        h_diag = ys / float(y @ y)
+    return _two_loop(g, s_hist, y_hist, rho, h_diag), h_diag
+
+
+class _Settings(NamedTuple):
+    """The factory's options as a step uses them."""
+
+    lr: float
+    max_iter: int
+    max_evals: int
+    history_size: int
+    tolerance_grad: float
+    tolerance_change: float
+    wolfe: bool  # strong-Wolfe line search, else the fixed step lr
+
+
+def _step(o: _Settings, theta: np.ndarray, closure: Closure, state: LBFGSState) -> tuple[float, LBFGSState]:
+    """One torch.optim.LBFGS.step(closure): iterations of d = -H g; theta += t*d, until a stopping test holds."""
+
+    def evaluate():
+        loss, grad = closure(theta)
+        # a copy: the closure may hand back a buffer it overwrites at the next call
+        return float(loss), np.array(grad, dtype=theta.dtype).reshape(theta.shape)
+
+    loss, g = evaluate()
+    entry_loss, evals, func_evals = loss, 1, state.func_evals + 1
+    if np.abs(g).max() <= o.tolerance_grad:
+        return entry_loss, state._replace(func_evals=func_evals)
+    d, t, h_diag, total_iter = state.d, state.t, state.h_diag, state.n_iter
+    prev_grad, prev_loss = state.prev_grad, state.prev_loss
+    x0 = np.empty_like(theta)  # scratch: the line search's starting point
+
+    def phi(t_trial):
+        np.multiply(d, t_trial, out=theta)
+        np.add(theta, x0, out=theta)
+        return evaluate()
+
+    n_iter = 0
+    while n_iter < o.max_iter:
+        n_iter += 1
+        total_iter += 1
+        d, h_diag = _direction(g, prev_grad, d, t, state, h_diag, o.history_size, total_iter == 1)
+        if prev_grad is None:
+            prev_grad = np.empty_like(g)
+        prev_grad[...] = g
+        prev_loss = loss
+        # the very first step is cautious: the scale of g says nothing about the curvature yet
+        t = min(1.0, 1.0 / float(np.abs(g).sum())) * o.lr if total_iter == 1 else o.lr
+        gtd = float(g @ d)
+        if gtd > -o.tolerance_change:  # not a descent direction (any more)
+            break
+        if o.wolfe:
+            x0[...] = theta
+            # the search's own bracket tolerance stays at 1e-9 whatever tolerance_change is, as in torch
+            loss, g, t, ls_evals = _strong_wolfe(phi, t, d, loss, g, gtd, o.max_evals - evals)
+            np.multiply(d, t, out=theta)
+            np.add(theta, x0, out=theta)
+        else:
+            theta += t * d
+            ls_evals = 0
+            if n_iter != o.max_iter:  # the last iteration's loss is evaluated by the next step
+                loss, g = evaluate()
+                ls_evals = 1
+        evals += ls_evals
+        func_evals += ls_evals
+        if n_iter == o.max_iter or evals >= o.max_evals or np.abs(g).max() <= o.tolerance_grad:
+            break
+        if abs(t) * float(np.abs(d).max()) <= o.tolerance_change or abs(loss - prev_loss) < o.tolerance_change:
+            break  # no progress
+    return entry_loss, LBFGSState(func_evals, total_iter, d, t, state.s, state.y, state.rho, h_diag, prev_grad, prev_loss)
 
 
 @OPTIMIZERS.register()
@@ -181,94 +282,13 @@ def lbfgs(
     The first iteration ever scales its step by min(1, 1/sum|g|).
     """
     max_evals = max_iter * 5 // 4 if max_eval is None else max_eval
-    wolfe = line_search == "strong_wolfe"
+    o = _Settings(lr, max_iter, max_evals, history_size, tolerance_grad, tolerance_change, line_search == "strong_wolfe")
 
     def init(theta):
         return LBFGSState(func_evals=0, n_iter=0, d=None, t=None, s=[], y=[], rho=[], h_diag=1.0, prev_grad=None,
                           prev_loss=None)
 
-    def step(theta, closure, state):
-        def evaluate():
-            loss, grad = closure(theta)
-            # a copy: the closure may hand back a buffer it overwrites at the next call
-            return float(loss), np.array(grad, dtype=theta.dtype).reshape(theta.shape)
-
-        loss, g = evaluate()
-        entry_loss = loss
-        evals = 1
-        func_evals = state.func_evals + 1
-        if np.abs(g).max() <= tolerance_grad:
-            return entry_loss, state._replace(func_evals=func_evals)
-
-        d, t, h_diag, total_iter = state.d, state.t, state.h_diag, state.n_iter
-        s_hist, y_hist, rho = state.s, state.y, state.rho
-        prev_grad, prev_loss = state.prev_grad, state.prev_loss
-        x0 = np.empty_like(theta)  # scratch: the line search's starting point
-
-        def phi(t_trial):
-            np.multiply(d, t_trial, out=theta)
-            np.add(theta, x0, out=theta)
-            return evaluate()
-
-        n_iter = 0
-        while n_iter < max_iter:
-            n_iter += 1
-            total_iter += 1
-            if total_iter == 1:
-                d = np.negative(g)
-                s_hist.clear()
-                y_hist.clear()
-                rho.clear()
-                h_diag = 1.0
-            else:
-                y = g - prev_grad
-                s = d * t
-                ys = float(y @ s)
-                if ys > 1e-10:  # keep only pairs with positive curvature: H stays positive definite
-                    if len(s_hist) == history_size:
-                        del s_hist[0], y_hist[0], rho[0]
-                    s_hist.append(s)
-                    y_hist.append(y)
-                    rho.append(1.0 / ys)
-                    h_diag = ys / float(y @ y)
-                d = _two_loop(g, s_hist, y_hist, rho, h_diag)
-            if prev_grad is None:
-                prev_grad = g.copy()
-            else:
-                prev_grad[...] = g
-            prev_loss = loss
-
-            # the very first step is cautious: the scale of g says nothing about the curvature yet
-            t = min(1.0, 1.0 / float(np.abs(g).sum())) * lr if total_iter == 1 else lr
-            gtd = float(g @ d)
-            if gtd > -tolerance_change:  # not a descent direction (any more)
-                break
-
-            if wolfe:
-                x0[...] = theta
-                # the search's own bracket tolerance stays at 1e-9 whatever tolerance_change is, as in torch
-                loss, g, t, ls_evals = _strong_wolfe(phi, t, d, loss, g, gtd, max_evals - evals)
-                np.multiply(d, t, out=theta)
-                np.add(theta, x0, out=theta)
-                opt_cond = np.abs(g).max() <= tolerance_grad
-            else:
-                theta += t * d
-                ls_evals = 0
-                if n_iter != max_iter:  # the last iteration's loss is evaluated by the next step
-                    loss, g = evaluate()
-                    ls_evals = 1
-                    opt_cond = np.abs(g).max() <= tolerance_grad
-            evals += ls_evals
-            func_evals += ls_evals
-
-            if n_iter == max_iter or evals >= max_evals or opt_cond:
-                break
-            if abs(t) * float(np.abs(d).max()) <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
-                break  # no progress
-
-        return entry_loss, LBFGSState(func_evals, total_iter, d, t, s_hist, y_hist, rho, h_diag, prev_grad, prev_loss)
-
-    return LBFGS(init, step, lr)
+    return LBFGS(init, lambda theta, closure, state: _step(o, theta, closure, state), lr)
 
 
 lbfgs.needs_closure = True  # the registry protocol: step(theta, closure, state) instead of update(g, state, theta)
