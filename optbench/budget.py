@@ -23,10 +23,7 @@ ENV = "OPTBENCH_MEMORY_LIMIT"
 LIMIT_FRACTION = 0.5  # of physical memory: leaves room for the interpreter, other runs and the system
 FALLBACK = 8 * 2**30  # where os.sysconf cannot tell the physical memory
 EVAL_CHUNK = 4096  # examples evaluated at once: the training loop's evaluation chunks, and landscape's
-_STATE_SLOTS = {"gd": 0, "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adadelta": 2,
-                "adam": 2, "adamw": 2, "nadam": 2, "adamax": 2, "radam": 2, "adabelief": 2,
-                "lion": 1, "muon": 1, "prodigy": 4, "schedule_free_sgd": 1, "schedule_free_adamw": 2,
-                "lookahead": 1, "sam": 0}  # wrappers add their inner rule's; unknown names (plugins) count as 3
+UNBUILT_SLOTS = 3  # optimizer state arrays of a rule the estimate does not build (a plugin's) or cannot (refused options)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -83,20 +80,31 @@ def data_bytes(n: float, d: float, k: float, itemsize: int = 8) -> float:
 
 
 def state_slots(opt: dict) -> int:
-    """Optimizer state arrays of P numbers per replica for a resolved optimizer section: _STATE_SLOTS, plus the
-    arrays an option switches on (AMSGrad's maximum, RMSProp's centered average and momentum buffer); L-BFGS
-    2*history_size + 2. tests/test_optim.py holds the count to each rule's state."""
-    from optbench.optim import is_closure_optimizer
+    """Optimizer state arrays of P numbers per replica for a resolved optimizer section: the (R, P) arrays its rule's
+    init holds on a probe row (the arrays an option switches on and a wrapper's inner rule's included); L-BFGS
+    2*history_size + 2; a plugin's rule, or options its factory refuses (it says so when the engine builds it),
+    UNBUILT_SLOTS. tests/test_optim.py holds the count to each rule's state."""
+    import numpy as np
+
+    from optbench.lrmult import KEY
+    from optbench.optim import OPTIMIZERS, build, is_closure_optimizer
 
     name = opt["name"]
     if is_closure_optimizer(name):
         return 2 * opt.get("history_size", 100) + 2
-    extra = bool(opt.get("amsgrad")) if name in ("adam", "adamw") else 0
-    if name == "rmsprop":
-        extra = bool(opt.get("centered")) + bool(opt.get("momentum"))
-    if isinstance(opt.get("inner"), dict):  # lookahead's slow copy, sam's nothing, and the inner rule's state
-        extra = state_slots(opt["inner"])
-    return _STATE_SLOTS.get(name, 3) + extra
+    if OPTIMIZERS.is_plugin(name):
+        return UNBUILT_SLOTS
+    probe = np.zeros((1, 2))  # P = 2: a per-replica (R, 1) number (prodigy's d) is not an array of P
+    try:
+        state = build(name, {k: v for k, v in opt.items() if k not in ("name", KEY)}).init(probe)
+    except OptbenchError:
+        return UNBUILT_SLOTS
+
+    def arrays(s) -> int:  # inside a wrapper's or a fallback's state too
+        return int(s.shape == probe.shape) if isinstance(s, np.ndarray) else \
+            sum(arrays(a) for a in s) if isinstance(s, tuple) else 0
+
+    return arrays(state)
 
 
 def estimate(cfgs: list[dict], n: int, d: int, k: int) -> Estimate:

@@ -519,7 +519,7 @@ def test_float32_stays_float32(name):
     ("rmsprop", {"centered": True}), ("rmsprop", {"momentum": 0.9}), ("rmsprop", {"momentum": 0.5, "centered": True}),
     ("momentum", {"dampening": 0.5}), ("adam", {"amsgrad": True}), ("radam", {"weight_decay": 0.1})])
 def test_memory_budget_counts_each_rules_state(name, options):
-    """budget.state_slots is the number of (R, P) arrays the rule's state holds (its table is kept by hand)."""
+    """budget.state_slots is the number of (R, P) arrays the rule's state holds (it counts them on a probe row)."""
     from optbench import budget
 
     theta = np.zeros((2, 5))
