@@ -6,7 +6,7 @@ one blob (each at an aligned offset) and writes the shape of the tree as JSON be
 there by (offset, dtype, shape); `load` rebuilds it, NumPy types and dtypes unchanged, so a resumed run
 computes what the uninterrupted one did. One blob, not one .npz member per array: a zip member costs about
 0.1 ms to write, and a group checkpoints hundreds of runs with a dozen arrays each. The optimizer's state is
-walked as whatever its rule returns (a NamedTuple per rule, optim.py): nothing here knows its fields.
+walked as whatever its rule returns (a NamedTuple per rule, optimizer.py): nothing here knows its fields.
 
 A group trains R replicas at once, and an update rule's state covers a slice of n of them; `rows_of`
 cuts replica i's part out of such a state (arrays with a leading axis of n, marked `Rows`), and
@@ -26,7 +26,7 @@ import numpy as np
 
 TREE = "__tree__"
 BLOB = "__blob__"
-FORMAT = 3  # 2: optimizer states are NamedTuples (optim.py), no longer dicts; 3: the arrays in one blob
+FORMAT = 3  # 2: optimizer states are NamedTuples (one per rule), no longer dicts; 3: the arrays in one blob
 ALIGN = 16  # bytes: every array starts at a multiple of this in the blob
 
 

@@ -1,5 +1,5 @@
 """The modern rules as their papers write them, one step at a time on a 1-D x: the oracle of muon.py, prodigy.py,
-schedulefree.py and wrappers.py (as reference.py is optim.py's).
+schedulefree.py and wrappers.py (as reference.py is sgd.py's, adaptive.py's and adam.py's).
 
     x, s = prodigy(x, dx, s, lr=..., ...)      # s: a dict, {} before the first step
 

@@ -1,14 +1,15 @@
-"""The update rules as the literature writes them (SEEDS.md §1, CS231n's optim.py): the oracle of optim.py.
+"""The update rules as the literature writes them (SEEDS.md §1, CS231n's optim.py): the oracle of the fast
+forms in sgd.py, adaptive.py and adam.py.
 
     x, s = adam(x, dx, s, lr=..., beta1=..., beta2=..., eps=...)     # s: a dict, {} before the first step
 
 Each function takes one step on its own: new arrays, no buffers, the moments as the papers define them
-(Adam's m and v are true moving averages). optim.py computes the same rules in place, some of them
+(Adam's m and v are true moving averages). The fast forms compute the same rules in place, some of them
 rewritten for speed (Adam without the (1-b) factors, moving averages as lerps); tests/test_optim.py
 holds each fast rule to its form here, bit for bit where the fast form does the same arithmetic (sgd,
 momentum, nesterov, adagrad) and to rounding elsewhere. `lr * (...)` is grouped as the engine applies
 it (theta -= lr * direction), which is what makes the bitwise cases bitwise. The hyperparameters are
-the factories' options, with no defaults here: optim.py's signatures hold them once.
+the factories' options, with no defaults here: the factories' signatures hold them once.
 A rule whose fast form is already its formula (lion) has no entry: its code is its reference.
 """
 
@@ -186,14 +187,14 @@ Step = Callable[..., tuple[np.ndarray, dict]]
 
 
 def forms(rule: str) -> list[Step]:
-    """Every reference step optim.py's factory `rule` may select, the default first ([] when it has none)."""
+    """Every reference step the factory `rule` may select, the default first ([] when it has none)."""
     singles = (sgd, nesterov, adagrad, rmsprop, adadelta, adamax, nadam, radam, adabelief)
     return {"momentum": [momentum, momentum_ema], "adam": [adam, amsgrad], "adamw": [adamw, adam, amsgrad]}.get(
         rule, [f for f in singles if f.__name__ == rule])
 
 
 def form(rule: str, options: dict) -> tuple[Step, dict] | None:
-    """The reference step of optim.py's factory `rule` (its function name) with these validated options, and the
+    """The reference step of the factory `rule` (its function name) with these validated options, and the
     keyword arguments it takes; None for a rule that has no separate reference form."""
     opts = dict(options)
     if rule == "momentum":
@@ -210,6 +211,6 @@ def form(rule: str, options: dict) -> tuple[Step, dict] | None:
     return (steps[0], opts) if steps else None
 
 
-# the reference steps optim.py's fast forms match bit for bit: the same operations in the same order
+# the reference steps the fast forms match bit for bit: the same operations in the same order
 # (the others differ in rounding only; tests/test_optim.py asserts both)
 BITWISE = frozenset({"sgd", "momentum", "nesterov", "adagrad"})
