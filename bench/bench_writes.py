@@ -61,7 +61,8 @@ def study(R: int, epochs: int) -> dict:
 
 def child(out: Path, argv: list[str]) -> None:
     """Run `optbench ARGV` in this process with RunWriter's methods and Trainer.run timed; seconds to `out`."""
-    from optbench import runs, train
+    from optbench import train
+    from optbench.runs.writer import RunWriter
 
     spent = {k: 0.0 for k in (*WRITER, "run")}
     inside = [0.0]  # writer seconds spent inside Trainer.run (its on_epoch callback)
@@ -80,8 +81,8 @@ def child(out: Path, argv: list[str]) -> None:
         return wrapper
 
     for name in WRITER:
-        if hasattr(runs.RunWriter, name):
-            setattr(runs.RunWriter, name, timed(name, getattr(runs.RunWriter, name)))
+        if hasattr(RunWriter, name):
+            setattr(RunWriter, name, timed(name, getattr(RunWriter, name)))
     run = train.Trainer.run
 
     def run_timed(self, *a, **kw):

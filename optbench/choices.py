@@ -1,7 +1,7 @@
 """The values each command-line option accepts, defined once: plain tuples read by the modules that implement them
 and by the CLI, which builds its help text and its checks from them.
 
-They live here, not beside their code in plot.py, compare/, share/ or report.py, because those import NumPy and
+They live here, not beside their code in plot.py, compare/, share/ or report/, because those import NumPy and
 the run reader: `optbench -h` and a bad option value answer without loading them (tests/test_choices.py holds
 each tuple to the code that implements it).
 """
@@ -35,7 +35,7 @@ EXPORT_PER = {"epoch": "a row per run x epoch with every logged metric",
 # optbench check and lr-find (sanity.py, lrfind.py: lines() for table, as_json() for json)
 TEXT_FORMATS = ("table", "json")
 
-# optbench list (report.py): family -> (module, registry attribute), imported only when listed
+# optbench list (report/listing.py): family -> (module, registry attribute), imported only when listed
 FAMILIES = {
     "optimizers": ("optbench.optim", "OPTIMIZERS"),
     "schedules": ("optbench.schedules", "SCHEDULES"),

@@ -105,7 +105,8 @@ def train(
     from optbench.config import load_experiment
     from optbench.datacache import DataCache
     from optbench.execute import execute
-    from optbench.report import TrainProgress, print_train_table
+    from optbench.report.outcomes import print_train_table
+    from optbench.report.progress import TrainProgress
     from optbench.trainers import make_trainer
 
     cache = DataCache()  # validation loads each data section once, in its training dtype; the trainers reuse it
@@ -150,7 +151,8 @@ def sweep(
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files here, each run as its group finishes (pip install 'optbench[tensorboard]')."),
 ):
     """Run a hyperparameter sweep: every trial x seed (x fold), grouped and vectorized; rerun to resume."""
-    from optbench.report import SweepProgress, print_sweep_outcome
+    from optbench.report.outcomes import print_sweep_outcome
+    from optbench.report.progress import SweepProgress
     from optbench.sweep import run_sweep
 
     stop = _stop_on_signals()
@@ -178,7 +180,7 @@ def list_(
     ),
 ):
     """List what a config can name, with each entry's hyperparameters and defaults."""
-    from optbench.report import print_entry, print_registry
+    from optbench.report.listing import print_entry, print_registry
 
     if name is not None:
         print_entry(family, name)
@@ -197,7 +199,7 @@ def gradcheck(
 ):
     """Numeric gradient check of each configured net on every path it trains through; exit 1 on FAIL."""
     from optbench.config import load_experiment
-    from optbench.report import print_gradcheck
+    from optbench.report.gradcheck import print_gradcheck
     from optbench.checks import gradcheck_runs
 
     cfgs = load_experiment(config, sets=set_)

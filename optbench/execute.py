@@ -13,7 +13,8 @@ import numpy as np
 from optbench import finetune
 from optbench.groups import make_groups
 from optbench.records import EpochRecord, Never, RunResult
-from optbench.runs import FLUSH_EVERY, RunWriter, RunWriteError
+from optbench.runs.writer import FLUSH_EVERY, RunWriter
+from optbench.runs.writing import RunWriteError
 from optbench.train import Trainer
 from optbench.trainers import make_trainer
 

@@ -16,7 +16,7 @@ from optbench.choices import ANIMATED, FIGURE_FORMATS as FORMATS, PLOT_BANDS as 
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, safe_component, write_atomic
 from optbench.plots.options import Options
-from optbench.runs import ALL_COLUMNS
+from optbench.runs.columns import ALL_COLUMNS
 
 # no software versions or dates in the files: the same runs give the same bytes
 METADATA = {

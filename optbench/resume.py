@@ -16,7 +16,8 @@ from pathlib import Path
 from optbench import checkpoint, finetune
 from optbench.config import dump_yaml
 from optbench.execute import Resume
-from optbench.runs import CHECKPOINTS, CRASHED, FINISHED, config_hash, effective_status, remove_stale_temps
+from optbench.runs.checkpoints import CHECKPOINTS, config_hash
+from optbench.runs.status import CRASHED, FINISHED, effective_status, remove_stale_temps
 
 AGAIN = (CRASHED, "interrupted", "failed")
 

@@ -18,7 +18,7 @@ from optbench.compare.render import RENDERERS
 from optbench.metrics import METRICS
 from optbench.plot import BANDS, FORMATS as FIGURE_FORMATS, KINDS, XS
 from optbench.plots.figures import FIGURES
-from optbench.report import FAMILIES
+from optbench.report.listing import FAMILIES
 from optbench.share.export import FORMATS as EXPORT_FORMATS, WRITERS
 from optbench.share.table import PER
 

@@ -338,7 +338,7 @@ def test_oversized_config_file_is_refused(tmp_path):
 
 
 def test_a_run_with_a_hostile_config_yaml_is_a_corrupt_run(tmp_path):
-    from optbench.runs import CorruptRun, read_run
+    from optbench.runs.read import CorruptRun, read_run
 
     for name, text in [("bomb", _bomb()), ("deep", "[" * 2000 + "]" * 2000)]:
         d = tmp_path / name

@@ -25,7 +25,7 @@ from optbench import checkpoint
 from optbench.config import expand
 from optbench.execute import execute
 from optbench.owner import me, process_start
-from optbench.runs import effective_status
+from optbench.runs.status import effective_status
 from optbench.groups import make_groups
 from optbench.train import Trainer
 

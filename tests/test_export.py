@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CONFIGS, run_cli
 from optbench.errors import OptbenchError
-from optbench.runs import read_run
+from optbench.runs.read import read_run
 from optbench.share.export import export_command
 
 EPOCHS = 12  # the reference experiment shortened: every column and row count survives

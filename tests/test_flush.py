@@ -18,7 +18,10 @@ import yaml
 from conftest import ROOT, run_cli
 from optbench.config import expand
 from optbench.execute import execute, train_group
-from optbench.runs import COLUMNS, RunWriter, _Tracks, effective_status
+from optbench.runs.columns import COLUMNS
+from optbench.runs.status import effective_status
+from optbench.runs.tracks import Tracks
+from optbench.runs.writer import RunWriter
 from optbench.records import EpochRecord
 
 TIMEOUT = 120
@@ -131,7 +134,7 @@ def test_block_trackers_equal_the_value_by_value_rule():
             out[c] = (xs[0][0] if xs else None, xs[-1][0] if xs else None, best)
         expected.append(out)
     for cuts in ([], [1, 2, 3], [7, 19], list(range(1, T))):
-        tr = _Tracks(R)
+        tr = Tracks(R)
         for a, b in zip([0, *cuts], [*cuts, T]):
             tr.extend(table[a:b], alive[a:b])
         for r in range(R):

@@ -15,7 +15,7 @@ from optbench.layers import ACTIVATIONS, NORM_EPS
 from optbench.losses import LOSSES
 from optbench.model import MLP
 from optbench.problems import PROBLEMS
-from optbench.report import print_gradcheck
+from optbench.report.gradcheck import print_gradcheck
 
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 FAST = dict(examples=8, samples=4)

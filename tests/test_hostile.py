@@ -21,7 +21,7 @@ from optbench.config import expand
 from optbench.data import csvfile, load, splitting
 from optbench.errors import OptbenchError
 from optbench.execute import execute
-from optbench.runset import read
+from optbench.runset.reading import read
 
 from conftest import run_cli
 

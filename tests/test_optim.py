@@ -405,7 +405,7 @@ def test_every_rule_has_a_reference_form_or_is_one():
     ("lbfgs", ["a closure optimizer (optbench.lbfgs)"]),
 ])
 def test_list_shows_the_reference_form(capsys, name, expected):
-    from optbench.report import print_entry
+    from optbench.report.listing import print_entry
 
     print_entry("optimizers", name)
     out = capsys.readouterr().out

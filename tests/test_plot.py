@@ -18,7 +18,8 @@ from optbench.errors import OptbenchError
 from optbench.execute import execute
 from optbench.plot import KINDS, Options, make_figure, plot_command
 from optbench.plots import data
-from optbench.runs import COLUMNS, Run
+from optbench.runs.columns import COLUMNS
+from optbench.runs.read import Run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -2,7 +2,8 @@
 
 from optbench.config import expand
 from optbench.execute import train_group
-from optbench.runs import RunWriter, read_run
+from optbench.runs.read import read_run
+from optbench.runs.writer import RunWriter
 
 
 def test_trace_written_at_once_equals_row_by_row(tmp_path):
@@ -58,9 +59,9 @@ def test_rows_text_is_the_row_by_row_text():
     """The column-at-a-time formatter writes what the per-epoch one does, signed zeros, NaN and inf included."""
     import numpy as np
 
-    from optbench.runs import _ROW, _rows_text
+    from optbench.runs.columns import ROW, rows_text
 
     rows = np.array([[0, 0, 0.1, np.nan, -0.0, 0.5, np.inf, 1e-300, 2.0, 0.0],
                      [1, 5, 0.1, 0.25, 0.0, 0.5, -np.inf, 1 / 3, 2.0, 0.1234567891],
                      [2, 10, 0.05, 0.25, -0.0, 0.75, np.nan, 1 / 3, 3.0, 12.5]])
-    assert _rows_text(rows) == "".join((_ROW % tuple(v)).replace("nan", "") for v in rows.tolist())
+    assert rows_text(rows) == "".join((ROW % tuple(v)).replace("nan", "") for v in rows.tolist())

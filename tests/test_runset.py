@@ -115,7 +115,7 @@ def test_curves_draw_one_line_per_learning_rate(lrs):
 
 
 def test_display_names_are_short_stable_and_distinct():
-    from optbench.runset import group
+    from optbench.runset.grouping import group
 
     class Item:
         def __init__(self, lr, seed, mu=0.9, label="x/m"):
@@ -340,7 +340,7 @@ def test_prepare_out_says_what_is_wrong(tmp_path):
 
 
 def test_run_directory_names_are_one_component(tmp_path):
-    from optbench.runs import RunWriter
+    from optbench.runs.writer import RunWriter
 
     cfg = {"name": "../up", "label": "../../evil/x", "seed": 0, "train": {"log_iterations": False}}
     w = RunWriter(tmp_path / "runs", [cfg], group="g")

@@ -12,7 +12,8 @@ import pytest
 from optbench.config import load_experiment
 from optbench.errors import OptbenchError
 from optbench.execute import execute
-from optbench.runs import ALL_COLUMNS, COLUMNS, read_run
+from optbench.runs.columns import ALL_COLUMNS, COLUMNS
+from optbench.runs.read import read_run
 from optbench.sharpness import TOL, Sharpness, hvp_fd, top_eigenvalue
 from optbench.sections import Model
 from optbench.train import Trainer

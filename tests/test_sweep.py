@@ -19,7 +19,7 @@ import yaml
 from conftest import CONFIGS, ROOT, by_key, run_cli, run_dirs
 from optbench.compare import compare, records, render_plain
 from optbench.errors import OptbenchError
-from optbench.runs import read_run
+from optbench.runs.read import read_run
 from optbench.sweep import heatmap_table, make_units, plan_sweep, run_sweep
 from optbench.groups import make_groups
 from optbench.workers.units import makespan, split_units

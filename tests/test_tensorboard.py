@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS, run_cli
-from optbench import runset
+from optbench.runset import reading
 from optbench.errors import OptbenchError
 from optbench.paths import safe_component
 from optbench.share.tensorboard import LiveTrain, export_runs
@@ -62,7 +62,7 @@ def ref(tmp_path_factory):
 def test_export_after_the_fact(ref, tmp_path):
     out, n = export_runs([str(ref / "runs")], tmp_path / "tb", warn=pytest.fail)
     assert n == 15
-    runs = runset.read([ref / "runs"], pytest.fail)
+    runs = reading.read([ref / "runs"], pytest.fail)
     assert sorted(p.name for p in out.iterdir()) == sorted(r.path.name for r in runs)  # one TensorBoard run each
     for r in runs:
         check_run(read_tb(out / r.path.name), r)
@@ -71,7 +71,7 @@ def test_export_after_the_fact(ref, tmp_path):
 
 
 def test_train_tensorboard_live(ref):
-    runs = {(r.label, r.seed): r for r in runset.read([ref / "runs"], pytest.fail)}
+    runs = {(r.label, r.seed): r for r in reading.read([ref / "runs"], pytest.fail)}
     logdirs = sorted((ref / "live").iterdir())
     assert len(logdirs) == 15
     seen = set()
@@ -134,7 +134,7 @@ def test_sweep_tensorboard_live(tmp_path):
                          "--set", "seeds=[0,1]", "--jobs", "1", "-q", "--runs-dir", tmp_path / "runs",
                          "--tensorboard", tmp_path / "live")
     assert rc == 0, err
-    runs = runset.read([tmp_path / "runs"], pytest.fail)
+    runs = reading.read([tmp_path / "runs"], pytest.fail)
     assert len(runs) == 18
     assert sorted(p.name for p in (tmp_path / "live").iterdir()) == sorted(r.path.name for r in runs)
     for r in runs:

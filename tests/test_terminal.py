@@ -300,14 +300,14 @@ def test_quiet_train_and_sweep_print_one_line(tmp_path):
 def test_rich_train_bar_stops_where_training_stopped(monkeypatch):
     from rich.console import Console
 
-    from optbench import report
     from optbench.records import RunResult
+    from optbench.report import progress
 
-    monkeypatch.setattr(report, "is_terminal", lambda: True)
+    monkeypatch.setattr(progress, "is_terminal", lambda: True)
     buf = io.StringIO()
-    monkeypatch.setattr(report, "console", lambda width=None: Console(file=buf, width=100, force_terminal=True))
+    monkeypatch.setattr(progress, "console", lambda width=None: Console(file=buf, width=100, force_terminal=True))
     cfgs = expand({k: v for k, v in TINY.items() if k != "variants"} | {"train": {"epochs": 300, "batch_size": 32}})
-    p = report.TrainProgress()
+    p = progress.TrainProgress()
     with p:
         p.group_started(0, 1, cfgs)
         res = [RunResult("interrupted", "interrupted after epoch 140", 140, {}, {}, "", "") for _ in cfgs]

@@ -10,11 +10,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from optbench import runset
 from optbench.errors import OptbenchError
 from optbench.metrics import METRICS
 from optbench.problems import PROBLEMS
-from optbench.runs import COLUMNS, CorruptRun, Run
+from optbench.runs.columns import COLUMNS
+from optbench.runs.read import CorruptRun, Run
+from optbench.runset import grouping, reading
 
 from optbench.choices import COMPARE_FORMATS as FORMATS  # defined with the CLI's help (a module without NumPy)
 from optbench.choices import SORT_METRICS  # per-label metric -> +1 lower is better, -1 higher (label: alphabetical)
@@ -233,9 +234,9 @@ def _fold(cfg: dict) -> int | None:
 
 
 def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], warn: Callable[[str], None]) -> list[RunFacts]:
-    """Every readable run under `paths` (through the shared reader, runset.read); each bad one costs one warning."""
+    """Every readable run under `paths` (through the shared reader, runset.reading.read); each bad one costs one warning."""
     out = []
-    for run in runset.read(paths, warn):
+    for run in reading.read(paths, warn):
         try:
             out.append(run_facts(run, thresholds))
         except CorruptRun as err:
@@ -248,9 +249,6 @@ def read_facts(paths: Sequence[str | Path], thresholds: Sequence[Threshold], war
 # ---- group --------------------------------------------------------------------------------------
 
 
-config_key = runset.config_key  # a short hash of the config minus seed and data.fold (see runset)
-
-
 def group_runs(facts: list[RunFacts], warn: Callable[[str], None]) -> list[tuple[str, str, list[RunFacts]]]:
-    """(row name, config hash, runs by seed) per label and config: runset.group, the same groups plot draws."""
-    return [(g.name, g.key, list(g.items)) for g in runset.group(facts, warn)]
+    """(row name, config hash, runs by seed) per label and config: runset.grouping.group, the same groups plot draws."""
+    return [(g.name, g.key, list(g.items)) for g in grouping.group(facts, warn)]

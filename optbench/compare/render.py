@@ -18,7 +18,7 @@ from optbench import layout
 from optbench.layout import term_width, wrap
 
 from optbench.compare.read import _stderr, check_options
-from optbench import runset
+from optbench.runset.default import default_paths
 from optbench.errors import OptbenchError
 from optbench.paths import prepare_out, write_text
 from optbench.compare.stats import Comparison, Row, compare, flatten
@@ -299,7 +299,7 @@ def compare_command(paths: list[str], *, runs_dir: Path = Path("runs"), threshol
     try:
         if out is not None:
             prepare_out(out)  # a folder that cannot be made fails before any run is read
-        where = list(paths) or runset.default_paths(runs_dir, "comparing", warn)  # as plot: the newest experiment
+        where = list(paths) or default_paths(runs_dir, "comparing", warn)  # as plot: the newest experiment
     except OptbenchError as err:
         warn(f"error: {err}")
         return 2

@@ -14,7 +14,7 @@ import numpy as np
 from optbench.compare.read import SORT_METRICS, RunFacts, Threshold, _stderr, group_runs, read_facts
 from optbench.errors import OptbenchError
 from optbench.metrics import METRICS
-from optbench.runset import per_replicate
+from optbench.runset.identity import per_replicate
 
 PER_SEED = tuple(METRICS)  # the metrics ranking and paired statistics can use
 DEFAULT_METRIC = "final_train_cost"  # without a validation split

@@ -44,7 +44,7 @@ def sweep_tag(group: data.Group) -> dict | None:
 
 def _facts(runs) -> list:
     from optbench.compare.read import run_facts
-    from optbench.runs import CorruptRun
+    from optbench.runs.read import CorruptRun
 
     out = []
     for r in runs:

@@ -9,9 +9,11 @@ from typing import Callable
 
 import numpy as np
 
-from optbench import runset
 from optbench.errors import OptbenchError
-from optbench.runs import Run
+from optbench.runs.read import Run
+from optbench.runset import grouping, reading
+from optbench.runset.default import default_paths
+from optbench.runset.identity import created, sweep_id
 
 # tab10: distinct, colour-blind tolerable, what users know from matplotlib; labels take them in sorted order
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -28,7 +30,7 @@ class Group:
     name: str  # the label without a shared `<experiment>/`, then the config keys that differ within it
     color: str
     runs: list[Run]
-    key: str = ""  # runset.config_key of its runs: compare's config_hash of the same row
+    key: str = ""  # runset.identity.config_key of its runs: compare's config_hash of the same row
     varied: dict = field(default_factory=dict)  # the config keys the name shows, and their values
 
 
@@ -47,7 +49,7 @@ class Curve:
 
 def select_runs(paths: list[str], runs_dir: Path, warn: Callable[[str], None]) -> list[Run]:
     """The runs named by `paths`, or the newest experiment in `runs_dir` (said on stderr), read as compare reads them."""
-    where = list(paths) or runset.default_paths(runs_dir, "plotting", warn)
+    where = list(paths) or default_paths(runs_dir, "plotting", warn)
     runs = read_runs(where, warn)
     if not runs:
         raise OptbenchError(f"no runs found in {', '.join(map(str, where))}")
@@ -55,8 +57,8 @@ def select_runs(paths: list[str], runs_dir: Path, warn: Callable[[str], None]) -
 
 
 def read_runs(paths: list, warn: Callable[[str], None]) -> list[Run]:
-    """Every readable run under these paths (runset.read: bad runs skipped with one warning, duplicates resolved)."""
-    return runset.read(paths, warn)
+    """Every readable run under these paths (runset.reading.read: bad runs skipped with one warning, duplicates resolved)."""
+    return reading.read(paths, warn)
 
 
 def experiment(run: Run) -> str:
@@ -66,9 +68,9 @@ def experiment(run: Run) -> str:
 def latest_experiment(runs: list[Run]) -> list[Run]:
     """Every run of the experiment (or sweep) of the newest run."""
     def which(r: Run) -> str:
-        return runset.sweep_id(r) or f"name:{experiment(r)}"
+        return sweep_id(r) or f"name:{experiment(r)}"
 
-    newest = max(runs, key=lambda r: (runset.created(r), r.path.name))
+    newest = max(runs, key=lambda r: (created(r), r.path.name))
     return [r for r in runs if which(r) == which(newest)]
 
 
@@ -87,8 +89,8 @@ def color_map(keys: list[str]) -> dict[str, str]:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """runset.group (one Group per label and config, as compare's rows); names drop a shared `<experiment>/`."""
-    groups = runset.group(runs, lambda m: None)  # the reader already warned about duplicates
+    """runset.grouping.group (one Group per label and config, as compare's rows); names drop a shared `<experiment>/`."""
+    groups = grouping.group(runs, lambda m: None)  # the reader already warned about duplicates
     colors = color_map([g.name for g in groups])
     single = len({experiment(r) for r in runs}) == 1
     out = []

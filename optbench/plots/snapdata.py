@@ -9,7 +9,7 @@ from optbench import snapshots
 from optbench.errors import OptbenchError
 from optbench.landscape import RunNet
 from optbench.plots import choose, data
-from optbench.runs import Run
+from optbench.runs.read import Run
 
 
 @dataclass(frozen=True)

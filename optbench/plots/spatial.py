@@ -12,7 +12,7 @@ from matplotlib.colors import LogNorm
 from optbench.errors import OptbenchError
 from optbench.plots import data
 from optbench.plots.style import place_legend, proxy
-from optbench.runs import Run
+from optbench.runs.read import Run
 
 # class colours: red/blue first as in the deeplearning.ai moons figure; regions are the same colours, light
 CLASS_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")

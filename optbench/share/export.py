@@ -99,12 +99,12 @@ WRITERS = {"csv": write_csv, "jsonl": write_jsonl, "parquet": write_parquet}
 def export_command(paths: Sequence[str], *, out: Path, fmt: str = "csv", per: str = "epoch",
                    runs_dir: Path = Path("runs"), warn: Warn) -> tuple[Path, int]:
     """Write the runs under `paths` (bare: the newest experiment under `runs_dir`) to `out`; (path, runs written)."""
-    from optbench import runset
+    from optbench.runset.default import default_paths
 
     check_options(fmt, per)
     if fmt == "parquet":
         pyarrow_or_error()  # before any run is read
-    where = list(paths) or runset.default_paths(runs_dir, "exporting", warn)
+    where = list(paths) or default_paths(runs_dir, "exporting", warn)
     if fmt == "tensorboard":
         from optbench.share.tensorboard import export_runs
 

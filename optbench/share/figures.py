@@ -171,13 +171,13 @@ def inline_svg(text: str, prefix: str) -> str:
 def _applies(kind: str, runs) -> str:
     """Why a figure kind cannot apply to these runs, from their configs alone ("" when it may): choosing the
     labels of a sweep costs a second per figure, so kinds that cannot apply are not tried."""
-    from optbench import runset
+    from optbench.runset.identity import sweep_id
     from optbench.problems import PROBLEMS
 
     cfgs = [r.config for r in runs]
     losses = {c.get("loss") for c in cfgs}
     problem = any(isinstance(c.get("data"), dict) and c["data"].get("name") in PROBLEMS.names() for c in cfgs)
-    swept = any(runset.sweep_id(r) for r in runs)
+    swept = any(sweep_id(r) for r in runs)
     lrs: dict[str, set] = {}
     for c in cfgs:
         opt = c.get("optimizer") if isinstance(c.get("optimizer"), dict) else {}

@@ -133,7 +133,7 @@ def _figures_section(toggles, pics) -> str:
 
 def _configs_section(c) -> str:
     """Each row's config differences (the keys whose value or presence differs between rows), then its full config."""
-    from optbench import runset
+    from optbench.runset.grouping import flatten
     from optbench.config import dump_yaml
     from optbench.share.table import cell, varied_columns
 
@@ -142,7 +142,7 @@ def _configs_section(c) -> str:
     head = "".join(f'<th scope="col" class="l" aria-sort="none"><button type="button">{esc(k)}</button></th>' for k in keys)
     rows = []
     for r in c.rows:
-        flat = runset.flatten(r.runs[0].config)
+        flat = flatten(r.runs[0].config)
         cells = "".join(f'<td class="l">{esc(json.dumps(cell(flat[k])) if k in flat else "–")}</td>' for k in keys)
         rows.append(f'<tr><th scope="row" class="l">{esc(r.name)}</th>{cells}</tr>')
     parts = ['<h2 id="configs">Configurations</h2>']
@@ -201,13 +201,14 @@ def environment(runs) -> list[tuple[str, str]]:
 def commands(runs, paths: Sequence[str], out: str) -> list[str]:
     """Shell commands that reproduce the study: each sweep as sweep.json recorded it, the other runs from their
     config.yaml files, then the comparison and this report."""
-    from optbench import runset
+    from optbench.runset.finding import is_sweep_dir
+    from optbench.runset.identity import sweep_id
 
     q = shlex.quote
     sweeps: dict[Path, None] = {}
     plain = []
     for r in runs:
-        if runset.sweep_id(r) and runset.is_sweep_dir(r.path.parent):
+        if sweep_id(r) and is_sweep_dir(r.path.parent):
             sweeps.setdefault(r.path.parent)
         else:
             plain.append(r)
@@ -232,12 +233,12 @@ def commands(runs, paths: Sequence[str], out: str) -> list[str]:
 
 def render(paths: Sequence[str], out: str, warn: Warn) -> str:
     """The page's text for the runs under `paths` (`out`: the report's path, as the reproduce commands name it)."""
-    from optbench import runset
+    from optbench.runset import reading
     from optbench.compare.stats import compare
     from optbench.plots.data import experiment_title
     from optbench.share.figures import draw
 
-    runs = runset.read(paths, warn)
+    runs = reading.read(paths, warn)
     if not runs:
         raise OptbenchError(f"no readable runs found in {', '.join(map(str, paths))}")
     c = compare(paths, warn=lambda m: None)  # the reader above already warned once about each bad run
@@ -266,11 +267,11 @@ def render(paths: Sequence[str], out: str, warn: Warn) -> str:
 
 def report_command(paths: Sequence[str], *, out: Path, runs_dir: Path = Path("runs"), warn: Warn) -> Path:
     """Write the report of the runs under `paths` (bare: the newest experiment under `runs_dir`) to `out`."""
-    from optbench import runset
+    from optbench.runset.default import default_paths
     from optbench.paths import prepare_out, write_text
 
     if Path(out).suffix.lower() not in (".html", ".htm"):
         raise OptbenchError(f"--out: {str(out)!r} is not an .html file (accepted: a path ending in .html)")
     prepare_out(out)
-    where = [str(p) for p in paths] or [str(p) for p in runset.default_paths(runs_dir, "reporting", warn)]
+    where = [str(p) for p in paths] or [str(p) for p in default_paths(runs_dir, "reporting", warn)]
     return write_text(out, render(where, str(out), warn))

@@ -19,15 +19,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
-from optbench import runset
 from optbench.errors import OptbenchError
-
-try:  # `crashed` (a running summary whose process is gone) once optbench.runs has it; until then as written
-    from optbench.runs import effective_status
-except ImportError:  # pragma: no cover - depends on which branches are merged
-    def effective_status(summary: dict) -> str:
-        status = summary.get("status")
-        return status if isinstance(status, str) else "?"
+from optbench.runs.status import FINISHED, effective_status
+from optbench.runset.finding import find_dirs, is_sweep_dir
+from optbench.runset.identity import created, identity
 
 Warn = Callable[[str], None]
 FAILED = ("failed", "crashed")
@@ -45,7 +40,7 @@ class Entry:
     created: str
     size: int
     experiment: str  # its experiment's name, or the sweep directory's
-    key: tuple | None = None  # runset.identity; None when unreadable
+    key: tuple | None = None  # runset.identity.identity; None when unreadable
     set_aside: bool = False  # in a sweep's .superseded/
     kept: bool = True  # the run of its kind compare and plot read
     why: str = ""  # why --prune would remove it ("" : it stays)
@@ -88,16 +83,16 @@ def _entry(d: Path, experiment: str, set_aside: bool) -> Entry:
         if not isinstance(summary, dict) or not isinstance(config, dict):
             raise ValueError("not a mapping")
     except (OSError, ValueError, RecursionError, OptbenchError, UnicodeDecodeError):
-        return Entry(d, CORRUPT, "?", None, runset.created(SimpleNamespace(path=d)), size, experiment, set_aside=set_aside)
+        return Entry(d, CORRUPT, "?", None, created(SimpleNamespace(path=d)), size, experiment, set_aside=set_aside)
     label = str(summary.get("label") or config.get("label") or d.name)
     seed = config.get("seed") if isinstance(config.get("seed"), int) else None
-    run = SimpleNamespace(path=d, summary=summary, config=config, label=label)  # what runset.identity reads
-    return Entry(d, effective_status(summary), label, seed, runset.created(run), size, experiment, runset.identity(run),
+    run = SimpleNamespace(path=d, summary=summary, config=config, label=label)  # what runset.identity.identity reads
+    return Entry(d, effective_status(summary), label, seed, created(run), size, experiment, identity(run),
                  set_aside)
 
 
 def _experiment_of(d: Path) -> str:
-    if runset.is_sweep_dir(d.parent):
+    if is_sweep_dir(d.parent):
         return d.parent.name
     try:
         s = json.loads((d / "summary.json").read_text())
@@ -113,14 +108,14 @@ def take(root: Path, warn: Warn) -> Inventory:
     if not root.is_dir():
         raise OptbenchError(f"{root}: no such runs directory (accepted: a directory holding runs or sweeps)")
     inv = Inventory(root)
-    for d in runset.find_dirs([root], warn):
+    for d in find_dirs([root], warn):
         inv.entries.append(_entry(d, _experiment_of(d), False))
-    for sweep in sorted(p for p in root.iterdir() if runset.is_sweep_dir(p)) if root.is_dir() else []:
+    for sweep in sorted(p for p in root.iterdir() if is_sweep_dir(p)) if root.is_dir() else []:
         aside = sweep / ".superseded"
         if aside.is_dir():
             for d in sorted(q for q in aside.iterdir() if q.is_dir()):
                 inv.entries.append(_entry(d, sweep.name, True))
-    if runset.is_sweep_dir(root) and (root / ".superseded").is_dir():
+    if is_sweep_dir(root) and (root / ".superseded").is_dir():
         for d in sorted(q for q in (root / ".superseded").iterdir() if q.is_dir()):
             inv.entries.append(_entry(d, root.name, True))
     _mark(inv.entries)
@@ -129,12 +124,12 @@ def take(root: Path, warn: Warn) -> Inventory:
 
 def _rank(e: Entry) -> tuple:
     """runset's order: finished beats interrupted beats the rest; then the newer; then the name."""
-    rank = 2 if e.status in runset.FINISHED else 1 if e.status == "interrupted" else 0
+    rank = 2 if e.status in FINISHED else 1 if e.status == "interrupted" else 0
     return rank, e.created, e.path.name
 
 
 def _mark(entries: list[Entry]) -> None:
-    """Which run of each kind is kept (as runset.distinct picks it) and why each other one could go."""
+    """Which run of each kind is kept (as runset.identity.distinct picks it) and why each other one could go."""
     best: dict[tuple, Entry] = {}
     for e in entries:
         if e.key is None or e.set_aside:
@@ -149,7 +144,7 @@ def _mark(entries: list[Entry]) -> None:
         e.kept = keeper is e
         if e.status == "running":
             continue  # it may be training right now
-        if not e.kept and keeper is not None and (e.status not in runset.FINISHED or keeper.status in runset.FINISHED):
+        if not e.kept and keeper is not None and (e.status not in FINISHED or keeper.status in FINISHED):
             e.why = f"superseded by {keeper.path.name}" if not e.set_aside else "set aside by a later sweep pass"
         elif e.kept and e.status in FAILED:
             e.why = e.status
@@ -192,7 +187,7 @@ def lines(inv: Inventory, *, every: bool = False) -> list[str]:
             out.append(f"  {label}: {len(members)} runs ({_counts(members)}), seeds {_seeds(seeds)}, "
                        f"{human(sum(e.size for e in members))}")
         for e in sorted(entries, key=lambda e: e.path.name):
-            notable = e.why or e.status not in runset.FINISHED or not e.kept
+            notable = e.why or e.status not in FINISHED or not e.kept
             if every or notable:
                 note = (f"  <- {e.why}" if e.why else "  (still training, or killed before it finished)"
                         if e.status == "running" else "  (kept: the run compare reads)" if e.kept and every else "")
@@ -224,7 +219,7 @@ def prune(inv: Inventory, warn: Warn) -> tuple[int, int]:
 
     by_sweep: dict[Path | None, list[Entry]] = {}
     for e in inv.prunable():
-        sweep = e.path.parent.parent if e.set_aside else e.path.parent if runset.is_sweep_dir(e.path.parent) else None
+        sweep = e.path.parent.parent if e.set_aside else e.path.parent if is_sweep_dir(e.path.parent) else None
         by_sweep.setdefault(sweep, []).append(e)
     removed = freed = 0
     for sweep, entries in by_sweep.items():
@@ -257,7 +252,7 @@ def _check_safe(e: Entry, inv: Inventory) -> None:
     """The rule, checked once more before anything is deleted: a completed run goes only with a finished twin
     that stays; a running, unreadable or kept-and-finished run never goes."""
     stays = [o for o in inv.entries if o.key == e.key and not o.why and o is not e]
-    if e.status == "running" or e.key is None or (e.kept and e.status in runset.FINISHED):
+    if e.status == "running" or e.key is None or (e.kept and e.status in FINISHED):
         raise AssertionError(f"{e.path}: would remove a run that must stay")
-    if e.status in runset.FINISHED and not any(o.status in runset.FINISHED for o in stays):
+    if e.status in FINISHED and not any(o.status in FINISHED for o in stays):
         raise AssertionError(f"{e.path}: would remove the only finished run of its kind")

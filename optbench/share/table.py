@@ -1,6 +1,6 @@
 """Runs as one tidy table: a row per run x epoch (or per run), the run's identity, every varied config key flat.
 
-Rows come from runset.read (the reader compare and plot use: bad runs warned about, duplicates resolved). A
+Rows come from runset.reading.read (the reader compare and plot use: bad runs warned about, duplicates resolved). A
 config key is a column when its value differs between the runs or some runs lack it (momentum's `mu`), so
 pandas, R or DuckDB see what was varied and nothing else. Values are numbers, text, booleans or None; a list
 or mapping (`model.hidden: [5, 2]`) is its compact JSON text, so every column holds one kind of value.
@@ -13,9 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from optbench import runset
 from optbench.choices import EXPORT_PER as PER
-from optbench.runs import COLUMNS, CorruptRun, Run
+from optbench.runs.columns import COLUMNS
+from optbench.runs.read import CorruptRun, Run
+from optbench.runset import grouping, reading
+from optbench.runset.identity import replicate
 
 Warn = Callable[[str], None]
 MISSING = object()
@@ -44,7 +46,7 @@ def varied_columns(runs: Sequence[Run]) -> list[str]:
 
 def varied_keys(cfgs: Sequence[dict]) -> list[str]:
     """varied_columns of resolved configs."""
-    flats = [runset.flatten(c) for c in cfgs]
+    flats = [grouping.flatten(c) for c in cfgs]
     keys = list(dict.fromkeys(k for f in flats for k in f))
     out = []
     for k in keys:
@@ -63,7 +65,7 @@ def identity_columns(runs: Sequence[Run]) -> list[str]:
     """What names a run: its experiment, label, group name (label and differing keys), directory, seed, status;
     fold and sweep columns only when some run has them."""
     cols = ["experiment", "label", "name", "run", "seed", "status"]
-    if any(runset.replicate(r.config)[1] >= 0 for r in runs):
+    if any(replicate(r.config)[1] >= 0 for r in runs):
         cols.insert(5, "fold")
     if any(_sweep(r) for r in runs):
         cols += ["sweep", "variant", "trial"]
@@ -72,7 +74,7 @@ def identity_columns(runs: Sequence[Run]) -> list[str]:
 
 def _identity(run: Run, name: str, cols: list[str]) -> list[Any]:
     tag = _sweep(run)
-    fold = runset.replicate(run.config)[1]
+    fold = replicate(run.config)[1]
     known = {"experiment": run.summary.get("name") or run.config.get("name"), "label": run.label, "name": name,
              "run": run.path.name, "seed": run.seed, "fold": fold if fold >= 0 else None, "status": run.status,
              "sweep": tag.get("id"), "variant": tag.get("variant"), "trial": tag.get("trial")}
@@ -85,20 +87,20 @@ def _number(x: Any) -> float | None:
 
 def _named(runs: list[Run], warn: Warn) -> list[tuple[Run, str]]:
     """Each run with its group's display name (compare's row name), in group order, seeds ascending."""
-    return [(r, g.name) for g in runset.group(runs, warn) for r in g.items]
+    return [(r, g.name) for g in grouping.group(runs, warn) for r in g.items]
 
 
 def build(paths: Sequence[str], warn: Warn, per: str = "epoch") -> Table:
     """The tidy table of the runs under `paths`: a row per run x epoch (`per="epoch"`) or per run (`per="run"`)."""
     from optbench.compare.read import run_facts
 
-    runs = runset.read(paths, warn)
+    runs = reading.read(paths, warn)
     named = _named(runs, warn)
     ident = identity_columns(runs)
     keys = varied_columns(runs)
 
     def head(run: Run, name: str) -> list[Any]:
-        flat = runset.flatten(run.config)
+        flat = grouping.flatten(run.config)
         return _identity(run, name, ident) + [cell(flat.get(k)) for k in keys]
 
     if per == "epoch":

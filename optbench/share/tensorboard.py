@@ -62,11 +62,12 @@ def _hparam(v: Any) -> bool | str | float | int:
 
 def hparams_of(cfg: dict, summary: dict, keys: Sequence[str]) -> dict[str, bool | str | float | int]:
     """A run's HParams: label, seed, its sweep trial (variant, trial, searched keys), then `keys` of its config."""
-    from optbench import runset
+    from optbench.runset.grouping import flatten
+    from optbench.runset.identity import replicate
 
-    flat = runset.flatten(cfg)
+    flat = flatten(cfg)
     out: dict[str, Any] = {"label": str(summary.get("label") or cfg.get("label")), "seed": int(cfg.get("seed", 0))}
-    fold = runset.replicate(cfg)[1]
+    fold = replicate(cfg)[1]
     if fold >= 0:
         out["fold"] = fold
     tag = summary.get("sweep") if isinstance(summary.get("sweep"), dict) else {}
@@ -127,7 +128,7 @@ def _created(summary: dict) -> float | None:
 
     text = summary.get("created")
     try:
-        # summary.json's `created` is local time (runs.created_text; to the second in older runs)
+        # summary.json's `created` is local time (runs.summary.created_text; to the second in older runs)
         return datetime.datetime.fromisoformat(text).timestamp() if isinstance(text, str) else None
     except (ValueError, OverflowError, OSError):
         return None
@@ -154,11 +155,11 @@ def write_run(run, logdir: Path, keys: Sequence[str]) -> None:
 
 def export_runs(paths: Sequence[str], out: Path, warn: Warn) -> tuple[Path, int]:
     """Every readable run under `paths` as a TensorBoard run below `out` (named as its run directory)."""
-    from optbench import runset
+    from optbench.runset import reading
     from optbench.share.table import varied_columns
 
     tensorboardx()
-    runs = runset.read(paths, warn)
+    runs = reading.read(paths, warn)
     if not runs:
         raise OptbenchError(f"no readable runs found in {', '.join(map(str, paths))}")
     if out.exists() and not out.is_dir():
@@ -268,8 +269,8 @@ class LiveSweep:
 
     def _catch_up(self) -> None:
         """Write the finished run directories of the sweep not written yet (read once each)."""
-        from optbench import runset
-        from optbench.runs import CorruptRun
+        from optbench.runset import reading
+        from optbench.runs.read import CorruptRun
 
         try:
             dirs = sorted(d for d in self.sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -279,7 +280,7 @@ class LiveSweep:
             if d.name in self.written:
                 continue
             try:
-                run = runset.read_one(d)
+                run = reading.read_one(d)
             except CorruptRun:
                 continue
             if run.status in ("running", "failed"):

@@ -19,7 +19,8 @@ from optbench.config import expand, read_config
 from optbench.datacache import DataCache
 from optbench.errors import OptbenchError
 from optbench.registry import format_value
-from optbench.runs import RunWriteError, writer_gone
+from optbench.runs.status import writer_gone
+from optbench.runs.writing import RunWriteError
 from optbench.sweep.spec import Spec, _fail, parse_spec
 
 FINAL = ("completed", "diverged", "stopped_early")  # a run with one of these statuses is not trained again
@@ -228,7 +229,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def sweep_record(plan: Plan, old: dict | None, pass_info: dict) -> dict:
     """sweep.json: the id, the resolved spec, the experiment and the trials; one entry per pass appended."""
-    from optbench.runs import versions
+    from optbench.runs.summary import versions
 
     passes = (old or {}).get("passes", [])
     passes = [p for p in passes if p.get("pass") != pass_info["pass"]] + [pass_info]  # this pass's entry, updated

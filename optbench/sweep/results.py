@@ -138,10 +138,10 @@ def _lookup(cfg: dict, path: str) -> Any:
 def heatmap_table(runs: list, x_key: str, y_key: str, metric: str = "train_cost") -> tuple[list, list, np.ndarray]:
     """A 2-D sweep as a table: sorted x and y values of two config keys, and grid[i, j] the mean final `metric`.
 
-    `runs` are runs.Run (read back); the value of a run is the last row of the metrics.csv column `metric`;
+    `runs` are runs.read.Run (read back); the value of a run is the last row of the metrics.csv column `metric`;
     grid has shape (len(ys), len(xs)) (rows are y) and is NaN where no run, or only diverged runs, sit.
     """
-    from optbench.runs import COLUMNS
+    from optbench.runs.columns import COLUMNS
 
     if metric not in COLUMNS:
         raise OptbenchError(f"--metric: {metric!r} is not a metrics column (accepted: {', '.join(COLUMNS)})")
