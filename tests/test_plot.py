@@ -430,7 +430,7 @@ def test_heatmap_needs_two_keys(grid_sweep, moons):
 import csv  # noqa: E402
 import struct  # noqa: E402
 
-from optbench.plots import choose, curves  # noqa: E402
+from optbench.plots import choose, curves, sensitivity  # noqa: E402
 from optbench.plots.record import HEADER, Record  # noqa: E402
 
 
@@ -550,7 +550,7 @@ def test_bands_stay_within_the_metrics_bounds(tmp_path):
     points = {"sgd": {0.1: [(0.0, False), (0.0, False), (0.9, False)], 1.0: [(1.0, False), (1.0, False), (0.2, False)]}}
     for metric, (lo, hi) in (("train_cost", (0.0, np.inf)), ("train_acc", (0.0, 1.0))):
         rec = Record("lr")
-        curves.draw_lr(Figure().add_subplot(), points, metric=metric, band="std", log_y=False, title="", rec=rec)
+        sensitivity.draw_lr(Figure().add_subplot(), points, metric=metric, band="std", log_y=False, title="", rec=rec)
         for r in rec.rows:
             assert lo <= float(r[6]) <= float(r[5]) <= float(r[7]) <= hi
 

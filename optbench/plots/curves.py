@@ -1,8 +1,10 @@
-"""Metric-against-time figures (cost, accuracy) and learning-rate sensitivity, drawn into given Axes."""
+"""Metric-against-time figures (cost, accuracy), drawn into given Axes (learning-rate sensitivity: sensitivity.py)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.ticker import PercentFormatter
@@ -84,6 +86,24 @@ def overlap_marks(curves: list[data.Curve | None], log_y: bool, dashes: bool = F
     return out
 
 
+@dataclass(frozen=True)
+class _Panel:
+    """What every label's lines share in one draw_curves call: the Axes, what is drawn, where it is recorded."""
+
+    ax: Any
+    metric: str
+    val: str | None  # the validation twin of `metric`, when measured
+    x: str
+    band: str
+    seeds: bool
+    rec: Record | None
+    panel: str
+
+    def add(self, label: str, series: str, x, y, lo=None, hi=None) -> None:
+        """Record a drawn series for `plot --data` (when a Record is given)."""
+        _add(self.rec, self.panel, label, series, x, y, lo, hi)
+
+
 def draw_curves(ax, groups: list[data.Group], *, metric: str, x: str, band: str, seeds: bool, log_y: bool,
                 title: str, lr_in_legend: bool, others: frozenset = frozenset(), rec: Record | None = None,
                 panel: str = "", legend: bool = True) -> None:
@@ -93,15 +113,12 @@ def draw_curves(ax, groups: list[data.Group], *, metric: str, x: str, band: str,
     is a thin grey line without band or twin, counted in one legend entry. A curve on top of an earlier one
     gets markers, so two coinciding labels (GD and EMA momentum in the course) both show.
     """
-    val = companion(metric, groups)
-    floors = {g.label: problem_floor(g) for g in groups} if metric == "train_cost" else {}
-    shifted = bool(floors) and all(f is not None for f in floors.values())
-    lim = (0.0, math.inf) if shifted else bounds(metric)
-    shift = {g.label: (floors[g.label] if shifted else 0.0) for g in groups}
+    p = _Panel(ax, metric, companion(metric, groups), x, band, seeds, rec, panel)
+    shift, lim, shifted = _shifts(groups, metric)
     main = [data.aggregate(g.runs, metric, x, band) for g in groups]
     main = [None if c is None else _clip(c, shift[g.label], lim) for g, c in zip(groups, main)]
     named = [g for g in groups if g.label not in others]
-    extra = overlap_marks([c if g.label not in others else None for g, c in zip(groups, main)], log_y, dashes=not val)
+    extra = overlap_marks([c if g.label not in others else None for g, c in zip(groups, main)], log_y, dashes=not p.val)
     handles, marks, n_named = [], [], max(len(named) - 1, 1)
     show_bands = len(named) <= BAND_MAX
     k = 0
@@ -113,70 +130,117 @@ def draw_curves(ax, groups: list[data.Group], *, metric: str, x: str, band: str,
         # each later line a little thinner, drawn on top: curves that coincide stay visible
         width = 0.9 if faint else 3.0 - 1.6 * k / n_named
         k += 0 if faint else 1
-        if seeds and not faint:
-            for r in g.runs:
-                xs, ys = data.seed_curve(r, metric, x)
-                ax.plot(xs, ys - shift[g.label], color=g.color, linestyle=TRAIN_STYLE, linewidth=0.8, alpha=SEED_ALPHA)
-                _add(rec, panel, g.label, f"{metric} seed {r.seed}", xs, ys - shift[g.label])
         banded = len(g.runs) > 1 and not faint and show_bands
-        if banded:
-            ax.fill_between(curve.x, curve.lo, curve.hi, color=g.color, alpha=BAND_ALPHA, linewidth=0)
-        if more:
-            width = min(width, 1.6)  # a curve drawn on top of another: thin, so the one below shows on both sides
-        if len(curve.x) == 1:  # a run of train.epochs: 0 is its epoch-0 point alone: a line would not show it
-            more.setdefault("marker", "o")
-        line, = ax.plot(curve.x, curve.mean, color=g.color, linestyle=more.pop("linestyle", TRAIN_STYLE), linewidth=width,
-                        alpha=0.75 if faint else 1.0, label="_other" if faint else label, zorder=1.5 if faint else 2.5,
-                        **more)
-        _add(rec, panel, g.label, metric, curve.x, curve.mean, *((curve.lo, curve.hi) if banded else ()))
+        line = _draw_label(p, g, curve, more, shift=shift[g.label], width=width, faint=faint, banded=banded, label=label)
         if not faint:
             handles.append(line)
-        if val and not faint:
-            if seeds:
-                for r in g.runs:
-                    xs, ys = data.seed_curve(r, val, x)
-                    ax.plot(xs, ys, color=g.color, linestyle=VAL_STYLE, linewidth=0.8, alpha=SEED_ALPHA)
-                    _add(rec, panel, g.label, f"{val} seed {r.seed}", xs, ys)
-            vc = data.aggregate(g.runs, val, x, band)
-            if vc is not None:
-                vc = _clip(vc, 0.0, bounds(val))
-                if banded:
-                    ax.fill_between(vc.x, vc.lo, vc.hi, color=g.color, alpha=BAND_ALPHA / 2, linewidth=0)
-                ax.plot(vc.x, vc.mean, color=g.color, linestyle=VAL_STYLE, linewidth=width, label="_val", zorder=2.5,
-                        **more)
-                _add(rec, panel, g.label, val, vc.x, vc.mean, *((vc.lo, vc.hi) if banded else ()))
-        points = [(px, py - shift[g.label], g.color) for px, py in data.divergence_points(g, metric, x)]
-        marks += points
-        if points:
-            _add(rec, panel, g.label, "diverged", [p[0] for p in points], [p[1] for p in points])
+        marks += _diverged(p, g, shift[g.label])
     if log_y:
         ax.set_yscale("log")
     if marks:
-        columns = [c for c in (metric, val) if c]
-        every, normal = data.value_range(groups, columns), data.value_range(groups, columns, diverged=False)
-        low = min(shift.values(), default=0.0)
-        _mark_divergence(ax, marks, every and (every[0] - low, every[1] - low),
-                         normal and (normal[0] - low, normal[1] - low), log_y)
-    if others:
-        handles.append(proxy(OTHERS_COLOR, f"{len(others)} others", linewidth=1.2))
-    if not show_bands and any(len(g.runs) > 1 for g in named):
-        handles.append(proxy("none", f"(no seed bands with > {BAND_MAX} labels)"))
-    if val:
-        handles += [proxy("0.35", "training", linestyle=TRAIN_STYLE), proxy("0.35", "validation", linestyle=VAL_STYLE)]
-    if marks:
-        handles.append(proxy("0.35", "diverged", linestyle="none", marker="x", markersize=8, markeredgewidth=2))
-    if metric.endswith("_acc"):
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    _keep_in_bounds(ax, lim, log_y)
-    ax.set_xlabel(metric_name(x))
-    ax.set_ylabel("f − f* (cost minus the minimum)" if shifted else metric_name(metric))
-    ax.set_title(title)
-    ax.set_xlim(left=0)
+        _mark_diverged(p, groups, marks, min(shift.values(), default=0.0), log_y)
+    handles += _legend_notes(p, marks, others=others,
+                             no_bands=not show_bands and any(len(g.runs) > 1 for g in named))
+    _label_axes(p, lim, log_y, title, "f − f* (cost minus the minimum)" if shifted else metric_name(metric))
     if legend:
         place_legend(ax, handles)
 
 
-def _keep_in_bounds(ax, lim: tuple[float, float], log_y: bool) -> None:
+def _shifts(groups: list[data.Group], metric: str) -> tuple[dict[str, float], tuple[float, float], bool]:
+    """Per label the value subtracted (f* of a 2-D test function's train_cost when every label's function has a
+    minimum, else 0), the bounds of what is drawn, and whether the curves are shifted."""
+    floors = {g.label: problem_floor(g) for g in groups} if metric == "train_cost" else {}
+    shifted = bool(floors) and all(f is not None for f in floors.values())
+    lim = (0.0, math.inf) if shifted else bounds(metric)
+    return {g.label: (floors[g.label] if shifted else 0.0) for g in groups}, lim, shifted
+
+
+def _draw_label(p: _Panel, g: data.Group, curve: data.Curve, more: dict, *, shift: float, width: float, faint: bool,
+                banded: bool, label: str):
+    """One label's seeds (faintly), band and mean line, then its validation twin; returns the mean's line."""
+    if p.seeds and not faint:
+        _seed_lines(p, g, p.metric, TRAIN_STYLE, shift)
+    if banded:
+        p.ax.fill_between(curve.x, curve.lo, curve.hi, color=g.color, alpha=BAND_ALPHA, linewidth=0)
+    if more:
+        width = min(width, 1.6)  # a curve drawn on top of another: thin, so the one below shows on both sides
+    if len(curve.x) == 1:  # a run of train.epochs: 0 is its epoch-0 point alone: a line would not show it
+        more.setdefault("marker", "o")
+    line, = p.ax.plot(curve.x, curve.mean, color=g.color, linestyle=more.pop("linestyle", TRAIN_STYLE), linewidth=width,
+                      alpha=0.75 if faint else 1.0, label="_other" if faint else label, zorder=1.5 if faint else 2.5,
+                      **more)
+    p.add(g.label, p.metric, curve.x, curve.mean, *((curve.lo, curve.hi) if banded else ()))
+    if p.val and not faint:
+        _draw_val(p, g, more, width=width, banded=banded)
+    return line
+
+
+def _seed_lines(p: _Panel, g: data.Group, metric: str, style: str, shift: float | None) -> None:
+    """Every seed's curve of `metric` (minus `shift`), thin and faint."""
+    for r in g.runs:
+        xs, ys = data.seed_curve(r, metric, p.x)
+        if shift is not None:
+            ys = ys - shift
+        p.ax.plot(xs, ys, color=g.color, linestyle=style, linewidth=0.8, alpha=SEED_ALPHA)
+        p.add(g.label, f"{metric} seed {r.seed}", xs, ys)
+
+
+def _draw_val(p: _Panel, g: data.Group, more: dict, *, width: float, banded: bool) -> None:
+    """The validation twin of a label's curve: dashed, as wide as its training line, half as dark a band."""
+    if p.seeds:
+        _seed_lines(p, g, p.val, VAL_STYLE, None)
+    vc = data.aggregate(g.runs, p.val, p.x, p.band)
+    if vc is None:
+        return
+    vc = _clip(vc, 0.0, bounds(p.val))
+    if banded:
+        p.ax.fill_between(vc.x, vc.lo, vc.hi, color=g.color, alpha=BAND_ALPHA / 2, linewidth=0)
+    p.ax.plot(vc.x, vc.mean, color=g.color, linestyle=VAL_STYLE, linewidth=width, label="_val", zorder=2.5, **more)
+    p.add(g.label, p.val, vc.x, vc.mean, *((vc.lo, vc.hi) if banded else ()))
+
+
+def _diverged(p: _Panel, g: data.Group, shift: float) -> list[tuple[float, float, str]]:
+    """(x, y, colour) of the last point of each of a label's diverged runs, recorded."""
+    points = [(px, py - shift, g.color) for px, py in data.divergence_points(g, p.metric, p.x)]
+    if points:
+        p.add(g.label, "diverged", [q[0] for q in points], [q[1] for q in points])
+    return points
+
+
+def _mark_diverged(p: _Panel, groups: list[data.Group], marks: list, low: float, log_y: bool) -> None:
+    """_mark_divergence with the value ranges of what is drawn, moved down by the lowest shift."""
+    columns = [c for c in (p.metric, p.val) if c]
+    every, normal = data.value_range(groups, columns), data.value_range(groups, columns, diverged=False)
+    _mark_divergence(p.ax, marks, every and (every[0] - low, every[1] - low),
+                     normal and (normal[0] - low, normal[1] - low), log_y)
+
+
+def _legend_notes(p: _Panel, marks: list, *, others: frozenset, no_bands: bool) -> list:
+    """The legend entries after the labels: the grey others, no seed bands, training/validation, diverged."""
+    notes = []
+    if others:
+        notes.append(proxy(OTHERS_COLOR, f"{len(others)} others", linewidth=1.2))
+    if no_bands:
+        notes.append(proxy("none", f"(no seed bands with > {BAND_MAX} labels)"))
+    if p.val:
+        notes += [proxy("0.35", "training", linestyle=TRAIN_STYLE), proxy("0.35", "validation", linestyle=VAL_STYLE)]
+    if marks:
+        notes.append(proxy("0.35", "diverged", linestyle="none", marker="x", markersize=8, markeredgewidth=2))
+    return notes
+
+
+def _label_axes(p: _Panel, lim: tuple[float, float], log_y: bool, title: str, ylabel: str) -> None:
+    """Percent ticks for accuracies, the y range inside the metric's bounds, labels and title, x from 0."""
+    if p.metric.endswith("_acc"):
+        p.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    keep_in_bounds(p.ax, lim, log_y)
+    p.ax.set_xlabel(metric_name(p.x))
+    p.ax.set_ylabel(ylabel)
+    p.ax.set_title(title)
+    p.ax.set_xlim(left=0)
+
+
+def keep_in_bounds(ax, lim: tuple[float, float], log_y: bool) -> None:
     """A linear axis does not extend past what the metric can take (no room below a zero cost)."""
     if log_y:
         return
@@ -209,119 +273,3 @@ def _mark_divergence(ax, marks, every, normal, log_y: bool) -> None:
     for px, py, color in marks:
         ax.plot([px], [min(py, top)], linestyle="none", marker="x", markersize=9, markeredgewidth=2.2, color=color,
                 clip_on=False)
-
-
-# ---- learning-rate sensitivity ---------------------------------------------------------------------------
-
-
-def _flat(cfg, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-    return out
-
-
-NOT_A_LINE = ("seed", "name", "label", "optimizer.lr", "data.fold")
-
-
-def line_keys(groups: list[data.Group]) -> list[str]:
-    """The config keys besides the learning rate that differ between runs of one optimizer: each of their
-    value combinations gets its own line (an lr x mu grid: one line per mu), never pooled into the error bars."""
-    by_opt: dict[str, list[dict]] = {}
-    for g in groups:
-        for r in g.runs:
-            by_opt.setdefault(str(r.config.get("optimizer", {}).get("name", "?")), []).append(_flat(r.config))
-    keys: set[str] = set()
-    for flats in by_opt.values():
-        for k in {k for f in flats for k in f}:
-            if k not in NOT_A_LINE and len({repr(f.get(k)) for f in flats}) > 1:
-                keys.add(k)
-    return sorted(keys)
-
-
-def lr_points(groups: list[data.Group], metric: str) -> dict[str, dict[float, list[tuple[float, bool]]]]:
-    """line name (optimizer, plus the other differing keys' values) -> lr -> [(final metric, diverged)] over runs."""
-    keys = line_keys(groups)
-    out: dict[str, dict[float, list[tuple[float, bool]]]] = {}
-    for g in groups:
-        for r in g.runs:
-            lr, value = data.lr_of(r), data.final_value(r, metric)
-            if lr is None or value is None:
-                continue
-            flat = _flat(r.config)
-            name = str(r.config.get("optimizer", {}).get("name", "?"))
-            shown = [f"{k.split('.')[-1]} {_value(flat.get(k))}" for k in keys if k in flat and k != "optimizer.name"]
-            line = f"{name} ({', '.join(shown)})" if shown else name
-            out.setdefault(line, {}).setdefault(lr, []).append((value, r.status == "diverged"))
-    return out
-
-
-def _value(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _spread(values: np.ndarray, band: str, lim: tuple[float, float]) -> tuple[float, float, float]:
-    """mean, and the distances down and up of the error bar: std (inside the seeds' range and the metric's
-    bounds), or to the min and max."""
-    m = float(values.mean())
-    if band == "minmax":
-        return m, m - float(values.min()), float(values.max()) - m
-    sd = float(values.std())
-    lo, hi = max(m - sd, float(values.min()), lim[0]), min(m + sd, float(values.max()), lim[1])
-    return m, m - lo, hi - m
-
-
-def draw_lr(ax, points: dict[str, dict[float, list[tuple[float, bool]]]], *, metric: str, band: str, log_y: bool,
-            title: str, rec: Record | None = None, panel: str = "") -> None:
-    """Final metric against lr (log x), one line per optimizer and setting, error bars over seeds.
-
-    A diverged run's final value means nothing (it is wherever the blow-up was caught), so diverged seeds are
-    left out of the mean and shown as an x on the bad edge of the axes: the top for costs, the bottom for accuracy.
-    """
-    names = sorted(points)
-    colors = {n: data.PALETTE[i % len(data.PALETTE)] for i, n in enumerate(names)}
-    handles, edge = [], 0.0 if metric.endswith("_acc") else 1.0
-    any_diverged = False
-    lim = bounds(metric)
-    table = {}
-    for name in names:
-        lrs = sorted(points[name])
-        table[name] = [(lr, *_spread(np.array(ok), band, lim)) for lr in lrs if (ok := [v for v, d in points[name][lr] if not d])]
-    lines = [data.Curve(*(np.array(c) for c in list(zip(*rows))[:2]), None, None) if len(rows) > 1 else None
-             for rows in table.values()]
-    extra = overlap_marks(lines, log_y, dashes=True)
-    for i, (name, more) in enumerate(zip(names, extra)):
-        lrs = sorted(points[name])
-        style = dict(marker="o", linestyle=("-", "--", ":")[i // len(data.PALETTE) % 3], linewidth=1.8)
-        if more:  # on top of another line: its own marker, dashed and thinner
-            style.update(marker=more["marker"], linestyle=more["linestyle"], linewidth=1.2, markerfacecolor="white")
-        rows = table[name]
-        if rows:
-            x, mean, down, up = map(np.array, zip(*rows))
-            handles.append(ax.errorbar(x, mean, yerr=[down, up], color=colors[name], markersize=6, capsize=3,
-                                       label=name, **style))
-            _add(rec, panel, name, f"final {metric}", x, mean, mean - down, mean + up)
-        bad = [lr for lr in lrs if any(d for _, d in points[name][lr])]
-        if bad:
-            any_diverged = True
-            ax.plot(bad, [edge] * len(bad), transform=ax.get_xaxis_transform(), linestyle="none", marker="x",
-                    markersize=11, markeredgewidth=2.2, color=colors[name], clip_on=False)
-            _add(rec, panel, name, "diverged", bad, [math.nan] * len(bad))
-            if not rows:
-                handles.append(proxy(colors[name], name, marker="x", linestyle="none"))
-    if any_diverged:
-        handles.append(proxy("0.35", "diverged seeds (not in the mean)", linestyle="none", marker="x", markersize=8,
-                             markeredgewidth=2))
-    ax.set_xscale("log")
-    if log_y:
-        ax.set_yscale("log")
-    if metric.endswith("_acc"):
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    _keep_in_bounds(ax, lim, log_y)
-    ax.set_xlabel("learning rate (optimizer.lr)")
-    ax.set_ylabel(f"final {metric_name(metric)} (mean, {'min–max' if band == 'minmax' else '± std'} over seeds)")
-    ax.set_title(title)
-    place_legend(ax, handles[:14], title="optimizer", outside=True)

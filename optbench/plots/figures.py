@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from optbench.errors import OptbenchError
-from optbench.plots import activations, choose, curves, data, fit, heatmap, layout, spatial
+from optbench.plots import activations, choose, curves, data, fit, heatmap, layout, sensitivity, spatial
 from optbench.plots.choose import View
 from optbench.plots.options import Options
 from optbench.plots.record import Record
@@ -106,15 +106,15 @@ def _accuracy_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
 def _lr_figure(view: View, title, opts: Options, warn: Warn, rec: Record):
     groups = view.pool  # every trial: the sensitivity is the point
     _require_metric(groups, opts.metric)
-    points = curves.lr_points(groups, opts.metric)
+    points = sensitivity.lr_points(groups, opts.metric)
     if not any(len(per) > 1 for per in points.values()):
         found = ", ".join(f"{name} {data.lr_text(set(per))}" for name, per in sorted(points.items()))
         raise OptbenchError(f"--kind lr: needs runs of one optimizer at several learning rates; found one lr per "
                             f"optimizer ({found or 'none'}): train again with --set optimizer.lr=VALUE, or use lr variants")
     fig = _figure(10 if len(points) > 3 else 9.5, 5)
-    curves.draw_lr(fig.add_subplot(), points, metric=opts.metric, band=opts.band,
-                   log_y=log_y(opts, groups, opts.metric), title=_title(title, "learning-rate sensitivity"),
-                   rec=rec, panel=f"final {opts.metric}")
+    sensitivity.draw_lr(fig.add_subplot(), points, metric=opts.metric, band=opts.band,
+                        log_y=log_y(opts, groups, opts.metric), title=_title(title, "learning-rate sensitivity"),
+                        rec=rec, panel=f"final {opts.metric}")
     return fig
 
 
