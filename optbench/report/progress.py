@@ -1,4 +1,4 @@
-"""Progress while training: a rich bar per group (train) or over a sweep's run-epochs on a terminal, plain lines in pipes."""
+"""Progress while training: a rich bar per group (train) or over a sweep's run-epochs; plain lines in pipes."""
 
 from __future__ import annotations
 

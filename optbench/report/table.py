@@ -1,4 +1,4 @@
-"""Tables for the terminal: columns aligned within its width, numbers right-aligned; rich on a terminal, plain in pipes."""
+"""Tables within the terminal's width, numbers right-aligned: rich text on a terminal, plain text in pipes."""
 
 from __future__ import annotations
 

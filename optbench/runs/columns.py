@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import numpy as np
 
 COLUMNS = ("epoch", "step", "lr", "train_cost", "val_cost", "train_acc", "val_acc", "grad_norm", "update_ratio", "seconds")
 OPTIONAL = ("sharpness",)  # written only by the runs that measure it (train.sharpness_every > 0), before `seconds`
 ALL_COLUMNS = COLUMNS[:-1] + OPTIONAL + COLUMNS[-1:]  # what a run read back has: an optional column it lacks is NaN
-COL = {c: i for i, c in enumerate(COLUMNS)}
+COL = MappingProxyType({c: i for i, c in enumerate(COLUMNS)})  # column -> its index
 # epoch and step as integers, the metrics exact (%r reads back to the same float), seconds to the microsecond
 ROW = "%d,%d" + ",%r" * (len(COLUMNS) - 3) + ",%.6f\n"
 

@@ -1,4 +1,4 @@
-"""RunWriter: the run directories of one group, opened at start, rows kept and written in blocks, finished at the end."""
+"""RunWriter: a group's run directories, opened at start, rows kept and written in blocks, finished at the end."""
 
 from __future__ import annotations
 
@@ -268,6 +268,6 @@ class RunWriter:
 
     def _summary(self, r: int, status: str, reason: str, extra: dict | None = None, n_out: int | None = None) -> dict:
         """Run r's summary.json now (summary.summary), from what this writer found once and its tracks."""
+        track = self._tracks.of(r) if self._tracks.n[r] else None
         return summary(self.cfgs[r], status, reason, group=self.group, created=self._created[r], software=self._versions,
-                       owner=self._owner, tags=self.tags[r], track=self._tracks.of(r) if self._tracks.n[r] else None,
-                       extra=extra, n_out=n_out)
+                       owner=self._owner, tags=self.tags[r], track=track, extra=extra, n_out=n_out)

@@ -1,11 +1,12 @@
-"""What compare and plot rely on in a run read back: types in summary.json and config.yaml, epochs 0..E, sane npz files."""
+"""What compare and plot rely on in a run read back: types in summary.json and config.yaml, epochs 0..E, sane npz."""
 
 from __future__ import annotations
 
 import math
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -31,23 +32,27 @@ def depth(obj: Any) -> int:
     return deepest
 
 
-_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+_KINDS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType({
     "text": (lambda v: isinstance(v, str), "a text"),
     "int": (is_int, "an integer"),
     "number": (is_number, "a number"),
     "mapping": (lambda v: isinstance(v, dict), "a mapping"),
     "mapping!": (lambda v: isinstance(v, dict), "a mapping"),  # and not null: a resolved config has every section
-}
-SUMMARY = {"reason": "text", "name": "text", "label": "text", "group": "text", "created": "text", "finished": "text",
-           "seed": "int", "epochs": "int", "seconds": "number", "fingerprints": "mapping", "initial": "mapping",
-           "final": "mapping", "best": "mapping", "final_eval": "mapping", "versions": "mapping", "sweep": "mapping"}
-SWEEP_TAG = {"id": "text", "name": "text", "key": "text", "variant": "text", "trial": "text", "params": "mapping",
-             "fold": "int", "folds": "int", "method": "text", "budget": "int", "metric": "text"}
-CONFIG = {"name": "text", "label": "text", "seed": "int", "loss": "text", **dict.fromkeys(SECTIONS, "mapping!")}
-NESTED = {("data", "name"): "text", ("data", "fold"): "int", ("optimizer", "name"): "text", ("optimizer", "lr"): "number"}
+})
+SUMMARY = MappingProxyType({  # summary.json key -> its kind
+    "reason": "text", "name": "text", "label": "text", "group": "text", "created": "text", "finished": "text",
+    "seed": "int", "epochs": "int", "seconds": "number", "fingerprints": "mapping", "initial": "mapping",
+    "final": "mapping", "best": "mapping", "final_eval": "mapping", "versions": "mapping", "sweep": "mapping"})
+SWEEP_TAG = MappingProxyType({  # summary.json's sweep.* key -> its kind
+    "id": "text", "name": "text", "key": "text", "variant": "text", "trial": "text", "params": "mapping",
+    "fold": "int", "folds": "int", "method": "text", "budget": "int", "metric": "text"})
+CONFIG = MappingProxyType({"name": "text", "label": "text", "seed": "int", "loss": "text",
+                           **dict.fromkeys(SECTIONS, "mapping!")})
+NESTED = MappingProxyType({("data", "name"): "text", ("data", "fold"): "int", ("optimizer", "name"): "text",
+                           ("optimizer", "lr"): "number"})
 
 
-def _check_types(path: Path, file: str, obj: dict, kinds: dict, prefix: str = "") -> None:
+def _check_types(path: Path, file: str, obj: dict, kinds: Mapping[str, str], prefix: str = "") -> None:
     """Each key of `kinds` present in `obj` has its kind (or is null, unless the kind ends in !); else CorruptRun."""
     for key, kind in kinds.items():
         if key not in obj:

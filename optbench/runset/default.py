@@ -1,4 +1,4 @@
-"""The default of a bare compare or plot: the newest experiment (a sweep directory counts as one) under a runs directory."""
+"""What a bare compare or plot reads: the newest experiment (a sweep directory counts as one) under a runs directory."""
 
 from __future__ import annotations
 

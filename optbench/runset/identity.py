@@ -1,4 +1,4 @@
-"""Which runs are one run: the same sweep, label, config (minus seed and fold) and replicate; the newest finished kept."""
+"""Which runs are one run: the same sweep, label, config (minus seed, fold) and replicate; the newest finished kept."""
 
 from __future__ import annotations
 

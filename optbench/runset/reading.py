@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import stat
 from pathlib import Path
+from types import MappingProxyType
 from typing import Iterable
 
 from optbench.runs.read import CorruptRun, Run, read_run
@@ -14,7 +15,8 @@ from optbench.runset.identity import distinct
 from optbench.runset.values import Warn, short
 from optbench.yamlio import MAX_BYTES
 
-MAX_FILE_BYTES = {"summary.json": 16 * 2**20, "config.yaml": MAX_BYTES, "metrics.csv": 256 * 2**20}  # ~1M epochs
+MAX_FILE_BYTES = MappingProxyType({"summary.json": 16 * 2**20, "config.yaml": MAX_BYTES,
+                                   "metrics.csv": 256 * 2**20})  # ~1M epochs
 
 
 def read(paths: Iterable[str | Path], warn: Warn) -> list[Run]:
