@@ -28,10 +28,10 @@ class Progress:
     done: int = 0  # the last epoch whose record was handed on
     steps: int = 0
     t0: float = field(default_factory=time.perf_counter)
-    active: np.ndarray = None  # (R,) bool: still training
-    status: list[str] = None  # completed | diverged | stopped_early | interrupted
-    reason: list[str] = None
-    end_epoch: np.ndarray = None  # (R,) the epoch each replica ended at
+    active: np.ndarray = field(init=False)  # (R,) bool: still training
+    status: list[str] = field(init=False)  # completed | diverged | stopped_early | interrupted
+    reason: list[str] = field(init=False)
+    end_epoch: np.ndarray = field(init=False)  # (R,) the epoch each replica ended at
 
     def __post_init__(self):
         self.active = np.ones(self.R, dtype=bool)

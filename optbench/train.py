@@ -80,11 +80,12 @@ class Trainer:
         self.record_activations, self.epochs = record_activations, tr.epochs
         reg = [c.regularization for c in cfgs]
         self.l2, noise, smooth, mixup = (_column([getattr(r, k) for r in reg], dt) for k in ("l2", "input_noise", "label_smoothing", "mixup"))
-        self.l2m = self.l2 * self.net.layout.weight_mask().astype(dt) if self.l2.any() else None  # d(L2)/dtheta = l2m * theta
-        self.mask = self.net.layout.weight_mask().astype(dt)
+        self.mask = self.net.layout.weight_mask().astype(dt)  # 1 on weights, 0 on biases and norm parameters
+        self.l2m = self.l2 * self.mask if self.l2.any() else None  # d(L2)/dtheta = l2m * theta
         self.keep = (1.0 - np.array([c.model.drop_prob for c in cfgs], dtype=dt)).reshape(R, 1, 1)
         self.diverge = np.array([c.train.diverge_factor or np.inf for c in cfgs], dtype=np.float64)
         self.early = EarlyStopping([r.early_stopping for r in reg])
+        self.has_val = self.data.val is not None  # plateau schedules watch val_cost, else train_cost
         self.loader = Batches(self.data, tr, [c.seed for c in cfgs], self.gens,
                               Augmentation(smooth, mixup, noise, D=D, C=C, loss=c0.loss, gens=self.gens), dt)
         self._setup_update(cfgs, reg)
@@ -178,8 +179,6 @@ class Trainer:
         return closure
 
     # ---- evaluation ---------------------------------------------------------------------------
-
-    has_val = property(lambda self: self.data.val is not None)
 
     def evaluate(self, theta: np.ndarray, M: np.ndarray, buffers) -> tuple[np.ndarray, np.ndarray]:
         """Test-mode mean cost (R,) and accuracy (R,) (NaN for regression) on a data matrix (D+1+C, N)."""
